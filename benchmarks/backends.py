@@ -1,0 +1,127 @@
+"""The backends we time side by side, each opened the way its users open it.
+
+Every backend gets its input in its own native layout, prepared outside the timed
+window: LiteRT takes NHWC (the contract), ONNX Runtime and PyTorch take NCHW (the
+ONNX graph is PyTorch's). Every backend computes all of the track's outputs.
+Heavy imports happen inside the openers, so a LiteRT child never loads torch.
+"""
+from __future__ import annotations
+
+import gc
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+CPU_BACKENDS = {
+    "litert-xnnpack": "TFLite via LiteRT, XNNPACK on",
+    "litert-builtin": "TFLite via LiteRT, XNNPACK off (builtin kernels)",
+    "onnxruntime": "ONNX Runtime, CPU execution provider",
+    "pytorch": "PyTorch eager (torch.inference_mode)",
+}
+GPU_BACKENDS = {"litert-gpu": "TFLite via LiteRT, GPU delegate (load_delegate)"}
+BACKENDS = {**CPU_BACKENDS, **GPU_BACKENDS}
+HEADLINE = "litert-xnnpack"   # "TFLite" in the ratio columns
+
+# Names the TFLite GPU delegate is built under (bazel target //tensorflow/lite/delegates/gpu).
+GPU_DELEGATE_LIBRARIES = ("libtensorflowlite_gpu_delegate.so", "libtensorflowlite_gpu_gl.so")
+GPU_ADVICE = ("run the produced .tflite with TFLite's benchmark_model --use_gpu=true on the phone")
+
+
+class GpuDelegateUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class Runner:
+    prepare: Callable[[np.ndarray], Any]      # NHWC float32 (1, H, W, 3) -> native input
+    run: Callable[[Any], Any]                 # native input -> raw outputs (the timed call)
+    bokeh: Callable[[Any], np.ndarray]        # raw outputs -> 'bokeh' as NHWC float32
+    model: Any = None                         # the PyTorch module, for stage analysis
+
+
+def find_gpu_delegate(library: str | None = None) -> str:
+    """The first GPU delegate library LiteRT can load; GpuDelegateUnavailable otherwise."""
+    from ai_edge_litert.interpreter import load_delegate
+    candidates = (library,) if library else GPU_DELEGATE_LIBRARIES
+    # A failed load_delegate leaves a half-built Delegate whose __del__ prints a
+    # traceback; it is noise, not information, so it is silenced for the probe.
+    hook, sys.unraisablehook = sys.unraisablehook, lambda *_: None
+    try:
+        for lib in candidates:
+            try:
+                load_delegate(lib)
+                return lib
+            except Exception:   # noqa: BLE001 - OSError, ValueError or AttributeError by library
+                pass
+            gc.collect()
+    finally:
+        gc.collect()
+        sys.unraisablehook = hook
+    raise GpuDelegateUnavailable(
+        f"no GPU delegate on this host (tried {', '.join(candidates)}); {GPU_ADVICE}")
+
+
+def open_litert(tflite: str, threads: int, mode: str, delegate: str | None = None) -> Runner:
+    """mode: 'xnnpack' (LiteRT's default CPU path), 'builtin' (no default delegates) or 'gpu'."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType, load_delegate
+    kwargs: dict = {"model_path": tflite, "num_threads": threads}
+    if mode in ("builtin", "gpu"):
+        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    if mode == "gpu":
+        kwargs["experimental_delegates"] = [load_delegate(delegate)]
+    interpreter = Interpreter(**kwargs)
+    interpreter.allocate_tensors()
+    runner = interpreter.get_signature_runner("serving_default")
+    return Runner(prepare=lambda x: np.ascontiguousarray(x, dtype=np.float32),
+                  run=lambda x: runner(image=x), bokeh=lambda out: out["bokeh"])
+
+
+def open_onnxruntime(onnx: str, threads: int) -> Runner:
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    index = names.index("bokeh")
+    return Runner(prepare=lambda x: np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32),
+                  run=lambda x: session.run(None, {"image": x}),
+                  bokeh=lambda out: out[index].transpose(0, 2, 3, 1))
+
+
+def open_pytorch(track: str, threads: int, tiny: bool, checkpoint: str | None) -> Runner:
+    import torch
+
+    from ..export.tracks import build_model, get_track
+    from ..model import BackboneConfig
+    torch.set_num_threads(threads)
+    spec = get_track(track)
+    # Seed 0 and the same builder as the exporter: untrained weights match the export.
+    model, _ = build_model(spec, checkpoint, BackboneConfig.tiny() if tiny else None)
+    model.eval()
+    index = spec.outputs.index("bokeh")
+
+    def run(x):
+        with torch.inference_mode():
+            return model(x)
+
+    return Runner(prepare=lambda x: torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))),
+                  run=run, bokeh=lambda out: out[index].numpy().transpose(0, 2, 3, 1), model=model)
+
+
+def open_backend(backend: str, *, threads: int, tflite: str, onnx: str, track: str, tiny: bool = False,
+                 checkpoint: str | None = None, delegate: str | None = None) -> Runner:
+    if backend == "litert-xnnpack":
+        return open_litert(tflite, threads, "xnnpack")
+    if backend == "litert-builtin":
+        return open_litert(tflite, threads, "builtin")
+    if backend == "litert-gpu":
+        return open_litert(tflite, threads, "gpu", delegate)
+    if backend == "onnxruntime":
+        return open_onnxruntime(onnx, threads)
+    if backend == "pytorch":
+        return open_pytorch(track, threads, tiny, checkpoint)
+    raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")

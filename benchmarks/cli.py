@@ -1,0 +1,168 @@
+"""bench-runtime: how fast are the exported models, and where does the time go."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .backends import GpuDelegateUnavailable, find_gpu_delegate
+from .inputs import image_files
+from .report import sections, to_text, write_json, write_markdown, write_plot
+from .suite import FULL_SIZE, SWEEP_SIZES, BenchError, Settings, Suite, all_cores
+from .timing import Protocol
+
+PROG = "bench-runtime"
+EXAMPLES = f"""\
+examples:
+  {PROG} --device cpu                      # both tracks, all backends, 1 and all cores
+  {PROG} --track cpu --runs 5 --min-secs 1 --json bench.json --markdown bench.md
+  {PROG} --images ~/ebb/val --plot bench.png   # time on real photos, draw a chart
+  {PROG} --sweep --track gpu                # 256x384, 512x768 and 1024x1536
+  {PROG} --device gpu                       # needs a TFLite GPU delegate on this host
+
+Models come from --artifacts (bokeh_<track>_<H>x<W>.tflite and the .onnx beside it) and
+are exported there first if missing (a few minutes). Exit codes: 0 done, 1 a step failed,
+2 bad usage or no GPU delegate.
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):   # one line on stderr, exit 2 (house rule)
+        raise UsageError(message)
+
+
+def size_arg(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 1024x1536, got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return h, w
+
+
+def sizes_arg(text: str) -> tuple[tuple[int, int], ...]:
+    return tuple(size_arg(s) for s in text.split(",") if s)
+
+
+def threads_arg(text: str) -> tuple[int, ...]:
+    try:
+        counts = sorted({int(v) for v in text.split(",") if v})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected thread counts such as 1,2, got {text!r}") from None
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError(f"thread counts must be >= 1, got {text!r}")
+    return tuple(counts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog=PROG, description="Time the exported bokeh models (LiteRT with XNNPACK on and off, "
+               "ONNX Runtime, PyTorch) with TFLite benchmark_model's protocol, side by side, and show "
+               "where the time goes.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                   help="cpu: everything below; gpu: LiteRT with a TFLite GPU delegate only (default: cpu)")
+    p.add_argument("--track", choices=("cpu", "gpu", "all"), default="all", help="which track (default: all)")
+    p.add_argument("--artifacts", type=Path, default=None, help="exported models (default: ./artifacts)")
+    p.add_argument("--checkpoint", help="weights to export with and to load into the PyTorch backend")
+    p.add_argument("--images", type=Path, help="time on the first images of DIR instead of a generated scene")
+    p.add_argument("--runs", type=int, default=20, help="at least this many timed runs (default: 20)")
+    p.add_argument("--min-secs", type=float, default=1.0, help="and at least this many seconds (default: 1)")
+    p.add_argument("--warmup-secs", type=float, default=0.5,
+                   help="warm-up: at least 1 run and this many seconds (default: 0.5)")
+    p.add_argument("--threads", type=threads_arg, help="thread counts, e.g. 1,2 (default: 1 and all cores)")
+    p.add_argument("--sweep", action="store_true", help="also time 256x384, 512x768 and 1024x1536")
+    p.add_argument("--json", type=Path, help="write the full results to FILE")
+    p.add_argument("--markdown", type=Path, help="write a Markdown report to FILE")
+    p.add_argument("--plot", type=Path, help="write a latency and stage chart to FILE.png")
+    p.add_argument("--gpu-delegate", metavar="LIB", help="GPU delegate library for --device gpu")
+    adv = p.add_argument_group("advanced (tests and experiments; results are not the AIM protocol)")
+    adv.add_argument("--size", type=size_arg, default=FULL_SIZE, help="input size HxW (default: 1024x1536)")
+    adv.add_argument("--tiny", action="store_true",
+                     help="tiny test backbone; needs its own --artifacts folder")
+    adv.add_argument("--sweep-sizes", type=sizes_arg, help="sizes for --sweep, e.g. 256x384,512x768")
+    return p
+
+
+def check_output(path: Path | None, flag: str, suffix: str | None = None) -> None:
+    if path is None:
+        return
+    if suffix and path.suffix.lower() != suffix:
+        raise UsageError(f"{flag} {path}: expected a {suffix} file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {path}: folder {parent} does not exist or is not writable")
+
+
+def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
+    if args.runs < 1:
+        raise UsageError(f"--runs must be >= 1, got {args.runs}")
+    if args.min_secs < 0 or args.warmup_secs < 0:
+        raise UsageError("--min-secs and --warmup-secs must be >= 0")
+    if args.tiny and args.artifacts is None:
+        raise UsageError("--tiny needs its own --artifacts folder (tiny models share the real models' file names)")
+    if args.sweep_sizes and not args.sweep:
+        raise UsageError("--sweep-sizes needs --sweep")
+    check_output(args.json, "--json")
+    check_output(args.markdown, "--markdown")
+    check_output(args.plot, "--plot", ".png")
+    if args.images is not None:
+        try:
+            image_files(args.images)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    tracks = ("cpu", "gpu") if args.track == "all" else (args.track,)
+    sweep = (args.sweep_sizes or SWEEP_SIZES) if args.sweep else ()
+    if args.device == "gpu":
+        sweep = ()
+    threads = args.threads or ((all_cores(),) if args.device == "gpu" else ())
+    return Settings(device=args.device, tracks=tracks, size=args.size,
+                    artifacts=args.artifacts or Path("artifacts"), checkpoint=args.checkpoint,
+                    images=args.images, threads=threads, sweep_sizes=sweep, tiny=args.tiny,
+                    protocol=Protocol(runs=args.runs, min_secs=args.min_secs, warmup_secs=args.warmup_secs),
+                    command=[PROG, *argv])
+
+
+def check_sizes(settings: Settings) -> None:
+    from ..export.tracks import check_size, get_track   # imports torch: after the cheap checks
+    for track in settings.tracks:
+        for size in (settings.size, *settings.sweep_sizes):
+            try:
+                check_size(get_track(track), size)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        settings = settings_from(args, argv)
+        if settings.device == "gpu":
+            settings.delegate = find_gpu_delegate(args.gpu_delegate)
+        check_sizes(settings)
+    except (UsageError, GpuDelegateUnavailable) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        results = Suite(settings, progress=lambda m: print(m, file=sys.stderr, flush=True)).run()
+        print(to_text(sections(results)))
+        for path, write in ((args.json, write_json), (args.markdown, write_markdown), (args.plot, write_plot)):
+            if path is not None:
+                write(path, results)
+                print(f"wrote {path}", file=sys.stderr)
+    except BenchError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""Results -> terminal tables, Markdown report, JSON file and PNG chart.
+
+The tables are built once as Sections (title, header, rows, notes) and rendered
+either as aligned text or as Markdown, so both always say the same thing.
+Every file is written atomically: a temp file beside the target, then a rename.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backends import HEADLINE
+from .paper import HARDWARE_NOTE, OUR_PAPER_TEAM, PAPER_TABLES, TABLE9_PYTORCH_GPU_S
+
+
+@dataclass
+class Section:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+
+
+def _f(x, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _threads(t: int) -> str:
+    return f"{t} thread" + ("s" if t != 1 else "")
+
+
+def _size(track: dict) -> str:
+    return f"{track['size'][0]}x{track['size'][1]}"
+
+
+def latency_section(results: dict) -> Section:
+    header = ["Track", "Backend", "Threads", "Init ms", "First ms", "Count", "Min", "Max", "Avg", "Std",
+              "Median", "p95", "Peak RSS MB", "PSNR vs PyTorch"]
+    rows = []
+    for name, track in results["tracks"].items():
+        for r in track["results"]:
+            st = r["stats"]
+            psnr = (r.get("vs_pytorch") or {}).get("psnr", "n/a")
+            psnr = "identical" if psnr is None else psnr if isinstance(psnr, str) else f"{psnr:.1f} dB"
+            rows.append([f"{name} {_size(track)}", r["backend"], str(r["threads"]), _f(r["init_ms"]),
+                         _f(r["first_ms"]), str(st["count"]), _f(st["min"]), _f(st["max"]), _f(st["avg"]),
+                         _f(st["std"]), _f(st["median"]), _f(st["p95"]), _f(r["peak_rss_mb"], 0), psnr])
+    p = results["protocol"]
+    source = "images " + ", ".join(p["images"]) if p["input"] == "images" else p["images"][0]
+    notes = [f"Latency in ms over the steady-state runs: warm-up >= {p['warmup_runs']} run and >= "
+             f"{p['warmup_secs']} s, then >= {p['runs']} runs and >= {p['min_secs']} s. One image per "
+             f"inference: {source}. {p['isolation'].capitalize()}; "
+             "peak RSS is that process's high-water mark (VmHWM: interpreter, libraries, model and inputs)."]
+    return Section("Latency per backend", header, rows, notes)
+
+
+def ratio_section(results: dict) -> Section:
+    header = ["Track", "Threads", "TFLite ms", "XNNPACK off ms", "ORT ms", "PyTorch ms",
+              "TFLite/ORT", "TFLite/PyTorch"]
+    rows = []
+    for name, track in results["tracks"].items():
+        for r in track.get("ratios", []):
+            off = next((e["stats"]["avg"] for e in track["results"]
+                        if e["backend"] == "litert-builtin" and e["threads"] == r["threads"]), None)
+            rows.append([f"{name} {_size(track)}", str(r["threads"]), _f(r["tflite_ms"]), _f(off),
+                         _f(r["ort_ms"]), _f(r["pytorch_ms"]), _f(r["tflite_ort"], 2),
+                         _f(r["tflite_pytorch"], 2)])
+    notes = ["TFLite = LiteRT with XNNPACK (as users run it). Ratios of avg latencies measured in this "
+             "run; below 1 means TFLite is faster."]
+    return Section("Headline: TFLite vs ONNX Runtime and PyTorch", header, rows, notes)
+
+
+def stage_section(results: dict) -> Section:
+    header = ["Track", "Stage", "ms", "% of total", "GFLOP"]
+    rows, notes = [], []
+    for name, track in results["tracks"].items():
+        stages = track.get("stages")
+        if not stages:
+            continue
+        flops = (track.get("flops") or {}).get("stages", {})
+        for s in stages["stages"]:
+            rows.append([f"{name} {_size(track)}", s["name"], _f(s["ms"]), _f(s["percent"]),
+                         _f(flops.get(s["name"], 0) / 1e9, 2)])
+        rows.append([f"{name} {_size(track)}", "total", _f(stages["total_ms"]), "100.0",
+                     _f((track.get("flops") or {}).get("total", 0) / 1e9, 2)])
+        notes.append(f"{name}: measured on PyTorch eager, {_threads(stages['threads'])}, mean of "
+                     f"{stages['runs']} forward passes with forward hooks; upsample/blend = "
+                     f"{stages['remainder']}.")
+    return Section("Stage breakdown", header, rows, notes)
+
+
+def efficiency_section(results: dict) -> Section:
+    header = ["Track", "GFLOP", "Backend", "Threads", "Avg ms", "GFLOP/s", "GEMM peak GFLOP/s",
+              "% of peak", "Lower bound ms"]
+    rows = []
+    peaks = {g["threads"]: g["gflops"] for g in results.get("gemm_peak", [])}
+    for name, track in results["tracks"].items():
+        eff = track.get("efficiency")
+        if not eff:
+            continue
+        bound = {p["threads"]: p["lower_bound_ms"] for p in eff["peak"]}
+        for b in eff["backends"]:
+            rows.append([f"{name} {_size(track)}", _f(eff["flops"] / 1e9, 2), b["backend"], str(b["threads"]),
+                         _f(b["avg_ms"]), _f(b["gflops"]), _f(peaks[b["threads"]]), _f(b["percent_of_peak"]),
+                         _f(bound[b["threads"]])])
+        d = eff.get("defocus_net")
+        if d:
+            rows.append([f"{name} {_size(track)}", _f(d["flops"] / 1e9, 2), "defocus net (pytorch)",
+                         str(d["threads"]), _f(d["ms"]), _f(d["gflops"]), _f(peaks[d["threads"]]),
+                         _f(d["percent_of_peak"]), _f(d["flops"] / peaks[d["threads"]] / 1e6)])
+    notes = ["FLOPs: convolutions and matmuls of the PyTorch graph (2 per MAC, torch FlopCounterMode); "
+             "element-wise ops are not counted. Peak: best fp32 torch.mm 2048^3 in this run. Lower bound = "
+             "FLOPs / peak."]
+    return Section("Efficiency", header, rows, notes)
+
+
+def sweep_section(results: dict) -> Section | None:
+    rows = results.get("sweep") or []
+    if not rows:
+        return None
+    out, first = [], {}
+    for r in rows:
+        base = first.setdefault(r["track"], r)
+        out.append([r["track"], f"{r['size'][0]}x{r['size'][1]}", _f(r["megapixels"], 2), _f(r["avg"]),
+                    _f(r["avg"] / r["megapixels"]), _f(r["peak_rss_mb"], 0),
+                    _f(r["megapixels"] / base["megapixels"]) + "x", _f(r["avg"] / base["avg"]) + "x",
+                    _f(r["peak_rss_mb"] / base["peak_rss_mb"], 2) + "x"])
+    header = ["Track", "Size", "MP", "Avg ms", "ms/MP", "Peak RSS MB", "Pixels", "Time", "Memory"]
+    notes = [f"{rows[0]['backend']}, {_threads(rows[0]['threads'])}; growth relative to the smallest size."]
+    return Section("Scaling with input size", header, out, notes)
+
+
+def our_rows(results: dict, track_name: str) -> list[list[str]]:
+    track = results["tracks"].get(track_name)
+    if not track:
+        return []
+    m = results["machine"]
+    weights = track["artifact"].get("weights")
+    quality = "n/a (untrained)" if weights != "trained" else "not measured"
+    rows = []
+    for r in track["results"]:
+        if r["backend"] == HEADLINE:
+            where = "LiteRT XNNPACK on CPU" + (" (no GPU here)" if track_name == "gpu" else "")
+            rows.append([f"ours, {track_name} track, {where}, {m['cpu_model']}, {_threads(r['threads'])}, "
+                         f"{_size(track)}", "-", quality, quality, _f(r["stats"]["avg"] / 1e3, 3)])
+    return rows
+
+
+def paper_sections(results: dict) -> list[Section]:
+    sections = []
+    for track_name, (title, table) in PAPER_TABLES.items():
+        rows = [[r.team + (" (the paper)" if r.team == OUR_PAPER_TEAM else ""), _f(r.mos), _f(r.psnr, 2),
+                 _f(r.ssim, 4), _f(r.runtime_s, 2)] for r in table]
+        rows += our_rows(results, track_name)
+        sections.append(Section(f"Paper {title} with this run", ["Team", "MOS", "PSNR", "SSIM", "Runtime s"],
+                                rows, [HARDWARE_NOTE]))
+    gpu = results["tracks"].get("gpu")
+    note = f"Paper Table 9: PyTorch on GPU, inference stage, {TABLE9_PYTORCH_GPU_S} s per image."
+    if gpu:
+        for r in gpu["results"]:
+            if r["backend"] == "pytorch":
+                note += (f" Ours, GPU-track model in PyTorch eager on CPU ({results['machine']['cpu_model']}, "
+                         f"{_threads(r['threads'])}, {_size(gpu)}): {r['stats']['avg'] / 1e3:.3f} s.")
+    sections[-1].notes.append(note)
+    return sections
+
+
+def target_section(results: dict) -> Section:
+    rows = []
+    for t in results["targets"]:
+        met = "not evaluated" if t["met"] is None else "met" if t["met"] else "NOT MET"
+        stage = t["costliest_stage"]
+        stage = (f"{stage['name']} ({stage['percent']:.0f}%, {stage['backend']}, {_threads(stage['threads'])})"
+                 if stage else "-")
+        value = "-" if t["value"] is None else f"{t['value']:.2f} {t['unit']}"
+        rows.append([t["target"], value, f"{t['comparison']} {t['limit']:g} {t['unit']}", met, stage,
+                     t["note"] or "-"])
+    m = results["machine"]
+    return Section("Targets", ["Target", "Measured", "Limit", "Result", "Costliest stage", "Note"], rows,
+                   [f"Machine: {m['cpu_model']}, {m['cores']} cores. Targets belong to this benchmark, not to tests."])
+
+
+def machine_section(results: dict) -> Section:
+    m, p = results["machine"], results["protocol"]
+    rows = [["CPU", f"{m['cpu_model']} ({m['cores']} cores)"], ["Platform", m["platform"]],
+            ["Load average (1 min)", f"{m['load_avg_before']:.2f} before, {m['load_avg_after']:.2f} after"],
+            ["Device", results["device"]], ["Input size", f"{p['size'][0]}x{p['size'][1]}"],
+            ["Threads", ", ".join(map(str, p["threads"]))],
+            ["Versions", ", ".join(f"{k} {v}" for k, v in m["versions"].items())],
+            ["GEMM peak", ", ".join(f"{g['gflops']:.1f} GFLOP/s @ {_threads(g['threads'])}"
+                                    for g in results.get("gemm_peak", [])) or "-"]]
+    if p.get("tiny_backbone"):
+        rows.append(["Model", "TINY test backbone (not the real model)"])
+    return Section("Machine and protocol", ["", ""], rows, results.get("warnings", []))
+
+
+def sections(results: dict) -> list[Section]:
+    out = [machine_section(results), latency_section(results), ratio_section(results),
+           stage_section(results), efficiency_section(results), sweep_section(results)]
+    out += paper_sections(results)
+    out.append(target_section(results))
+    return [s for s in out if s is not None and s.rows]
+
+
+def to_text(secs: list[Section]) -> str:
+    lines = []
+    for s in secs:
+        widths = [max(len(str(c)) for c in col) for col in zip(s.header, *s.rows)]
+        fmt = lambda row: "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()   # noqa: E731
+        lines += [s.title, "=" * len(s.title)]
+        if any(s.header):
+            lines += [fmt(s.header), fmt(["-" * w for w in widths])]
+        lines += [fmt(r) for r in s.rows] + [f"* {n}" for n in s.notes] + [""]
+    return "\n".join(lines)
+
+
+def to_markdown(secs: list[Section], title: str = "bench-runtime report") -> str:
+    esc = lambda c: str(c).replace("|", "\\|")   # noqa: E731
+    lines = [f"# {title}", ""]
+    for s in secs:
+        lines += [f"## {s.title}", "", "| " + " | ".join(esc(h) or " " for h in s.header) + " |",
+                  "|" + "|".join("---" for _ in s.header) + "|"]
+        lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in s.rows]
+        lines += [""] + [f"- {n}" for n in s.notes] + ([""] if s.notes else [])
+    return "\n".join(lines)
+
+
+def _finite(x):
+    """JSON has no inf/nan: they become null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, results: dict) -> None:
+    write_atomic(path, (json.dumps(_finite(results), indent=2, allow_nan=False) + "\n").encode())
+
+
+def write_markdown(path, results: dict) -> None:
+    write_atomic(path, (to_markdown(sections(results)) + "\n").encode())
+
+
+def write_plot(path, results: dict) -> None:
+    """Latency per backend and track (all thread counts), and the stage breakdown."""
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    tracks = results["tracks"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    labels, bars = [], {}
+    for name, track in tracks.items():
+        labels.append(f"{name} {_size(track)}")
+        for r in track["results"]:
+            bars.setdefault((r["backend"], r["threads"]), {})[labels[-1]] = r["stats"]["avg"]
+    width = 0.8 / max(1, len(bars))
+    for i, ((backend, threads), values) in enumerate(bars.items()):
+        xs = [j + i * width for j in range(len(labels))]
+        ax1.bar(xs, [values.get(lab, 0) for lab in labels], width, label=f"{backend}, {_threads(threads)}")
+    ax1.set_xticks([j + width * (len(bars) - 1) / 2 for j in range(len(labels))], labels)
+    values = [v for per in bars.values() for v in per.values() if v > 0]
+    if values and max(values) / min(values) > 20:   # a linear axis would flatten the fast backends
+        ax1.set_yscale("log")
+    ax1.set_ylabel("avg latency per image (ms)")
+    ax1.set_title("Latency per backend")
+    ax1.legend(fontsize=7)
+    staged = [(f"{n} {_size(t)}", t["stages"]) for n, t in tracks.items() if t.get("stages")]
+    for j, (label, stages) in enumerate(staged):
+        left = 0.0
+        for k, s in enumerate(stages["stages"]):
+            ax2.barh(j, s["ms"], left=left, color=f"C{k}", label=s["name"] if j == 0 else None)
+            left += s["ms"]
+    ax2.set_yticks(range(len(staged)), [lab for lab, _ in staged])
+    ax2.set_xlabel("ms per image")
+    backend = ", ".join(sorted({f"{s['backend']}, {_threads(s['threads'])}" for _, s in staged}))
+    ax2.set_title(f"Stage breakdown ({backend})" if staged else "Stage breakdown (not measured)")
+    if staged:
+        ax2.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())

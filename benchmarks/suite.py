@@ -1,0 +1,328 @@
+"""The whole benchmark in one run: artifacts, measurements, and what follows from them.
+
+Each (track, backend, thread count) is measured in its own fresh process (worker.py),
+one after another, so no two measurements share a CPU or a heap. Everything derived
+(ratios, parity, efficiency, targets) is computed here from those same measurements.
+"""
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .backends import BACKENDS, CPU_BACKENDS, HEADLINE
+from .inputs import make_inputs
+from .paper import paper_json
+from .stats import FIELDS
+from .targets import evaluate_targets
+from .timing import Protocol
+
+FORMAT = "bokehlite-bench"
+FULL_SIZE = (1024, 1536)                                   # AIM 2020 / EBB! frames
+SWEEP_SIZES = ((256, 384), (512, 768), (1024, 1536))
+VERSIONS = ("bokehlite", "ai-edge-litert", "onnxruntime", "torch", "numpy")
+SAME_MODEL_MAX_ABS = 1e-3   # float32 ONNX Runtime vs PyTorch; the export gate is 1e-4
+LOAD_WARNING = 1.0          # 1-minute load average above which the machine was not idle
+
+
+class BenchError(RuntimeError):
+    """A step failed; the message is one line saying which and why."""
+
+
+def all_cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+@dataclass
+class Settings:
+    device: str = "cpu"
+    tracks: tuple[str, ...] = ("cpu", "gpu")
+    size: tuple[int, int] = FULL_SIZE
+    artifacts: Path = Path("artifacts")
+    checkpoint: str | None = None
+    images: Path | None = None
+    protocol: Protocol = field(default_factory=Protocol)
+    threads: tuple[int, ...] = ()          # () means (1, all cores)
+    sweep_sizes: tuple[tuple[int, int], ...] = ()
+    tiny: bool = False                     # tiny backbone (tests); needs its own --artifacts
+    delegate: str | None = None            # GPU delegate library (device gpu)
+    command: list[str] = field(default_factory=list)
+
+    def thread_counts(self) -> tuple[int, ...]:
+        return self.threads or tuple(sorted({1, all_cores()}))
+
+    def backends(self) -> tuple[str, ...]:
+        return ("litert-gpu",) if self.device == "gpu" else tuple(CPU_BACKENDS)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    versions = {}
+    for name in VERSIONS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {"cpu_model": cpu_model(), "cores": all_cores(), "platform": platform.platform(),
+            "python": platform.python_version(), "versions": versions}
+
+
+def stem(track: str, size: tuple[int, int]) -> str:
+    return f"bokeh_{track}_{size[0]}x{size[1]}"
+
+
+def ensure_artifacts(track: str, size: tuple[int, int], settings: Settings,
+                     progress: Callable[[str], None]) -> dict:
+    """Paths and sidecar of the track's export at `size`, exporting first if missing."""
+    base = settings.artifacts / stem(track, size)
+    paths = {s: base.with_suffix(f".{s}") for s in ("tflite", "onnx", "json")}
+    if not all(p.exists() for p in paths.values()):
+        from ..export.pipeline import export_track
+        from ..model import BackboneConfig
+        progress(f"{track} track: no {base.name}.tflite/.onnx in {settings.artifacts}; exporting (takes minutes)")
+        try:
+            # Absolute: the converter chdirs into its work folder, so a relative one breaks it.
+            export_track(track, size, settings.artifacts.resolve(), checkpoint=settings.checkpoint,
+                         backbone=BackboneConfig.tiny() if settings.tiny else None,
+                         progress=lambda m: progress(f"  export {track}: {m}"))
+        except Exception as exc:   # noqa: BLE001 - ExportError, CheckpointError, OSError
+            raise BenchError(f"exporting the {track} track failed: {exc}".splitlines()[0]) from None
+    sidecar = json.loads(paths["json"].read_text())
+    if list(sidecar.get("input_size", [])) != list(size):
+        raise BenchError(f"{paths['json']} says input size {sidecar.get('input_size')}, expected {list(size)}")
+    return {"tflite": str(paths["tflite"]), "onnx": str(paths["onnx"]), "sidecar": str(paths["json"]),
+            "precision": sidecar.get("precision"), "weights": sidecar.get("weights"),
+            "checkpoint": sidecar.get("checkpoint"), "sha256": sidecar.get("sha256"),
+            "size_bytes": sidecar.get("size_bytes"), "tiny_backbone": settings.tiny}
+
+
+def run_child(spec: dict, work: Path, threads: int) -> dict:
+    """Run worker.py on `spec` in a fresh interpreter; its result, or BenchError."""
+    fd, spec_path = tempfile.mkstemp(dir=work, suffix=".spec.json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(spec, f)
+    result_path = Path(spec_path.replace(".spec.json", ".result.json"))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    proc = subprocess.run([sys.executable, "-m", "bokehlite.benchmarks.worker", spec_path, str(result_path)],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0 or not result_path.exists():
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()] or [f"exit code {proc.returncode}"]
+        what = spec.get("backend", spec["task"])
+        raise BenchError(f"{what} ({threads} threads) failed: {lines[-1][:400]}")
+    return json.loads(result_path.read_text())
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray) -> dict:
+    err = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
+    mse = float(np.mean(err ** 2))
+    return {"max_abs": float(err.max()), "psnr": None if mse == 0 else float(10 * np.log10(1.0 / mse))}
+
+
+def find(track_result: dict, backend: str, threads: int) -> dict | None:
+    for r in track_result["results"]:
+        if r["backend"] == backend and r["threads"] == threads:
+            return r
+    return None
+
+
+def ratios(track_result: dict, threads: tuple[int, ...]) -> list[dict]:
+    """TFLite/ORT and TFLite/PyTorch from the avg latencies of this very run."""
+    out = []
+    for t in threads:
+        lite, builtin = find(track_result, HEADLINE, t), find(track_result, "litert-builtin", t)
+        ort, torch_ = find(track_result, "onnxruntime", t), find(track_result, "pytorch", t)
+        if not (lite and ort and torch_):
+            continue
+        avg = lambda r: r["stats"]["avg"]   # noqa: E731
+        out.append({"threads": t, "statistic": "avg", "tflite_ms": avg(lite), "ort_ms": avg(ort),
+                    "pytorch_ms": avg(torch_), "tflite_ort": avg(lite) / avg(ort),
+                    "tflite_pytorch": avg(lite) / avg(torch_),
+                    "xnnpack_speedup": avg(builtin) / avg(lite) if builtin else None})
+    return out
+
+
+def efficiency(track_result: dict, gemm: list[dict]) -> dict | None:
+    """Achieved GFLOP/s per backend vs the measured GEMM peak at the same thread count."""
+    flops, stages = track_result.get("flops"), track_result.get("stages")
+    if not flops or not gemm:
+        return None
+    peak = {g["threads"]: g["gflops"] for g in gemm}
+    backends = []
+    for r in track_result["results"]:
+        if r["threads"] in peak:
+            gflops = flops["total"] / (r["stats"]["avg"] / 1e3) / 1e9
+            backends.append({"backend": r["backend"], "threads": r["threads"], "avg_ms": r["stats"]["avg"],
+                             "gflops": gflops, "percent_of_peak": 100 * gflops / peak[r["threads"]]})
+    result = {"flops": flops["total"], "stage_flops": flops["stages"],
+              "counted": "convolutions and matmuls (2 FLOPs per MAC), torch FlopCounterMode",
+              "peak": [{"threads": t, "gemm_gflops": p, "lower_bound_ms": flops["total"] / p / 1e6}
+                       for t, p in sorted(peak.items())],
+              "backends": backends}
+    if stages and stages["threads"] in peak:
+        ms = next(s["ms"] for s in stages["stages"] if s["name"] == "defocus net")
+        gflops = flops["stages"]["defocus net"] / (ms / 1e3) / 1e9
+        result["defocus_net"] = {"backend": stages["backend"], "threads": stages["threads"],
+                                 "flops": flops["stages"]["defocus net"], "ms": ms, "gflops": gflops,
+                                 "percent_of_peak": 100 * gflops / peak[stages["threads"]]}
+    return result
+
+
+class Suite:
+    def __init__(self, settings: Settings, progress: Callable[[str], None]):
+        self.s, self.progress, self.t0 = settings, progress, time.perf_counter()
+        self.step, self.steps = 0, 0
+        self.warnings: list[str] = []
+        self.gemm: list[dict] = []
+
+    def say(self, text: str) -> None:
+        self.progress(f"{text} ({time.perf_counter() - self.t0:.0f} s)")
+
+    def tick(self, text: str) -> None:
+        self.step += 1
+        self.say(f"[{self.step}/{self.steps}] {text}")
+
+    def run(self) -> dict:
+        s = self.s
+        threads = s.thread_counts()
+        extra_sizes = [size for size in s.sweep_sizes if tuple(size) != tuple(s.size)]
+        self.steps = len(s.tracks) * (len(s.backends()) * len(threads) + len(extra_sizes))
+        with tempfile.TemporaryDirectory(prefix="bench-runtime-") as tmp:
+            work = Path(tmp)
+            artifacts = {t: ensure_artifacts(t, s.size, s, self.progress) for t in s.tracks}
+            inputs, names = self.write_inputs(work, s.size)
+            load_before = os.getloadavg()[0]
+            if load_before > LOAD_WARNING:
+                self.warnings.append(
+                    f"the 1-minute load average was {load_before:.1f} when measuring began (an export by this "
+                    "run counts too): if other processes were using the CPU, latencies are inflated; "
+                    "rerun on an idle machine")
+            tracks = {t: self.measure_track(t, artifacts[t], inputs, work, threads) for t in s.tracks}
+            sweep_rows = self.sweep(tracks, work, max(threads)) if s.sweep_sizes else []
+        results = {
+            "format": FORMAT, "version": 1,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": s.command, "device": s.device,
+            "machine": {**machine(), "load_avg_before": load_before, "load_avg_after": os.getloadavg()[0]},
+            "protocol": {**s.protocol.to_dict(), "statistic": "avg", "size": list(s.size),
+                         "threads": list(threads), "input": "images" if s.images else "generated",
+                         "images": names, "backends": {b: BACKENDS[b] for b in s.backends()},
+                         "isolation": "one fresh process per track, backend and thread count",
+                         "tiny_backbone": s.tiny},
+            "gemm_peak": self.gemm, "tracks": tracks, "sweep": sweep_rows, "paper": paper_json(),
+            "warnings": self.warnings,
+        }
+        results["targets"] = evaluate_targets(results)
+        return results
+
+    def write_inputs(self, work: Path, size: tuple[int, int]) -> tuple[str, list[str]]:
+        try:
+            stack, names = make_inputs(size, self.s.images)
+        except ValueError as exc:
+            raise BenchError(str(exc)) from None
+        path = work / f"inputs_{size[0]}x{size[1]}.npy"
+        np.save(path, np.ascontiguousarray(stack, dtype=np.float32))
+        return str(path), names
+
+    def spec(self, track: str, artifact: dict, backend: str, threads: int, inputs: str) -> dict:
+        s = self.s
+        return {"task": "latency", "backend": backend, "threads": threads, "track": track,
+                "tflite": artifact["tflite"], "onnx": artifact["onnx"], "tiny": s.tiny,
+                "checkpoint": s.checkpoint, "delegate": s.delegate, "inputs": inputs,
+                "protocol": s.protocol.to_dict(), "output": None, "analyse": False}
+
+    def measure_track(self, track: str, artifact: dict, inputs: str, work: Path,
+                      threads: tuple[int, ...]) -> dict:
+        s = self.s
+        out = {"size": list(s.size), "artifact": artifact, "results": []}
+        outputs = {}
+        for backend in s.backends():
+            for t in threads:
+                spec = self.spec(track, artifact, backend, t, inputs)
+                spec["output"] = str(work / f"{track}_{backend}_{t}.npy")
+                if backend == "pytorch" and t == max(threads):
+                    spec.update(analyse=True, stage_runs=max(1, min(s.protocol.runs, 5)))
+                    if not self.gemm:
+                        spec.update(gemm_threads=list(threads), gemm_secs=max(0.5, min(s.protocol.min_secs, 2.0)))
+                raw = run_child(spec, work, t)
+                if "gemm" in raw:
+                    self.gemm = raw["gemm"]
+                    self.say("fp32 GEMM peak: " + ", ".join(f"{g['gflops']:.1f} GFLOP/s @ {g['threads']}t"
+                                                            for g in self.gemm))
+                entry = {"backend": backend, "threads": t, "init_ms": raw["timing"]["init_ms"],
+                         "first_ms": raw["timing"]["first_ms"], "warmup": raw["timing"]["warmup"],
+                         "stats": raw["timing"]["steady"], "steady_secs": raw["timing"]["steady_secs"],
+                         "samples_ms": raw["timing"]["samples_ms"], "peak_rss_mb": raw["peak_rss_mb"],
+                         "baseline_rss_mb": raw["baseline_rss_mb"], "input_mb": raw["input_mb"]}
+                out["results"].append(entry)
+                outputs[(backend, t)] = spec["output"]
+                if "stages" in raw:
+                    out["stages"] = {"backend": "pytorch", "threads": t, **raw["stages"]}
+                    out["flops"] = raw["flops"]
+                st = entry["stats"]
+                self.tick(f"{track} {s.size[0]}x{s.size[1]} {backend:<14} {t} thread{'s' if t > 1 else ''}: "
+                          f"avg {st['avg']:.1f} ms, median {st['median']:.1f} ms ({st['count']} runs), "
+                          f"peak RSS {entry['peak_rss_mb']:.0f} MB")
+        self.check_parity(track, out, outputs)
+        out["ratios"] = ratios(out, threads)
+        out["efficiency"] = efficiency(out, self.gemm)
+        return out
+
+    def check_parity(self, track: str, out: dict, outputs: dict) -> None:
+        """Every backend's first output vs PyTorch's: the same model, or a warning."""
+        ref_key = next((k for k in outputs if k[0] == "pytorch"), None)
+        if ref_key is None:
+            return
+        reference = np.load(outputs[ref_key])
+        for entry in out["results"]:
+            candidate = np.load(outputs[(entry["backend"], entry["threads"])])
+            entry["vs_pytorch"] = compare(reference, candidate)
+        ort = next((e for e in out["results"] if e["backend"] == "onnxruntime"), None)
+        if ort and ort["vs_pytorch"]["max_abs"] > SAME_MODEL_MAX_ABS:
+            self.warnings.append(
+                f"{track} track: PyTorch output differs from the exported ONNX (max |err| "
+                f"{ort['vs_pytorch']['max_abs']:.2e}); the PyTorch model is not the exported one: pass the "
+                "--checkpoint (and --tiny) the artifacts were exported with; TFLite/PyTorch compares "
+                "different models.")
+
+    def sweep(self, tracks: dict, work: Path, threads: int) -> list[dict]:
+        """LiteRT XNNPACK at all cores over input sizes: how time and memory grow."""
+        rows = []
+        for track in self.s.tracks:
+            for size in self.s.sweep_sizes:
+                size = tuple(size)
+                if size == tuple(self.s.size) and track in tracks:
+                    r = find(tracks[track], HEADLINE, threads)
+                    stats, rss = r["stats"], r["peak_rss_mb"]
+                else:
+                    artifact = ensure_artifacts(track, size, self.s, self.progress)
+                    inputs, _ = self.write_inputs(work, size)
+                    raw = run_child(self.spec(track, artifact, HEADLINE, threads, inputs), work, threads)
+                    stats, rss = raw["timing"]["steady"], raw["peak_rss_mb"]
+                    self.tick(f"sweep {track} {size[0]}x{size[1]}: avg {stats['avg']:.1f} ms, "
+                              f"peak RSS {rss:.0f} MB")
+                rows.append({"track": track, "size": list(size), "megapixels": size[0] * size[1] / 1e6,
+                             "backend": HEADLINE, "threads": threads,
+                             **{k: stats[k] for k in FIELDS if k != "count"}, "count": stats["count"],
+                             "peak_rss_mb": rss})
+        return rows

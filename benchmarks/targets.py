@@ -1,0 +1,96 @@
+"""The benchmark's targets (issue 5), each judged met, not met, or not evaluated.
+
+They belong to the benchmark report, never to tests. A target is evaluated only on
+what it speaks about: the latency and memory targets need 1024x1536 frames and the
+full model; every target needs the track and backends it names to have been run.
+Where a target is missed, the track's costliest stage is named.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FULL_SIZE = [1024, 1536]
+
+
+@dataclass(frozen=True)
+class Target:
+    id: str
+    track: str
+    text: str
+    limit: float
+    unit: str
+    at_most: bool = True          # False: the measured value must be at least the limit
+    full_size: bool = False       # only meaningful on 1024x1536 frames and the full model
+
+
+TARGETS = (
+    Target("cpu-latency", "cpu", "CPU track, LiteRT XNNPACK, all cores, avg latency", 500.0, "ms", full_size=True),
+    Target("cpu-peak-rss", "cpu", "CPU track, LiteRT XNNPACK, all cores, peak RSS", 1500.0, "MB", full_size=True),
+    Target("gpu-on-cpu-latency", "gpu", "GPU-track model run on the CPU (LiteRT XNNPACK, all cores), avg",
+           1500.0, "ms", full_size=True),
+    Target("cpu-tflite-ort", "cpu", "CPU track, TFLite/ORT (all cores)", 1.0, "x"),
+    Target("cpu-tflite-pytorch", "cpu", "CPU track, TFLite/PyTorch (all cores)", 0.5, "x"),
+    Target("gpu-tflite-ort", "gpu", "GPU track, TFLite/ORT (all cores)", 1.0, "x"),
+    Target("gpu-tflite-pytorch", "gpu", "GPU track, TFLite/PyTorch (all cores)", 0.5, "x"),
+    Target("cpu-defocus-efficiency", "cpu", "CPU track, defocus net GFLOP/s as % of GEMM peak", 50.0, "%",
+           at_most=False),
+    Target("gpu-defocus-efficiency", "gpu", "GPU track, defocus net GFLOP/s as % of GEMM peak", 50.0, "%",
+           at_most=False),
+)
+
+
+def _measured(target: Target, track: dict) -> float | None:
+    threads = max(r["threads"] for r in track["results"])
+    lite = next((r for r in track["results"] if r["backend"] == "litert-xnnpack" and r["threads"] == threads), None)
+    ratio = next((r for r in track.get("ratios", []) if r["threads"] == threads), None)
+    defocus = (track.get("efficiency") or {}).get("defocus_net")
+    kind = target.id.split("-", 1)[1]
+    if kind in ("latency", "on-cpu-latency"):
+        return lite["stats"]["avg"] if lite else None
+    if kind == "peak-rss":
+        return lite["peak_rss_mb"] if lite else None
+    if kind == "tflite-ort":
+        return ratio["tflite_ort"] if ratio else None
+    if kind == "tflite-pytorch":
+        return ratio["tflite_pytorch"] if ratio else None
+    if kind == "defocus-efficiency":
+        return defocus["percent_of_peak"] if defocus else None
+    raise ValueError(target.id)
+
+
+def costliest_stage(track: dict) -> dict | None:
+    stages = track.get("stages")
+    if not stages:
+        return None
+    top = max(stages["stages"], key=lambda s: s["ms"])
+    return {"name": top["name"], "ms": top["ms"], "percent": top["percent"],
+            "backend": stages["backend"], "threads": stages["threads"]}
+
+
+def evaluate_targets(results: dict) -> list[dict]:
+    out = []
+    for target in TARGETS:
+        row = {"id": target.id, "track": target.track, "target": target.text, "limit": target.limit,
+               "unit": target.unit, "comparison": "<=" if target.at_most else ">=",
+               "value": None, "met": None, "note": "", "costliest_stage": None}
+        track = results["tracks"].get(target.track)
+        if results.get("device") != "cpu":
+            row["note"] = "not evaluated: CPU targets, device is " + str(results.get("device"))
+        elif track is None:
+            row["note"] = f"not evaluated: the {target.track} track was not run"
+        elif target.full_size and (track["size"] != FULL_SIZE or track["artifact"].get("tiny_backbone")):
+            row["note"] = "not evaluated: needs the full model on 1024x1536 frames"
+        else:
+            row["value"] = _measured(target, track)
+            threads, cores = max(r["threads"] for r in track["results"]), results.get("machine", {}).get("cores")
+            if cores and threads != cores:
+                row["note"] = f"measured at {threads} of {cores} cores (--threads)"
+            if row["value"] is None:
+                row["note"] = "not evaluated: a backend it needs was not measured"
+            else:
+                ok = row["value"] <= target.limit if target.at_most else row["value"] >= target.limit
+                row["met"] = bool(ok)
+                if not ok:
+                    row["costliest_stage"] = costliest_stage(track)
+        out.append(row)
+    return out

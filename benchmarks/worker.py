@@ -1,0 +1,86 @@
+"""One measurement in a fresh process: `python -m bokehlite.benchmarks.worker SPEC RESULT`.
+
+A fresh process per backend and thread count makes peak RSS honest (VmHWM is
+this process's own high-water mark, not the sum of everything timed before) and
+keeps one backend's thread pools and caches from warming another's.
+
+SPEC (JSON) tasks:
+  latency: backend, threads, tflite, onnx, track, tiny, checkpoint, delegate,
+           inputs (.npy, N x H x W x 3), protocol, output (.npy for the first 'bokeh'),
+           analyse (PyTorch only: stage timing + FLOP count), stage_runs,
+           gemm_threads (optional: then also the fp32 GEMM peak at each thread count,
+           measured here to save a torch start-up), gemm_secs
+RESULT (JSON) is written atomically; failures go to stderr with exit code 1.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import tempfile
+from pathlib import Path
+
+
+def rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (10^6 bytes).
+
+    VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across exec, so a
+    child would report its parent's peak (the benchmark parent holds torch).
+    VmHWM belongs to this process's own address space.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
+def latency(spec: dict) -> dict:
+    import numpy as np
+
+    from .backends import open_backend
+    from .timing import Protocol, measure
+    images = np.load(spec["inputs"])
+    images = [images[i:i + 1] for i in range(len(images))]
+    baseline = rss_mb()
+    timings, runner, first = measure(
+        lambda: open_backend(spec["backend"], threads=spec["threads"], tflite=spec["tflite"],
+                             onnx=spec["onnx"], track=spec["track"], tiny=spec["tiny"],
+                             checkpoint=spec["checkpoint"], delegate=spec.get("delegate")),
+        images, Protocol(**spec["protocol"]))
+    result = {"timing": timings, "baseline_rss_mb": baseline, "peak_rss_mb": rss_mb(),
+              "input_mb": sum(x.nbytes for x in images) / 1e6}
+    if spec.get("output"):
+        np.save(spec["output"], np.asarray(runner.bokeh(first), dtype=np.float32))
+    if spec.get("analyse") and runner.model is not None:
+        from .flops import count_flops
+        from .stages import time_stages
+        x = runner.prepare(images[0])
+        result["stages"] = time_stages(runner.model, x, spec.get("stage_runs", 3))
+        result["flops"] = count_flops(runner.model, x)
+    if spec.get("gemm_threads"):
+        from .peak import gemm_peak
+        result["gemm"] = [gemm_peak(t, min_secs=spec["gemm_secs"]) for t in spec["gemm_threads"]]
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    spec_path, result_path = argv or sys.argv[1:]
+    spec = json.loads(Path(spec_path).read_text())
+    try:
+        result = {"latency": latency}[spec["task"]](spec)
+    except Exception as exc:   # noqa: BLE001 - reported to the parent as one line
+        print(f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500], file=sys.stderr)
+        return 1
+    fd, tmp = tempfile.mkstemp(dir=Path(result_path).parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(result, f)
+    os.replace(tmp, result_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""export-tflite: the command users type to get a phone-ready .tflite."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+EXAMPLES = """examples:
+  export-tflite --track gpu                       # artifacts/bokeh_gpu_1024x1536.tflite
+  export-tflite --track all --input-size 512x768 -o out/
+  export-tflite --track cpu --checkpoint stage1.pth --json
+  export-tflite --check-gpu some_model.tflite     # lint any model for the GPU delegate
+"""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 1024x1536, got {text!r}") from None
+    return h, w
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="export-tflite", epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Export the bokeh model: PyTorch -> ONNX -> TFLite, "
+                                            "parity-gated against PyTorch.")
+    p.add_argument("--track", choices=("cpu", "gpu", "render", "all"), default="gpu",
+                   help="cpu: stage 1 + residual, float32; gpu: stage 3 + Eq. 9, float16 weights; "
+                        "render: depth-guided renderer (photo + disparity + focus + aperture), "
+                        "float16; all: cpu and gpu (default: gpu)")
+    p.add_argument("--precision", choices=("float32", "float16"),
+                   help="override the track's precision (float16 tracks must pass the GPU check)")
+    p.add_argument("--input-size", type=parse_size, default=(1024, 1536), metavar="HxW",
+                   help="fixed input size (default: 1024x1536, the EBB!/AIM 2020 resolution)")
+    p.add_argument("--checkpoint", help="trained weights (ours, or the authors' BokehNet2 state dict); "
+                                        "without it, seeded untrained weights are used")
+    p.add_argument("-o", "--out", default="artifacts", help="output folder (default: ./artifacts)")
+    p.add_argument("--json", action="store_true", help="print the report(s) as JSON on stdout")
+    p.add_argument("--check-gpu", metavar="FILE.tflite",
+                   help="only check FILE.tflite against the TFLite GPU delegate's rules")
+    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests: tiny backbone
+    return p
+
+
+def fail(message: str) -> int:
+    print(f"export-tflite: error: {message}", file=sys.stderr)
+    return 2
+
+
+def check_gpu(path: str, as_json: bool) -> int:
+    from .gpu_check import check_gpu_compatibility, format_problems
+    from .tflite_inspect import ModelFileError
+    if not os.path.isfile(path):
+        return fail(f"no such file: {path}")
+    try:
+        result = check_gpu_compatibility(path)
+    except ModelFileError as exc:
+        return fail(str(exc))
+    if as_json:
+        print(json.dumps(result, indent=2))
+    elif result["compatible"]:
+        print(f"{path}: all {result['ops']} ops are accepted by the TFLite GPU delegate")
+    else:
+        print(f"{path}: {len(result['problems'])} problem(s) for the TFLite GPU delegate:\n"
+              + format_problems(result))
+    return 0 if result["compatible"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = build_parser().parse_args(argv)
+    if args.check_gpu:
+        return check_gpu(args.check_gpu, args.json)
+
+    from ..model import BackboneConfig, CheckpointError
+    from .pipeline import ExportError, export_track
+    from .quiet import native_stderr_to_devnull
+    if args.checkpoint and not os.path.isfile(args.checkpoint):
+        return fail(f"checkpoint not found: {args.checkpoint}")
+    tracks = ("cpu", "gpu") if args.track == "all" else (args.track,)
+    if not args.checkpoint and set(tracks) - {"render"}:
+        print("export-tflite: warning: no --checkpoint given; exporting seeded UNTRAINED weights "
+              "(the pipeline and timings are real, the bokeh is not)", file=sys.stderr)
+    reports = []
+    for track in tracks:
+        try:
+            with native_stderr_to_devnull():
+                reports.append(export_track(
+                    track, args.input_size, args.out, args.checkpoint,
+                    BackboneConfig.tiny() if args.tiny else None,
+                    progress=lambda line: print(line, file=sys.stderr, flush=True),
+                    precision=args.precision))
+        except (ValueError, CheckpointError) as exc:
+            return fail(str(exc))
+        except ExportError as exc:
+            print(f"export-tflite: {track} track failed: {exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

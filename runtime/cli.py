@@ -1,0 +1,355 @@
+"""bokeh-render: render bokeh on photos with an exported .tflite model.
+
+Image-only models (cpu, gpu tracks) render from the photo alone; a depth-guided model
+(render track) also takes the photo's disparity map (--depth), a focus and an aperture.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .backends import BACKENDS
+from .depth import CENTRE_BOX, FOCUS_WINDOW, centre_focus, fit_disparity, focus_at, read_disparity
+from .errors import DepthError, OutputError, RuntimeInputError
+from .photo import DEFAULT_MAX_PIXELS, Photo, format_for_path, read_photo, write_photo
+from .progress import Progress
+from .renderer import DEFAULT_APERTURE
+
+PROG = "bokeh-render"
+DEFAULT_MODEL = Path("artifacts") / "bokeh_gpu_1024x1536.tflite"
+DEFAULT_RENDER_MODEL = Path("artifacts") / "bokeh_render_1024x1536.tflite"    # with --depth
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+EXAMPLES = f"""\
+examples:
+  {PROG} photo.jpg -o out/
+  {PROG} holidays/ portrait.png -m artifacts/bokeh_cpu_1024x1536.tflite -o out/
+  {PROG} scans/ -o out/ --backend litert --threads 4 --no-xnnpack --json
+  {PROG} photo.png --depth disparity.png --focus 610,380 --aperture 40 -o out/
+  {PROG} photo.png --depth depth.npy --depth-is-depth --focus-disparity 0.7 -o out/
+
+INPUT may be files or folders (searched recursively for .jpg .png .tif .webp .bmp;
+the folder layout is kept under OUTDIR). Outputs keep the input's name and format.
+Without -m the default GPU-track model {DEFAULT_MODEL} is used; make it with
+`export-tflite --track gpu`.
+
+depth-guided rendering: a render-track model (`export-tflite --track render`; without
+-m, {DEFAULT_RENDER_MODEL}) takes the disparity map of one photo
+with --depth, larger = nearer: a grey 8- or 16-bit image (PNG) or a .npy array, of any
+size. It is resized to the photo, then letterboxed into the model with it. Its values
+are normalised by min-max over the valid pixels (nearest = 1, farthest = 0). NaN or
+infinite pixels are filled from the nearest valid pixel, and a map whose aspect ratio
+differs from the photo's by more than 1% is stretched to fit; one warning line says so.
+--depth-is-depth takes distances instead (1 / depth where depth > 0, then normalised).
+The focal plane is the median disparity of the {FOCUS_WINDOW}x{FOCUS_WINDOW} photo pixels around --focus X,Y
+(X a column, Y a row, from 0,0 at the top left of the photo as displayed), or
+--focus-disparity V, or by default the median over the centred box {CENTRE_BOX:.0%} of the
+photo's width and height. --aperture is in pixels of the photo; it is scaled with the
+photo into the model, so a photo looks the same at any size. The model caps the blur
+radius at 34 of its own pixels.
+
+exit codes: 0 all rendered, 2 bad usage or input (any file failed), 1 internal error.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        print(f"{PROG}: error: {message} (see {PROG} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _point(text: str) -> tuple[int, int]:
+    parts = text.split(",")
+    try:
+        x, y = (int(p) for p in parts)
+    except ValueError:
+        x = y = -1
+    if len(parts) != 2 or x < 0 or y < 0:
+        raise argparse.ArgumentTypeError(f"expected X,Y pixel coordinates (column,row), got {text!r}")
+    return x, y
+
+
+def _number(low: float, high: float):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:               # also false for NaN
+            raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:g}, got {text!r}")
+        return value
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Render learned bokeh on photos with an exported TFLite model.",
+                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="photo files or folders")
+    p.add_argument("-o", "--out", required=True, type=Path, metavar="OUTDIR",
+                   help="output folder (created if missing); inputs are never overwritten")
+    p.add_argument("-m", "--model", type=Path, metavar="MODEL.tflite",
+                   help=f"exported model with its sidecar .json (default: {DEFAULT_MODEL})")
+    p.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
+                   help="TFLite interpreter (default: auto = the first of litert, tflite_runtime, "
+                        "tensorflow that works)")
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="interpreter threads (default: all cores)")
+    p.add_argument("--no-xnnpack", dest="xnnpack", action="store_false",
+                   help="run without the XNNPACK CPU delegate")
+    p.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help="refuse photos with more pixels than this (default: %(default)d)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable report on stdout")
+    d = p.add_argument_group("depth-guided models (render track; see below)")
+    d.add_argument("--depth", type=Path, metavar="FILE",
+                   help="disparity map of the (single) photo: grey 8/16-bit PNG or .npy, larger = nearer")
+    d.add_argument("--depth-is-depth", action="store_true",
+                   help="the --depth map holds distances (larger = farther): use 1 / depth")
+    focus = d.add_mutually_exclusive_group()
+    focus.add_argument("--focus", type=_point, metavar="X,Y",
+                       help=f"focus where the photo's column X, row Y is "
+                            f"(median of {FOCUS_WINDOW}x{FOCUS_WINDOW} px)")
+    focus.add_argument("--focus-disparity", type=_number(0.0, 1.0), metavar="V",
+                       help="focus on normalised disparity V in [0, 1] "
+                            f"(default: the median over the middle {CENTRE_BOX:.0%}% of the photo)")
+    d.add_argument("--aperture", type=_number(0.0, float("inf")), metavar="A",
+                   help="blur radius in photo pixels per unit of |disparity - focus| "
+                        f"(default: {DEFAULT_APERTURE:g})")
+    return p
+
+
+@dataclass
+class DepthSettings:
+    """--depth and its companions; the map is read and normalised before the photo is."""
+
+    path: Path
+    is_depth: bool
+    disparity: np.ndarray                 # normalised, at the map's own size
+    notes: list[str]                      # repairs already made, for the warning line
+    point: tuple[int, int] | None
+    focus: float | None
+    aperture: float
+
+    def for_photo(self, size: tuple[int, int]) -> tuple[np.ndarray, float, list[str]]:
+        """(disparity at the photo's size, focal-plane disparity, notes) for one photo."""
+        disparity, notes = fit_disparity(self.disparity, size)
+        if self.point is not None:
+            focus = focus_at(disparity, *self.point)
+        elif self.focus is not None:
+            focus = self.focus
+        else:
+            focus = centre_focus(disparity)
+        return disparity, focus, self.notes + notes
+
+
+@dataclass
+class Job:
+    input: Path
+    output: Path | None = None
+    error: str | None = None
+    internal: bool = False
+    seconds: float | None = None
+    size: tuple[int, int] | None = None
+    warning: str | None = None
+    focus: float | None = None
+
+
+def collect_jobs(args_inputs: list[str], out_dir: Path) -> list[Job]:
+    """One job per photo: files as given, folders searched recursively (outputs kept out)."""
+    jobs: list[Job] = []
+    out_resolved = out_dir.resolve()
+    for arg in args_inputs:
+        path = Path(arg)
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                rel = f.relative_to(path)
+                if (f.is_file() and format_for_path(f) and not any(p.startswith(".") for p in rel.parts)
+                        and not f.resolve().is_relative_to(out_resolved)):
+                    jobs.append(Job(f, out_dir / rel))
+        else:
+            jobs.append(Job(path, out_dir / path.name))
+    inputs = {j.input.resolve() for j in jobs}
+    claimed: dict[Path, Path] = {}
+    for job in jobs:
+        target = job.output.resolve()
+        if target in inputs:
+            job.error = f"output {job.output} would overwrite an input; choose another -o"
+        elif target in claimed:
+            job.error = f"output {job.output} is already written for {claimed[target]}; rename one of them"
+        else:
+            claimed[target] = job.input
+    return jobs
+
+
+def check_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=f".{PROG}-write-test-"):
+            pass
+    except FileExistsError:
+        raise OutputError(f"cannot write to output folder {out_dir}: it exists and is not a folder") from None
+    except OSError as exc:
+        raise OutputError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from None
+
+
+def render_file(renderer, job: Job, max_pixels: int, depth: DepthSettings | None = None) -> None:
+    t0 = time.perf_counter()
+    photo = read_photo(job.input, max_pixels)
+    job.size = photo.pixels.shape[:2]
+    if depth is None:
+        pixels = renderer.render(photo.pixels)
+    else:
+        disparity, job.focus, notes = depth.for_photo(job.size)
+        if notes:
+            job.warning = f"depth map {depth.path}: " + "; ".join(notes)
+        pixels = renderer.render(photo.pixels, disparity, focus=job.focus, aperture=depth.aperture)
+    try:
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {job.output.parent} ({exc.strerror or exc})") from None
+    write_photo(job.output, Photo(pixels, photo.format, photo.lossless))
+    job.seconds = time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    import cv2
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)   # we say what failed ourselves
+
+    def fail(message: str) -> int:
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    if args.depth is None:
+        given = {"--focus": args.focus, "--focus-disparity": args.focus_disparity,
+                 "--aperture": args.aperture, "--depth-is-depth": args.depth_is_depth}
+        companions = [flag for flag, value in given.items() if value not in (None, False)]
+        if companions:
+            return fail(f"{companions[0]} goes with --depth FILE (a depth-guided model and the "
+                        "photo's disparity map)")
+    elif len(args.inputs) != 1 or Path(args.inputs[0]).is_dir():
+        return fail(f"--depth is the disparity map of one photo; give exactly one photo file, "
+                    f"not {', '.join(args.inputs)}")
+    model = args.model
+    if model is None:
+        model, track = (DEFAULT_MODEL, "gpu") if args.depth is None else (DEFAULT_RENDER_MODEL, "render")
+        if not model.is_file():
+            return fail(f"no model given and {model} does not exist; export it with "
+                        f"`export-tflite --track {track}` (or pass -m MODEL.tflite)")
+    jobs = collect_jobs(args.inputs, args.out)
+    if not jobs:
+        return fail("no photos found in " + ", ".join(args.inputs))
+    try:
+        check_out_dir(args.out)
+        from .renderer import BokehRenderer
+        renderer = BokehRenderer(model, threads=args.threads, backend=args.backend, xnnpack=args.xnnpack)
+        depth = _depth_settings(args, renderer, model)
+    except RuntimeInputError as exc:
+        return fail(str(exc))
+
+    progress = Progress(len(jobs))
+    t0 = time.perf_counter()
+    for i, job in enumerate(jobs):
+        progress.update(i, job.input.name)
+        if job.error is None:
+            try:
+                render_file(renderer, job, args.max_pixels, depth)
+            except RuntimeInputError as exc:
+                job.error = str(exc)
+            except Exception as exc:              # a bug: report it, keep going with the batch
+                job.error, job.internal = f"internal error: {type(exc).__name__}: {exc}", True
+        if job.warning is not None:
+            progress.message(f"{PROG}: warning: {job.warning}")
+        if job.error is not None:
+            progress.message(f"{PROG}: {job.input}: {job.error}")
+        elif not args.json:
+            progress.clear()
+            print(job.output, flush=True)
+    progress.update(len(jobs))
+    progress.clear()
+    failed = [j for j in jobs if j.error is not None]
+    elapsed = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps(_report(renderer, model, args.out, jobs, elapsed, depth), indent=2))
+    done = len(jobs) - len(failed)
+    summary = (f"{PROG}: rendered {done} of {len(jobs)} photos into {args.out} in {elapsed:.1f} s "
+               f"({renderer.backend}, {renderer.threads} threads)")
+    if failed:
+        summary += f"; {len(failed)} failed: " + ", ".join(str(j.input) for j in failed)
+    if len(jobs) > 1 or not failed:      # a single failure has already said everything
+        print(summary, file=sys.stderr)
+    if any(j.internal for j in failed):
+        return EXIT_INTERNAL
+    return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+def _depth_settings(args: argparse.Namespace, renderer, model: Path) -> DepthSettings | None:
+    """Check that the model and --depth go together; read and normalise the map once."""
+    contract = renderer.contract
+    if contract.depth_guided and args.depth is None:
+        raise DepthError(f"{model} is a depth-guided (render-track) model: give the photo's "
+                         "disparity map with --depth FILE")
+    if not contract.depth_guided and args.depth is not None:
+        raise DepthError(f"--depth needs a depth-guided model (export-tflite --track render); "
+                         f"{model} is a {contract.track}-track model")
+    if args.depth is None:
+        return None
+    disparity, notes = read_disparity(args.depth, args.depth_is_depth, args.max_pixels)
+    aperture = DEFAULT_APERTURE if args.aperture is None else args.aperture
+    return DepthSettings(args.depth, args.depth_is_depth, disparity, notes, args.focus,
+                         args.focus_disparity, aperture)
+
+
+def _report(renderer, model: Path, out_dir: Path, jobs: list[Job], elapsed: float,
+            depth: DepthSettings | None = None) -> dict:
+    files = []
+    for j in jobs:
+        entry = {"input": str(j.input), "output": str(j.output) if j.output else None, "ok": j.error is None}
+        if j.error is None:
+            entry.update(size=list(j.size), seconds=round(j.seconds, 4))
+            if j.focus is not None:
+                entry["focus_disparity"] = round(j.focus, 6)
+        else:
+            entry["error"] = j.error
+        if j.warning is not None:
+            entry["warning"] = j.warning
+        files.append(entry)
+    failed = sum(not f["ok"] for f in files)
+    report = {"model": str(model), "track": renderer.contract.track,
+              "input_size": list(renderer.input_size), "backend": renderer.backend,
+              "threads": renderer.threads, "xnnpack": renderer.xnnpack, "out_dir": str(out_dir),
+              "rendered": len(files) - failed, "failed": failed, "seconds": round(elapsed, 3), "files": files}
+    if depth is not None:
+        focus = ({"point": list(depth.point)} if depth.point is not None
+                 else {"disparity": depth.focus} if depth.focus is not None else "centre")
+        report["depth"] = {"map": str(depth.path), "is_depth": depth.is_depth, "aperture": depth.aperture,
+                           "focus": focus}
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""The export -> runtime contract (contract/CONTRACT.md), read and checked at load time.
+
+Two sources must agree: the sidecar JSON that export-tflite writes next to the model
+(same stem, .json) and the model's own `serving_default` signature. We check the
+sidecar's claims against the signature rather than trusting either alone, so a model
+that was swapped, re-converted by hand, or exported for another runtime is refused
+with a message that names the first mismatch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .backends import TensorSpec
+from .errors import ModelError
+
+SIDECAR_FORMAT = "bokehlite-tflite"
+SIDECAR_VERSION = 1
+INPUT_NAME = "image"
+DEPTH_INPUTS = ("disparity", "focus", "aperture")
+# The inputs each track's signature takes; the render track is guided by a disparity map.
+TRACK_INPUTS = {"cpu": (INPUT_NAME,), "gpu": (INPUT_NAME,), "render": (INPUT_NAME, *DEPTH_INPUTS)}
+TRACKS = tuple(TRACK_INPUTS)
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """What the runtime needs to know about one exported model."""
+
+    track: str                         # "cpu", "gpu" or "render"
+    input_size: tuple[int, int]        # (H, W) of the float32 NHWC RGB [0, 1] input 'image'
+    inputs: tuple[str, ...]            # TRACK_INPUTS[track]
+    outputs: dict[str, tuple[int, ...]]
+    blend_source: str                  # output holding B of Eq. 9
+    defocus: str                       # output holding D of Eq. 9
+    eta: float
+    tau: float
+    precision: str
+    weights: str                       # "trained" or "untrained"
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (1, *self.input_size, 3)
+
+    @property
+    def depth_guided(self) -> bool:
+        """True for models that also take disparity, focus and aperture (the render track)."""
+        return "disparity" in self.inputs
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        return input_shapes(self.inputs, self.input_size)
+
+
+def input_shapes(names, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
+    """NHWC shape (or [1, 1] for a scalar) of each named signature input at model size (H, W)."""
+    h, w = size
+    shapes = {INPUT_NAME: (1, h, w, 3), "disparity": (1, h, w, 1), "focus": (1, 1), "aperture": (1, 1)}
+    return {name: shapes[name] for name in names}
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def read_sidecar(model_path: str | Path) -> dict:
+    path = sidecar_path(model_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelError(f"{path}: sidecar JSON not found; export-tflite writes it next to the "
+                         f".tflite: copy both files together") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the sidecar JSON ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: sidecar is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: sidecar must be a JSON object")
+    return data
+
+
+def check_contract(model_path: str | Path, sidecar: dict, inputs: dict[str, TensorSpec],
+                   outputs: dict[str, TensorSpec]) -> ModelContract:
+    """Validate the sidecar against the signature's tensors; ModelError on the first mismatch."""
+    where = str(model_path)
+
+    def fail(message: str):
+        raise ModelError(f"{where}: {message}")
+
+    def get(mapping: dict, key: str, what: str):
+        if not isinstance(mapping, dict) or key not in mapping:
+            fail(f"sidecar has no {what!r}")
+        return mapping[key]
+
+    if sidecar.get("format") != SIDECAR_FORMAT:
+        fail(f"sidecar format is {sidecar.get('format')!r}, expected {SIDECAR_FORMAT!r}")
+    if sidecar.get("version") != SIDECAR_VERSION:
+        fail(f"sidecar version {sidecar.get('version')!r} is not supported "
+             f"(this runtime reads version {SIDECAR_VERSION})")
+    expected_sha = sidecar.get("sha256")
+    if expected_sha is not None and _sha256(Path(model_path)) != expected_sha:
+        fail("the sidecar JSON belongs to a different .tflite (sha256 mismatch); "
+             "copy the model and its sidecar from the same export")
+    track = get(sidecar, "track", "track")
+    if track not in TRACKS:
+        fail(f"track {track!r} is not supported by this runtime (supported: {', '.join(TRACKS)})")
+
+    # Inputs: 'image' float32 [1, H, W, 3] NHWC RGB [0, 1]; the render track adds 'disparity'
+    # [1, H, W, 1] in [0, 1] and the scalars 'focus' and 'aperture' [1, 1].
+    expected_names = TRACK_INPUTS[track]
+    declared_inputs = get(sidecar, "inputs", "inputs")
+    if not isinstance(declared_inputs, list) or not all(isinstance(i, dict) for i in declared_inputs):
+        fail("sidecar inputs must be a list of objects")
+    names = [i.get("name") for i in declared_inputs]
+    if sorted(map(str, names)) != sorted(expected_names):
+        fail(f"sidecar inputs are {names}, the {track} track takes {list(expected_names)}")
+    size = _pair(get(sidecar, "input_size", "input_size"))
+    if size is None:
+        fail(f"input_size must be [H, W] with positive integers, got {sidecar.get('input_size')!r}")
+    in_shapes = input_shapes(expected_names, size)
+    extra = {INPUT_NAME: {"color": "RGB", "range": [0.0, 1.0]}, "disparity": {"range": [0.0, 1.0]}}
+    for spec in declared_inputs:
+        name = spec["name"]
+        wanted = {"shape": list(in_shapes[name]), "dtype": "float32",
+                  "layout": "NHWC" if len(in_shapes[name]) == 4 else "N1", **extra.get(name, {})}
+        for key, value in wanted.items():
+            if _normal(spec.get(key)) != _normal(value):
+                what = "input" if name == INPUT_NAME else f"input {name!r}"
+                fail(f"{what} {key} is {spec.get(key)!r} in the sidecar, expected {value!r}")
+    if set(inputs) != set(expected_names):
+        fail(f"signature inputs are {sorted(inputs)}, expected {sorted(expected_names)}")
+    for name in expected_names:
+        _check_tensor(fail, "input", name, inputs[name], list(in_shapes[name]))
+
+    # Outputs: the sidecar's list and the signature must name the same tensors.
+    declared = get(sidecar, "outputs", "outputs")
+    if not isinstance(declared, list) or not all(isinstance(o, dict) and "name" in o for o in declared):
+        fail("sidecar outputs must be a list of objects with a name")
+    names = [o["name"] for o in declared]
+    if sorted(names) != sorted(outputs):
+        fail(f"signature outputs are {sorted(outputs)}, the sidecar declares {sorted(names)}")
+    shapes = {}
+    for o in declared:
+        if o.get("dtype") != "float32" or o.get("layout") != "NHWC":
+            fail(f"output {o['name']!r} must be float32 NHWC, the sidecar says "
+                 f"{o.get('dtype')!r} {o.get('layout')!r}")
+        shape = o.get("shape")
+        _check_tensor(fail, "output", o["name"], outputs[o["name"]], shape)
+        shapes[o["name"]] = tuple(int(s) for s in shape)
+
+    # Eq. 9 post-processing: which outputs, and mask parameters.
+    post = get(sidecar, "postprocess", "postprocess")
+    if get(post, "blend", "postprocess.blend") != "eq9":
+        fail(f"postprocess blend {post.get('blend')!r} is not supported (expected 'eq9')")
+    source, defocus = get(post, "source", "postprocess.source"), get(post, "defocus", "postprocess.defocus")
+    for role, name, channels in (("source", source, 3), ("defocus", defocus, 1)):
+        if name not in shapes:
+            fail(f"postprocess {role} {name!r} is not one of the outputs {sorted(shapes)}")
+        shape = shapes[name]
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != channels:
+            fail(f"output {name!r} must have shape [1, h, w, {channels}], got {list(shape)}")
+        if size[0] % shape[1] or size[1] % shape[2] or size[0] // shape[1] != size[1] // shape[2]:
+            fail(f"output {name!r} {list(shape)} is not the input {size[0]}x{size[1]} "
+                 "divided by one integer factor")
+    eta, tau = get(post, "eta", "postprocess.eta"), get(post, "tau", "postprocess.tau")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (eta, tau)):
+        fail(f"postprocess eta and tau must be finite numbers, got {eta!r} and {tau!r}")
+    return ModelContract(track=track, input_size=size, inputs=expected_names, outputs=shapes,
+                         blend_source=source,
+                         defocus=defocus, eta=float(eta), tau=float(tau),
+                         precision=str(sidecar.get("precision", "unknown")),
+                         weights=str(sidecar.get("weights", "unknown")))
+
+
+def _check_tensor(fail, kind: str, name: str, actual: TensorSpec, shape) -> None:
+    if not isinstance(shape, list) or not all(isinstance(s, int) and s > 0 for s in shape):
+        fail(f"{kind} {name!r} has no valid shape in the sidecar: {shape!r}")
+    if actual.dtype != np.float32:
+        fail(f"{kind} {name!r} is {actual.dtype} in the model, expected float32")
+    if list(actual.shape) != list(shape):
+        fail(f"{kind} {name!r} has shape {list(actual.shape)} in the model, "
+             f"the sidecar says {list(shape)}")
+
+
+def _pair(value):
+    if (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        return (value[0], value[1])
+    return None
+
+
+def _normal(value):
+    """Compare JSON values with ints and floats alike ([0, 1] == [0.0, 1.0])."""
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

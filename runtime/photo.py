@@ -1,0 +1,155 @@
+"""Photo files in and out: JPEG, PNG, TIFF, WebP, BMP; 8/16-bit; grey, RGB, RGBA.
+
+Pixels leave this module upright (EXIF orientation applied) and in RGB(A) order; OpenCV
+works in BGR(A), so the swap happens here and nowhere else. Files are written
+atomically: a temporary file in the target folder, renamed into place.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import BadImageError, OutputError
+from .header import EXTENSIONS, FORMATS, exif_orientation, sniff
+
+DEFAULT_MAX_PIXELS = 100_000_000
+MIN_SIDE = 2            # a 1-pixel-wide photo has no focus structure to render
+JPEG_QUALITY = 95
+WEBP_LOSSY_QUALITY = 95
+_NAMES = {"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF", "webp": "WebP", "bmp": "BMP"}
+
+
+@dataclass
+class Photo:
+    pixels: np.ndarray      # (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA; uint8 or uint16
+    format: str             # one of header.FORMATS
+    lossless: bool = True   # how to write it back (WebP: VP8L vs VP8)
+
+
+def read_photo(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
+    """Decode a photo file; BadImageError with a one-line reason when it is unusable."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise BadImageError("no such file") from None
+    except IsADirectoryError:
+        raise BadImageError("is a directory, not an image file") from None
+    except OSError as exc:
+        raise BadImageError(f"cannot read it ({exc.strerror or exc})") from None
+    return decode_photo(data, max_pixels)
+
+
+def decode_photo(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
+    if not data:
+        raise BadImageError("file is empty")
+    header = sniff(data)
+    if header is None:
+        raise BadImageError("not an image (expected JPEG, PNG, TIFF, WebP or BMP)")
+    name = _NAMES[header.format]
+    if header.size is not None:
+        check_size(*header.size, max_pixels)
+    decoded = cv2.imdecodeWithMetadata(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    pixels, kinds, blobs = decoded
+    if pixels is None or pixels.size == 0:
+        raise BadImageError(f"truncated or corrupt {name} file (cannot decode it)")
+    check_size(pixels.shape[0], pixels.shape[1], max_pixels)
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise BadImageError(f"{pixels.dtype} samples are not supported (expected 8- or 16-bit)")
+    pixels = _to_rgb(pixels)
+    # OpenCV's IMREAD_UNCHANGED keeps the stored orientation (it applies EXIF only when it
+    # may also drop alpha and depth), so we apply it ourselves. TIFF files are the
+    # exception: OpenCV orients those itself and returns no EXIF block for them.
+    for kind, blob in zip(np.ravel(kinds) if kinds is not None else (), blobs or ()):
+        if int(kind) == cv2.IMAGE_METADATA_EXIF:
+            pixels = apply_orientation(pixels, exif_orientation(np.asarray(blob, np.uint8).tobytes()))
+            break
+    return Photo(np.ascontiguousarray(pixels), header.format, header.lossless)
+
+
+def check_size(height: int, width: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    if height < MIN_SIDE or width < MIN_SIDE:
+        raise BadImageError(f"image is {width}x{height}; both sides must be at least {MIN_SIDE} pixels")
+    if height * width > max_pixels:
+        raise BadImageError(f"image is {width}x{height} ({height * width / 1e6:.1f} MP), over the "
+                            f"{max_pixels / 1e6:g} MP limit (raise it with --max-pixels)")
+
+
+def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn stored pixels upright for an EXIF orientation value (1-8), as OpenCV does."""
+    if orientation in (5, 6, 7, 8):
+        pixels = pixels.swapaxes(0, 1)
+    if orientation in (2, 6):
+        return pixels[:, ::-1]
+    if orientation in (3, 7):
+        return pixels[::-1, ::-1]
+    if orientation in (4, 8):
+        return pixels[::-1]
+    return pixels
+
+
+def format_for_path(path: str | os.PathLike) -> str | None:
+    suffix = Path(path).suffix.lower()
+    return next((f for f, exts in EXTENSIONS.items() if suffix in exts), None)
+
+
+def encode_photo(photo: Photo) -> bytes:
+    pixels = photo.pixels
+    if photo.format not in FORMATS:
+        raise ValueError(f"unknown format {photo.format!r}; expected one of {', '.join(FORMATS)}")
+    if pixels.dtype == np.uint16 and photo.format not in ("png", "tiff"):
+        raise OutputError(f"{_NAMES[photo.format]} cannot hold 16-bit samples")
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    elif pixels.ndim == 3 and pixels.shape[2] == 4:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA)
+    params = []
+    if photo.format == "jpeg":
+        params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    elif photo.format == "webp":
+        params = [cv2.IMWRITE_WEBP_QUALITY, 101 if photo.lossless else WEBP_LOSSY_QUALITY]
+    ok, buf = cv2.imencode(EXTENSIONS[photo.format][0], pixels, params)
+    if not ok:
+        raise OutputError(f"OpenCV could not encode a {_NAMES[photo.format]} image")
+    return buf.tobytes()
+
+
+def write_photo(path: str | os.PathLike, photo: Photo) -> None:
+    """Encode and write atomically; the target is either the old file or the whole new one."""
+    atomic_write(Path(path), encode_photo(photo))
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(f"cannot write to {path.parent} ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {path} ({exc.strerror or exc})") from None
+        raise
+
+
+def _to_rgb(pixels: np.ndarray) -> np.ndarray:
+    if pixels.ndim == 2:
+        return pixels
+    channels = pixels.shape[2]
+    if channels == 1:
+        return pixels[:, :, 0]
+    if channels == 3:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    if channels == 4:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA)
+    raise BadImageError(f"images with {channels} channels are not supported")
+

@@ -1,0 +1,212 @@
+"""BokehRenderer: one exported model, ready to render photos of any size.
+
+    renderer = BokehRenderer("artifacts/bokeh_gpu_1024x1536.tflite")
+    result = renderer.render(rgb)          # same shape and dtype as rgb
+
+    renderer = BokehRenderer("artifacts/bokeh_render_1024x1536.tflite")    # depth-guided
+    disparity, notes = load_disparity("disparity.png", rgb.shape[:2])
+    result = renderer.render(rgb, disparity, focus=focus_at(disparity, x, y), aperture=40)
+
+`run_model` is the raw model on already prepared float32 arrays, for benchmarks;
+`render` adds the letterbox fit and the full-resolution Eq. 9 blend.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import backends
+from .blend import blend_full_resolution
+from .contract import INPUT_NAME, ModelContract, check_contract, read_sidecar
+from .depth import centre_focus
+from .errors import DepthError, ModelError
+from .fit import Letterbox
+
+# White level per accepted dtype: what 1.0 means.
+WHITE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
+# Depth-guided rendering: blur radius in photo pixels per unit of |disparity - focus|.
+DEFAULT_APERTURE = 20.0
+
+
+class BokehRenderer:
+    """Load and check one exported .tflite (with its sidecar JSON), then render photos.
+
+    threads: interpreter threads (default: every core this process may use).
+    backend: "litert", "tflite_runtime", "tensorflow", or None/"auto" for the first that works.
+    xnnpack: apply the XNNPACK CPU delegate (the interpreters' default).
+    Raises ModelError for a missing, corrupt or non-conforming model and BackendError
+    when no interpreter can run here.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, threads: int | None = None,
+                 backend: str | None = None, xnnpack: bool = True):
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise ModelError(f"{self.model_path}: model file not found")
+        if self.model_path.stat().st_size == 0:
+            raise ModelError(f"{self.model_path}: model file is empty")
+        sidecar = read_sidecar(self.model_path)
+        self._runner = backends.open_model(self.model_path, backend, threads, xnnpack)
+        self.contract: ModelContract = check_contract(self.model_path, sidecar,
+                                                      self._runner.inputs, self._runner.outputs)
+
+    @property
+    def backend(self) -> str:
+        """The interpreter in use: "litert", "tflite_runtime" or "tensorflow"."""
+        return self._runner.backend
+
+    @property
+    def threads(self) -> int:
+        return self._runner.threads
+
+    @property
+    def xnnpack(self) -> bool:
+        return self._runner.xnnpack
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(H, W) of the model's fixed input."""
+        return self.contract.input_size
+
+    @property
+    def delegated_nodes(self) -> int | None:
+        """Nodes the XNNPACK delegate took over (known after the first run; None if unknown)."""
+        return self._runner.delegated_nodes
+
+    def run_model(self, image: np.ndarray, **depth: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw model: (1, H, W, 3) float32 RGB in [0, 1] -> {output name: NHWC float32 array}.
+
+        A render-track model also takes, as keywords, disparity (1, H, W, 1) in [0, 1],
+        focus (1, 1) and aperture (1, 1), float32, all at the model's resolution.
+        """
+        given = {INPUT_NAME: image, **depth}
+        expected = self.contract.input_shapes()
+        if set(given) != set(expected):
+            raise ValueError(f"this {self.contract.track}-track model takes {list(expected)}, "
+                             f"got {list(given)}")
+        for name, shape in expected.items():
+            value = given[name]
+            if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype != np.float32:
+                got = (f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray)
+                       else type(value).__name__)
+                raise ValueError(f"expected float32 {name} of shape {shape}, got {got}")
+        return self._runner(**{name: np.ascontiguousarray(value) for name, value in given.items()})
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """Photo (as `render` accepts it) -> model input (1, H, W, 3) float32 and its letterbox."""
+        color, scale = _colour_view(_check_image(image))
+        box = Letterbox.fit(image.shape[:2], self.input_size)
+        return box.to_model(color, scale), box
+
+    def prepare_depth(self, box: Letterbox, disparity: np.ndarray, focus: float | None = None,
+                      aperture: float | None = None) -> dict[str, np.ndarray]:
+        """Render track: the photo's disparity, focus and aperture -> the model's other inputs.
+
+        The disparity is letterboxed exactly as the photo is. The aperture is in photo pixels
+        and is scaled by the letterbox's factor to model pixels, so one aperture gives the
+        same look at any photo size. Arguments as in `render`.
+        """
+        disparity = _check_disparity(disparity, box.photo_size)
+        focus = centre_focus(disparity) if focus is None else _check_number("focus", focus, 1.0)
+        aperture = DEFAULT_APERTURE if aperture is None else _check_number("aperture", aperture, math.inf)
+        return {"disparity": box.map_to_model(disparity), "focus": np.array([[focus]], np.float32),
+                "aperture": np.array([[aperture * box.scale]], np.float32)}
+
+    def render(self, image: np.ndarray, disparity: np.ndarray | None = None, focus: float | None = None,
+               aperture: float | None = None) -> np.ndarray:
+        """Render bokeh on a photo; returns an array of the same shape and dtype.
+
+        image: (H, W, 3) RGB, (H, W, 4) RGBA (alpha is copied through), or (H, W) /
+        (H, W, 1) grey (rendered as RGB, returned as grey); uint8, uint16, or float32
+        in [0, 1]. Any size of at least 2x2 and any aspect ratio.
+
+        A depth-guided (render-track) model needs, and only it takes:
+        disparity: (H, W) float array in [0, 1] aligned with the photo, larger = nearer
+            (`depth.load_disparity` makes one from a depth file of any size);
+        focus: the in-focus disparity in [0, 1] (default: `depth.centre_focus`, the median
+            over the middle 10% of each side; `depth.focus_at` for tap to focus);
+        aperture: blur radius in photo pixels per unit of |disparity - focus| (default
+            DEFAULT_APERTURE); the model caps the radius at 34 pixels of its own resolution.
+        Raises DepthError when these do not match the model's track.
+        """
+        x, box = self.prepare(image)
+        if self.contract.depth_guided:
+            if disparity is None:
+                raise DepthError(f"{self.model_path.name} is a depth-guided (render-track) model: "
+                                 "it needs the photo's disparity map")
+            depth = self.prepare_depth(box, disparity, focus, aperture)
+        elif disparity is not None or focus is not None or aperture is not None:
+            raise DepthError(f"{self.model_path.name} is a {self.contract.track}-track model and takes "
+                             "no disparity, focus or aperture; those need a render-track model "
+                             "(export-tflite --track render)")
+        else:
+            depth = {}
+        outputs = self.run_model(x, **depth)
+        c = self.contract
+        result = np.empty_like(image)
+        if image.ndim == 3 and image.shape[2] == 4:
+            result[:, :, 3] = image[:, :, 3]
+        color, scale = _colour_view(image)
+        out_color, _ = _colour_view(result)       # a view: the blend writes into `result`
+        blend_full_resolution(color, scale, outputs[c.blend_source][0], outputs[c.defocus][0, :, :, 0],
+                              box, c.eta, c.tau, out_color)
+        return result
+
+    def __repr__(self) -> str:
+        h, w = self.input_size
+        return (f"BokehRenderer({str(self.model_path)!r}, track={self.contract.track}, input={h}x{w}, "
+                f"backend={self.backend}, threads={self.threads}, xnnpack={self.xnnpack})")
+
+
+def _check_image(image) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(image).__name__}")
+    if image.dtype not in WHITE:
+        raise ValueError(f"expected uint8, uint16 or float32 pixels, got {image.dtype}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))):
+        raise ValueError(f"expected an image of shape (H, W, 3), (H, W, 4) or (H, W), got {image.shape}")
+    if min(image.shape[:2]) < 2:
+        raise ValueError(f"expected an image of at least 2x2 pixels, got {image.shape[1]}x{image.shape[0]}")
+    if image.dtype == np.float32:
+        lo, hi = float(np.min(image)), float(np.max(image))
+        if not (0.0 <= lo and hi <= 1.0):     # also false for NaN
+            raise ValueError(f"expected float32 values in [0, 1], got range [{lo:g}, {hi:g}]")
+    return image
+
+
+def _check_disparity(disparity, photo_size: tuple[int, int]) -> np.ndarray:
+    if not isinstance(disparity, np.ndarray):
+        raise TypeError(f"expected disparity as a numpy array, got {type(disparity).__name__}")
+    if disparity.ndim == 3 and disparity.shape[2] == 1:
+        disparity = disparity[:, :, 0]
+    if disparity.shape != tuple(photo_size):
+        raise ValueError(f"expected disparity of shape {tuple(photo_size)} (the photo's H, W), "
+                         f"got {disparity.shape}")
+    if disparity.dtype.kind != "f":
+        raise ValueError(f"expected float disparity in [0, 1], got {disparity.dtype}")
+    lo, hi = float(np.min(disparity)), float(np.max(disparity))
+    if not (0.0 <= lo and hi <= 1.0):     # also false for NaN
+        raise ValueError(f"expected disparity values in [0, 1], got range [{lo:g}, {hi:g}]")
+    return disparity
+
+
+def _check_number(name: str, value, upper: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"expected {name} as a number, got {type(value).__name__}")
+    if not 0.0 <= float(value) <= upper:        # also false for NaN
+        raise ValueError(f"expected {name} in [0, {upper:g}], got {value}")
+    return float(value)
+
+
+def _colour_view(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """The colour part of an image (RGB or grey, without alpha) and its white level."""
+    if image.ndim == 3 and image.shape[2] == 4:
+        color = image[:, :, :3]
+    elif image.ndim == 3 and image.shape[2] == 1:
+        color = image[:, :, 0]
+    else:
+        color = image
+    return color, WHITE[image.dtype]

@@ -1,0 +1,26 @@
+"""Shared fixtures: real tiny exports, made once per test session."""
+from __future__ import annotations
+
+import pytest
+
+TINY_SIZES = {"gpu": (128, 192), "cpu": (128, 256), "render": (128, 192)}
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    """tiny_export(track) -> (tflite path, report): a real export of a tiny-backbone model
+    (the render track has no backbone and ignores it), through ONNX, onnx2tf and the parity
+    gates, cached for the session."""
+    from bokehlite.export.pipeline import artifact_stem, export_track
+    from bokehlite.model import BackboneConfig
+
+    out = tmp_path_factory.mktemp("tiny_artifacts")
+    cache = {}
+
+    def get(track: str):
+        if track not in cache:
+            report = export_track(track, TINY_SIZES[track], out, backbone=BackboneConfig.tiny())
+            cache[track] = (out / f"{artifact_stem(track, TINY_SIZES[track])}.tflite", report)
+        return cache[track]
+
+    return get

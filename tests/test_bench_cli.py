@@ -1,0 +1,196 @@
+"""bench-runtime end to end on a tiny CPU-track export: one real run, its outputs checked."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from bokehlite.benchmarks.cli import main
+from bokehlite.benchmarks.paper import TABLE2_CPU, TABLE3_GPU
+from bokehlite.benchmarks.stats import FIELDS, summarize
+
+SIZE = "128x256"     # the cpu track needs multiples of 128; conftest's tiny_export uses this size
+RUNS = 2
+BACKENDS = {"litert-xnnpack", "litert-builtin", "onnxruntime", "pytorch"}
+# One thread only: fast, and immune to a busy machine's oversubscribed thread pools.
+# The default (1 and all cores) is a unit test below.
+CORES = len(os.sched_getaffinity(0))
+
+
+def bench(*args):
+    return subprocess.run([sys.executable, "-m", "bokehlite.benchmarks.cli", *args],
+                          capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def run(tiny_export, tmp_path_factory):
+    """One tiny run with every output requested, timed on two real image files."""
+    tflite, _ = tiny_export("cpu")
+    out = tmp_path_factory.mktemp("bench")
+    images = out / "images"
+    images.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(images / f"photo{i}.png"), np.full((100, 150, 3), 60 * (i + 1), np.uint8))
+    proc = bench("--device", "cpu", "--track", "cpu", "--tiny", "--artifacts", str(tflite.parent),
+                 "--size", SIZE, "--runs", str(RUNS), "--min-secs", "0", "--warmup-secs", "0",
+                 "--threads", "1",
+                 "--images", str(images), "--sweep", "--sweep-sizes", SIZE,
+                 "--json", str(out / "bench.json"), "--markdown", str(out / "bench.md"),
+                 "--plot", str(out / "bench.png"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc, json.loads((out / "bench.json").read_text()), out
+
+
+def test_json_schema_is_complete(run):
+    _, results, _ = run
+    assert results["format"] == "bokehlite-bench" and results["version"] == 1
+    for key in ("created", "command", "device", "machine", "protocol", "gemm_peak", "tracks", "sweep",
+                "paper", "targets", "warnings"):
+        assert key in results, key
+    for key in ("cpu_model", "cores", "platform", "versions", "load_avg_before", "load_avg_after"):
+        assert key in results["machine"], key
+    for key in ("runs", "min_secs", "warmup_runs", "warmup_secs", "statistic", "size", "threads", "input",
+                "images", "backends", "isolation"):
+        assert key in results["protocol"], key
+    assert results["protocol"]["images"] == ["photo0.png", "photo1.png"]
+    threads = [1]
+    assert results["machine"]["cores"] == CORES and results["protocol"]["threads"] == threads
+    assert [g["threads"] for g in results["gemm_peak"]] == threads
+    assert all(g["gflops"] > 0 for g in results["gemm_peak"])
+
+    track = results["tracks"]["cpu"]
+    assert track["size"] == [128, 256] and track["artifact"]["tiny_backbone"] is True
+    measured = {(r["backend"], r["threads"]) for r in track["results"]}
+    assert measured == {(b, t) for b in BACKENDS for t in threads}
+    for r in track["results"]:
+        for key in ("init_ms", "first_ms", "warmup", "stats", "samples_ms", "peak_rss_mb", "baseline_rss_mb",
+                    "vs_pytorch"):
+            assert key in r, key
+        assert set(FIELDS) <= set(r["stats"]) and r["stats"]["count"] >= RUNS
+        assert r["warmup"]["count"] >= 1 and r["peak_rss_mb"] >= r["baseline_rss_mb"] > 0
+    assert [s["name"] for s in track["stages"]["stages"]] == ["defocus net", "radiance", "render", "upsample/blend"]
+    assert track["stages"]["backend"] == "pytorch" and track["stages"]["threads"] == 1
+    eff = track["efficiency"]
+    for key in ("flops", "stage_flops", "peak", "backends", "defocus_net"):
+        assert key in eff, key
+    for key in ("gemm_gflops", "lower_bound_ms"):
+        assert key in eff["peak"][0]
+    for key in ("gflops", "percent_of_peak"):
+        assert key in eff["backends"][0] and key in eff["defocus_net"]
+    assert results["sweep"] and {"track", "size", "avg", "peak_rss_mb"} <= set(results["sweep"][0])
+    assert len(results["paper"]["table2_cpu"]) == 8 and len(results["paper"]["table3_gpu"]) == 3
+    assert {t["id"] for t in results["targets"]} >= {"cpu-latency", "cpu-peak-rss", "gpu-on-cpu-latency",
+                                                     "cpu-tflite-ort", "cpu-tflite-pytorch",
+                                                     "cpu-defocus-efficiency"}
+
+
+def test_statistics_and_ratios_come_from_this_runs_samples(run):
+    _, results, _ = run
+    track = results["tracks"]["cpu"]
+    avg = {}
+    for r in track["results"]:
+        recomputed = summarize(r["samples_ms"])
+        for field in FIELDS:
+            assert r["stats"][field] == pytest.approx(recomputed[field]), (r["backend"], field)
+        avg[r["backend"], r["threads"]] = r["stats"]["avg"]
+    assert len(track["ratios"]) == len(results["protocol"]["threads"])
+    for ratio in track["ratios"]:
+        t = ratio["threads"]
+        assert ratio["tflite_ort"] == pytest.approx(avg["litert-xnnpack", t] / avg["onnxruntime", t])
+        assert ratio["tflite_pytorch"] == pytest.approx(avg["litert-xnnpack", t] / avg["pytorch", t])
+    peaks = {g["threads"]: g["gflops"] for g in results["gemm_peak"]}
+    eff = track["efficiency"]
+    for b in eff["backends"]:
+        gflops = eff["flops"] / (avg[b["backend"], b["threads"]] / 1e3) / 1e9
+        assert b["gflops"] == pytest.approx(gflops)
+        assert b["percent_of_peak"] == pytest.approx(100 * gflops / peaks[b["threads"]])
+    for p in eff["peak"]:
+        assert p["lower_bound_ms"] == pytest.approx(eff["flops"] / peaks[p["threads"]] / 1e6)
+    sweep = results["sweep"][0]    # the sweep's size is the run's size: the same measurement, reused
+    assert sweep["avg"] == avg["litert-xnnpack", max(peaks)]
+
+
+def test_every_backend_ran_the_same_model(run):
+    _, results, _ = run
+    assert not [w for w in results["warnings"] if "not the exported one" in w]
+    for r in results["tracks"]["cpu"]["results"]:
+        psnr = r["vs_pytorch"]["psnr"]
+        assert psnr is None or psnr > 60, (r["backend"], psnr)   # float32 export
+
+
+def test_peak_rss_is_each_process_own(run):
+    """A LiteRT process never imports torch, so its peak must be below PyTorch's; inheriting
+    the parent's ru_maxrss across exec would make them all equal."""
+    _, results, _ = run
+    rss = {(r["backend"], r["threads"]): r["peak_rss_mb"] for r in results["tracks"]["cpu"]["results"]}
+    assert max(v for (b, _), v in rss.items() if b.startswith("litert")) < \
+        min(v for (b, _), v in rss.items() if b == "pytorch")
+
+
+def test_terminal_output_prints_the_paper_tables_beside_our_rows(run):
+    proc, results, _ = run
+    out = proc.stdout
+    for row in (*TABLE2_CPU, *TABLE3_GPU):
+        assert row.team in out
+    assert "23.56" in out and "0.8829" in out and "1.71" in out      # AIA-Smart, Table 2
+    assert "23.94" in out and "0.8842" in out and "15.20" in out     # AIA-Smart, Table 3
+    assert "0.055 s" in out                                           # Table 9
+    assert "AIA-Smart (the paper)" in out and "hardware, which differs from this machine" in out
+    cpu = results["machine"]["cpu_model"]
+    ours = [line for line in out.splitlines() if line.startswith("ours, cpu track")]
+    assert any(cpu in line and "1 thread" in line for line in ours)
+    assert "TFLite/ORT" in out and "TFLite/PyTorch" in out
+
+
+def test_progress_goes_to_stderr_and_files_are_complete(run):
+    proc, _, out = run
+    assert "[1/4]" in proc.stderr and "[4/4]" in proc.stderr and "[1/4]" not in proc.stdout
+    md = (out / "bench.md").read_text()
+    assert md.startswith("# ") and "| Track |" in md and "TFLite/ORT" in md and "Table 2" in md
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]     # no temp files left
+    json.loads((out / "bench.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+
+
+def test_device_gpu_exits_2_with_one_clear_line_on_this_host():
+    proc = bench("--device", "gpu")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "no GPU delegate on this host" in lines[0]
+    assert "benchmark_model --use_gpu=true" in lines[0] and "on the phone" in lines[0]
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("argv", [
+    ["--runs", "0"], ["--size", "12x"], ["--track", "npu"], ["--tiny"], ["--plot", "chart.jpg"],
+    ["--images", "/nonexistent/folder"], ["--size", "100x200", "--track", "cpu"], ["--threads", "0"],
+    ["--json", "/nonexistent/folder/out.json"], ["--sweep-sizes", "256x384"],
+])
+def test_bad_usage_exits_2_with_one_line(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bench-runtime: error: ")
+
+
+def test_default_thread_counts_are_one_and_all_cores():
+    from bokehlite.benchmarks.cli import build_parser, settings_from
+    settings = settings_from(build_parser().parse_args([]), [])
+    assert settings.thread_counts() == tuple(sorted({1, CORES}))
+    assert settings.tracks == ("cpu", "gpu") and settings.size == (1024, 1536)
+    assert settings.protocol.runs == 20 and settings.protocol.warmup_runs == 1
+    assert settings.protocol.warmup_secs == 0.5
+
+
+def test_help_shows_examples(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "bench-runtime --device cpu" in out and "--min-secs" in out

@@ -1,0 +1,239 @@
+"""bench-runtime building blocks: statistics, the timing protocol, FLOPs, stages, targets, inputs."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from bokehlite.benchmarks.inputs import make_inputs
+from bokehlite.benchmarks.stats import percentile, summarize
+from bokehlite.benchmarks.targets import TARGETS, evaluate_targets
+from bokehlite.benchmarks.timing import Protocol, measure
+
+# ---------------------------------------------------------------- statistics
+
+
+def test_summary_of_a_known_sample_matches_hand_computed_values():
+    # The textbook sample: mean 5, population standard deviation exactly 2.
+    s = summarize([2, 4, 4, 4, 5, 5, 7, 9])
+    assert s["count"] == 8 and s["min"] == 2 and s["max"] == 9
+    assert s["avg"] == pytest.approx(5.0) and s["std"] == pytest.approx(2.0)
+    assert s["median"] == pytest.approx(4.5)
+    # p95 at index 0.95 * 7 = 6.65 between 7 and 9: 7 + 0.65 * 2.
+    assert s["p95"] == pytest.approx(8.3)
+
+
+def test_percentiles_match_numpy_linear_method_on_random_samples():
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 5, 20, 101):
+        x = rng.exponential(10.0, n).tolist()
+        for q in (0, 5, 50, 95, 100):
+            assert percentile(x, q) == pytest.approx(np.percentile(x, q))
+        s = summarize(x)
+        assert s["std"] == pytest.approx(np.std(x)) and s["avg"] == pytest.approx(np.mean(x))
+
+
+def test_single_sample_has_zero_spread_and_empty_sample_is_an_error():
+    s = summarize([3.5])
+    assert s["std"] == 0 and s["median"] == s["p95"] == s["min"] == s["max"] == 3.5
+    with pytest.raises(ValueError):
+        summarize([])
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+# ---------------------------------------------------------------- protocol
+
+
+class FakeModel:
+    """Each call advances a fake clock by `cost` seconds (binary fractions: exact in floats)."""
+
+    def __init__(self, clock, cost=0.125):
+        self.clock, self.cost, self.seen = clock, cost, []
+
+    def prepare(self, x):
+        return x
+
+    def run(self, x):
+        self.seen.append(x)
+        self.clock.t += self.cost
+        return f"out-{x}"
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def run_protocol(protocol, images=("a",), init_cost=0.25):
+    clock = now = FakeClock()
+    model = FakeModel(clock)
+
+    def open_model():
+        clock.t += init_cost
+        return model
+
+    timings, opened, first = measure(open_model, list(images), protocol, clock=now)
+    return timings, model, opened, first
+
+
+def test_protocol_separates_init_first_warmup_and_steady_state():
+    timings, model, opened, first = run_protocol(Protocol(runs=3, min_secs=1.0, warmup_runs=1, warmup_secs=0.5))
+    assert opened is model and first == "out-a"
+    assert timings["init_ms"] == pytest.approx(250.0)
+    assert timings["first_ms"] == pytest.approx(125.0)
+    assert timings["warmup"]["count"] == 4           # 0.5 s of 0.125 s runs
+    assert timings["steady"]["count"] == 8           # min_secs (1 s) outlasts runs (3)
+    assert timings["steady"]["avg"] == pytest.approx(125.0) and timings["steady"]["std"] == 0
+    assert len(model.seen) == 1 + 4 + 8              # nothing timed twice, nothing skipped
+
+
+def test_protocol_runs_at_least_n_runs_and_at_least_one_warmup_run():
+    timings, model, *_ = run_protocol(Protocol(runs=20, min_secs=0.0, warmup_runs=1, warmup_secs=0.0))
+    assert timings["warmup"]["count"] == 1
+    assert timings["steady"]["count"] == 20 == len(timings["samples_ms"])
+
+
+def test_protocol_cycles_through_all_images():
+    _, model, *_ = run_protocol(Protocol(runs=6, min_secs=0, warmup_runs=1, warmup_secs=0), images=("a", "b", "c"))
+    assert model.seen == ["a", "b", "c", "a", "b", "c", "a", "b"]
+
+
+def test_protocol_rejects_nonsense():
+    with pytest.raises(ValueError):
+        Protocol(runs=0)
+    with pytest.raises(ValueError):
+        run_protocol(Protocol(), images=())
+
+
+# ---------------------------------------------------------------- FLOPs and stages
+
+
+@pytest.fixture(scope="module")
+def tiny_cpu_model():
+    from bokehlite.export.tracks import build_model, get_track
+    from bokehlite.model import BackboneConfig
+    model, _ = build_model(get_track("cpu"), None, BackboneConfig.tiny())
+    return model
+
+
+def test_flop_count_matches_hand_counts_for_residual_and_depthwise_render(tiny_cpu_model):
+    from bokehlite.benchmarks.flops import count_flops
+    h, w = 128, 256
+    flops = count_flops(tiny_cpu_model, torch.rand(1, 3, h, w))
+    assert flops["total"] == sum(flops["stages"].values())
+    # The remainder holds only the residual refiner's convs: 1224 MACs per pixel (residual.py).
+    assert flops["stages"]["upsample/blend"] == 2 * 1224 * h * w
+    # The renderer's functional depthwise convs: 7 channels per layer on its (pooled) grid.
+    nh, nw = h // 4, w // 4
+    expected = 0
+    for blur in tiny_cpu_model.net.renderer.blurs:
+        if blur.size > 1:
+            k = blur.kernel.shape[-1]
+            expected += 2 * 7 * (nh // blur.factor) * (nw // blur.factor) * k * k
+    assert flops["stages"]["render"] == expected > 0
+    assert flops["stages"]["defocus net"] > 0
+
+
+def test_stage_breakdown_adds_up_to_the_whole_forward_pass(tiny_cpu_model):
+    from bokehlite.benchmarks.stages import STAGES, time_stages
+    result = time_stages(tiny_cpu_model, torch.rand(1, 3, 128, 256), runs=2)
+    assert [s["name"] for s in result["stages"]] == list(STAGES)
+    assert sum(s["ms"] for s in result["stages"]) == pytest.approx(result["total_ms"])
+    assert sum(s["percent"] for s in result["stages"]) == pytest.approx(100.0)
+    assert all(s["ms"] >= 0 for s in result["stages"][:3])
+    assert "residual refiner" in result["remainder"]
+    # Hooks are removed afterwards: the model is left as it was.
+    assert not tiny_cpu_model.net.defocus_net._forward_hooks
+
+
+# ---------------------------------------------------------------- targets
+
+
+def fake_results(size=(1024, 1536), lite_ms=400.0, ort_ms=500.0, torch_ms=1000.0, rss=900.0, tiny=False):
+    def entry(backend, ms):
+        return {"backend": backend, "threads": 2, "stats": {"avg": ms}, "peak_rss_mb": rss}
+    stages = {"backend": "pytorch", "threads": 2, "total_ms": 100.0, "stages": [
+        {"name": "defocus net", "ms": 70.0, "percent": 70.0}, {"name": "radiance", "ms": 5.0, "percent": 5.0},
+        {"name": "render", "ms": 20.0, "percent": 20.0}, {"name": "upsample/blend", "ms": 5.0, "percent": 5.0}]}
+    track = {"size": list(size), "artifact": {"tiny_backbone": tiny},
+             "results": [entry("litert-xnnpack", lite_ms), entry("onnxruntime", ort_ms), entry("pytorch", torch_ms)],
+             "ratios": [{"threads": 2, "tflite_ort": lite_ms / ort_ms, "tflite_pytorch": lite_ms / torch_ms}],
+             "stages": stages, "efficiency": {"defocus_net": {"percent_of_peak": 60.0}}}
+    return {"device": "cpu", "tracks": {"cpu": track}}
+
+
+def by_id(rows):
+    return {r["id"]: r for r in rows}
+
+
+def test_targets_met_and_missed_are_judged_against_their_limits():
+    rows = by_id(evaluate_targets(fake_results(lite_ms=600.0, ort_ms=500.0)))
+    assert len(rows) == len(TARGETS)
+    assert rows["cpu-latency"]["met"] is False and rows["cpu-latency"]["value"] == 600.0
+    assert rows["cpu-peak-rss"]["met"] is True
+    assert rows["cpu-tflite-ort"]["met"] is False and rows["cpu-tflite-ort"]["value"] == pytest.approx(1.2)
+    assert rows["cpu-tflite-pytorch"]["met"] is False            # 0.6 > 0.5
+    assert rows["cpu-defocus-efficiency"]["met"] is True         # 60% >= 50%
+    # A missed target names the costliest stage; a met one does not.
+    assert rows["cpu-latency"]["costliest_stage"]["name"] == "defocus net"
+    assert rows["cpu-peak-rss"]["costliest_stage"] is None
+    # The GPU track was not run: its targets are not evaluated, not "met".
+    assert rows["gpu-on-cpu-latency"]["met"] is None and "not run" in rows["gpu-on-cpu-latency"]["note"]
+
+
+def test_full_size_targets_are_not_evaluated_on_small_or_tiny_models():
+    for results in (fake_results(size=(128, 256)), fake_results(tiny=True)):
+        rows = by_id(evaluate_targets(results))
+        assert rows["cpu-latency"]["met"] is None and rows["cpu-peak-rss"]["met"] is None
+        assert rows["cpu-tflite-ort"]["met"] is True           # ratios hold at any size
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def test_images_are_read_as_rgb_in_unit_range_at_the_model_size(tmp_path):
+    bgr8 = np.zeros((60, 90, 3), np.uint8)
+    bgr8[..., 2] = 255                        # pure red in OpenCV's BGR order
+    cv2.imwrite(str(tmp_path / "a.png"), bgr8)
+    gray16 = np.full((30, 40), 65535 // 5, np.uint16)
+    cv2.imwrite(str(tmp_path / "b.png"), gray16)
+    (tmp_path / "notes.txt").write_text("not an image")
+    stack, names = make_inputs((64, 128), tmp_path)
+    assert names == ["a.png", "b.png"]
+    assert stack.shape == (2, 64, 128, 3) and stack.dtype == np.float32
+    np.testing.assert_allclose(stack[0].reshape(-1, 3).mean(0), [1.0, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(stack[1], 0.2, atol=1e-4)
+
+
+def test_generated_input_is_one_scene_at_the_model_size():
+    stack, names = make_inputs((64, 128))
+    assert stack.shape == (1, 64, 128, 3) and 0.0 <= stack.min() and stack.max() <= 1.0
+
+
+# ---------------------------------------------------------------- same model across backends
+
+
+def test_a_pytorch_model_that_is_not_the_export_is_flagged(tmp_path):
+    from bokehlite.benchmarks.suite import Settings, Suite
+    rng = np.random.default_rng(0)
+    reference = rng.random((1, 8, 8, 3), dtype=np.float32)
+    outputs = {}
+    for backend, out in (("pytorch", reference), ("onnxruntime", reference + 1e-6),
+                         ("litert-xnnpack", reference + 0.01)):
+        outputs[backend, 1] = str(tmp_path / f"{backend}.npy")
+        np.save(outputs[backend, 1], out)
+    track = {"results": [{"backend": b, "threads": 1} for b, _ in outputs]}
+    suite = Suite(Settings(), progress=lambda _: None)
+    suite.check_parity("cpu", track, outputs)
+    assert not suite.warnings
+    psnr = {r["backend"]: r["vs_pytorch"]["psnr"] for r in track["results"]}
+    assert psnr["pytorch"] is None and psnr["litert-xnnpack"] == pytest.approx(40.0, abs=0.01)
+
+    np.save(outputs["onnxruntime", 1], reference + 0.01)     # a different model behind PyTorch
+    suite.check_parity("cpu", track, outputs)
+    assert len(suite.warnings) == 1 and "not the exported one" in suite.warnings[0]

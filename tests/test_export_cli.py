@@ -1,0 +1,80 @@
+"""export-tflite as users type it: exit codes, one-line errors, the GPU linter."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "bokehlite.export.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def one_error_line(result) -> str:
+    lines = [l for l in result.stderr.splitlines() if "error" in l]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("size, multiple", [("1000x1536", "128"), ("1024x1500", "128")])
+def test_bad_size_exits_2_and_names_the_multiple(tmp_path, size, multiple):
+    result = run("--track", "cpu", "--input-size", size, "-o", str(tmp_path))
+    assert result.returncode == 2
+    assert f"multiples of {multiple}" in one_error_line(result)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_malformed_size_is_a_usage_error(tmp_path):
+    result = run("--input-size", "big", "-o", str(tmp_path))
+    assert result.returncode == 2 and "expected HxW" in result.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04garbage"])
+def test_bad_checkpoint_exits_2_with_one_line(tmp_path, content):
+    ckpt = tmp_path / "bad.pth"
+    ckpt.write_bytes(content)
+    result = run("--track", "gpu", "--tiny", "--input-size", "128x192", "--checkpoint", str(ckpt),
+                 "-o", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "checkpoint" in one_error_line(result)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_missing_checkpoint_exits_2(tmp_path):
+    result = run("--checkpoint", str(tmp_path / "nope.pth"), "-o", str(tmp_path))
+    assert result.returncode == 2 and "not found" in one_error_line(result)
+
+
+def test_unwritable_output_exits_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    result = run("--track", "gpu", "--tiny", "--input-size", "128x192", "-o", str(blocker / "out"))
+    assert result.returncode == 2 and "cannot write" in one_error_line(result)
+
+
+def test_check_gpu_passes_our_export_and_reports_json(tiny_export):
+    path, _ = tiny_export("gpu")
+    result = run("--check-gpu", str(path), "--json")
+    assert result.returncode == 0
+    report = json.loads(result.stdout)
+    assert report["compatible"] is True and report["ops"] > 50
+
+
+def test_check_gpu_rejects_a_non_model_file(tmp_path):
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"\x00" * 64)
+    result = run("--check-gpu", str(junk))
+    assert result.returncode == 2 and "not a TFLite model" in one_error_line(result)
+
+
+def test_default_output_is_artifacts_under_the_working_folder(tmp_path):
+    """The README's main command writes ./artifacts (relative paths survive onnx2tf's chdir)."""
+    result = run("--track", "cpu", "--tiny", "--input-size", "128x128", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "UNTRAINED" in result.stderr and "[4/7]" in result.stderr
+    names = sorted(p.name for p in (tmp_path / "artifacts").iterdir())
+    assert names == [f"bokeh_cpu_128x128.{ext}" for ext in ("json", "log", "onnx", "tflite")]

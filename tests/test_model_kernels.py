@@ -1,0 +1,89 @@
+"""Disk blur kernels (paper Eq. 5 and 6) and the Table 1 kernel sets."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bokehlite.model import hard_disk_kernel, soft_disk_kernel
+from bokehlite.model.config import STAGE1_KERNELS, STAGE2_KERNELS, STAGE3_KERNELS
+
+SIZES = (1, 3, 5, 11, 19, 35, 69)
+
+
+def eq5_reference(size: int) -> np.ndarray:
+    """Eq. 5 written out tap by tap: 1 where r^2 - x^2 - y^2 >= 0, r = size // 2; sum 1."""
+    r = size // 2
+    k = np.zeros((size, size))
+    for i in range(size):
+        for j in range(size):
+            x, y = j - r, i - r
+            k[i, j] = 1.0 if r * r - x * x - y * y >= 0 else 0.0
+    return k / k.sum()
+
+
+def eq6_reference(size: int) -> np.ndarray:
+    """Eq. 6 written out tap by tap: 1/2 + 1/2 tanh((r^2 - x^2 - y^2) / 4 + 1/2); sum 1."""
+    r = size // 2
+    k = np.zeros((size, size))
+    for i in range(size):
+        for j in range(size):
+            x, y = j - r, i - r
+            k[i, j] = 0.5 + 0.5 * math.tanh((r * r - x * x - y * y) / 4.0 + 0.5)
+    return k / k.sum()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_hard_disk_kernel_equals_eq5(size):
+    k = hard_disk_kernel(size)
+    assert k.shape == (size, size) and k.dtype == torch.float32
+    np.testing.assert_allclose(k.numpy(), eq5_reference(size), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_soft_disk_kernel_equals_eq6(size):
+    k = soft_disk_kernel(size)
+    assert k.shape == (size, size) and k.dtype == torch.float32
+    np.testing.assert_allclose(k.numpy(), eq6_reference(size), rtol=1e-6, atol=1e-9)
+
+
+def test_soft_disk_is_softer_than_hard_disk_at_the_rim():
+    # Eq. 6 at the rim (r^2 - x^2 - y^2 = 0) is 1/2 + 1/2 tanh(1/2) ~ 0.73 of the centre,
+    # one pixel outside it is still non-zero; Eq. 5 is 1 and 0 there.
+    size = 11
+    r = size // 2
+    soft, hard = soft_disk_kernel(size).numpy(), hard_disk_kernel(size).numpy()
+    assert soft[r, 0] / soft[r, r] == pytest.approx((0.5 + 0.5 * math.tanh(0.5)) /
+                                                    (0.5 + 0.5 * math.tanh(r * r / 4 + 0.5)), rel=1e-5)
+    assert hard[r, 0] == hard[r, r]
+    assert soft[0, 0] > 0 and hard[0, 0] == 0
+
+
+@pytest.mark.parametrize("make", [hard_disk_kernel, soft_disk_kernel], ids=["hard", "soft"])
+@pytest.mark.parametrize("size", SIZES)
+def test_kernels_are_symmetric_under_flips_and_transpose(make, size):
+    k = make(size)
+    assert torch.equal(k, k.flip(0))
+    assert torch.equal(k, k.flip(1))
+    assert torch.equal(k, k.t())
+
+
+@pytest.mark.parametrize("make", [hard_disk_kernel, soft_disk_kernel], ids=["hard", "soft"])
+@pytest.mark.parametrize("size", SIZES)
+def test_kernels_sum_to_one(make, size):
+    k = make(size)
+    assert float(k.double().sum()) == pytest.approx(1.0, abs=1e-6)
+    assert bool((k >= 0).all())
+
+
+@pytest.mark.parametrize("make", [hard_disk_kernel, soft_disk_kernel], ids=["hard", "soft"])
+@pytest.mark.parametrize("size", [0, 2, 4, 36, -1, -3])
+def test_even_zero_or_negative_kernel_size_raises_value_error(make, size):
+    with pytest.raises(ValueError, match="odd"):
+        make(size)
+
+
+def test_stage_kernel_sets_equal_paper_table1():
+    assert STAGE1_KERNELS == (1, 5, 11, 19, 27, 35)
+    assert STAGE2_KERNELS == (1, 9, 21, 37, 53, 69)
+    assert STAGE3_KERNELS == (1, 3, 5, 7, 11, 15, 19, 23, 27, 33, 39, 45, 53, 61, 69)

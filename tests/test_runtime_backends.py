@@ -1,0 +1,148 @@
+"""Interpreter backends and the model contract: what loads, what is refused, and why."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures.runtime.variants import variant
+
+from bokehlite.runtime import BackendError, BokehRenderer, ModelError
+from bokehlite.runtime.backends import default_threads, open_model
+
+UNNAMED = Path("/work/contract/tiny_gpu_128x192_unnamed.tflite")   # outputs output_0/1/2
+needs_numpy2_and_tflite_runtime = pytest.mark.skipif(
+    importlib.util.find_spec("tflite_runtime") is None or int(np.__version__.split(".")[0]) < 2,
+    reason="needs tflite_runtime installed next to NumPy 2")
+
+
+@pytest.fixture(scope="session")
+def gpu_model(tiny_export):
+    return tiny_export("gpu")[0]
+
+
+def photo(h=40, w=70):
+    return np.random.default_rng(3).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def test_litert_is_the_default_and_threads_default_to_all_cores(gpu_model):
+    r = BokehRenderer(gpu_model)
+    assert r.backend == "litert"
+    assert r.threads == default_threads() >= 1
+
+
+def test_threads_are_passed_and_validated(gpu_model):
+    assert BokehRenderer(gpu_model, threads=1).threads == 1
+    with pytest.raises(ValueError, match="positive integer"):
+        BokehRenderer(gpu_model, threads=0)
+
+
+def test_xnnpack_is_on_by_default_and_can_be_turned_off(gpu_model):
+    on, off = BokehRenderer(gpu_model), BokehRenderer(gpu_model, xnnpack=False)
+    a, b = on.render(photo()), off.render(photo())
+    assert on.delegated_nodes > 0 and off.delegated_nodes == 0
+    assert np.abs(a.astype(int) - b).max() <= 2
+
+
+@needs_numpy2_and_tflite_runtime
+def test_tflite_runtime_under_numpy2_gives_a_clear_message(gpu_model, capfd):
+    with pytest.raises(BackendError) as info:
+        BokehRenderer(gpu_model, backend="tflite_runtime")
+    message = str(info.value)
+    assert "numpy<2" in message and "LiteRT" in message and "\n" not in message
+    assert "_ARRAY_API" not in capfd.readouterr().err      # NumPy's page of warnings was caught
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="tensorflow not installed")
+def test_tensorflow_lite_backend_renders_like_litert(gpu_model):
+    tf_result = BokehRenderer(gpu_model, backend="tensorflow").render(photo())
+    assert np.abs(tf_result.astype(int) - BokehRenderer(gpu_model).render(photo())).max() <= 2
+
+
+def test_unknown_backend_is_refused(gpu_model):
+    with pytest.raises(BackendError, match="unknown backend 'onnx'"):
+        open_model(gpu_model, backend="onnx")
+
+
+# --- models that must be refused, each with one clear line ------------------------------------
+
+def copy_with_sidecar(gpu_model: Path, dest: Path, data: bytes) -> Path:
+    dest.mkdir(exist_ok=True)
+    target = dest / gpu_model.name
+    target.write_bytes(data)
+    shutil.copyfile(gpu_model.with_suffix(".json"), target.with_suffix(".json"))
+    return target
+
+
+@pytest.mark.parametrize("damage", ["empty", "text", "truncated", "flipped"])
+def test_corrupt_tflite_is_refused(gpu_model, tmp_path, damage):
+    data = gpu_model.read_bytes()
+    data = {"empty": b"", "text": b"not a model\n", "truncated": data[:len(data) // 3],
+            "flipped": data[:4] + b"XXXX" + data[8:]}[damage]
+    model = copy_with_sidecar(gpu_model, tmp_path, data)
+    with pytest.raises(ModelError) as info:
+        BokehRenderer(model)
+    assert "\n" not in str(info.value) and str(model) in str(info.value)
+
+
+def test_missing_model_and_missing_sidecar_are_refused(gpu_model, tmp_path):
+    with pytest.raises(ModelError, match="model file not found"):
+        BokehRenderer(tmp_path / "none.tflite")
+    lonely = tmp_path / gpu_model.name
+    shutil.copyfile(gpu_model, lonely)
+    with pytest.raises(ModelError, match="sidecar JSON not found"):
+        BokehRenderer(lonely)
+
+
+def test_model_with_unnamed_outputs_is_refused(gpu_model, tmp_path):
+    # A real GPU-track export from before outputs were named: output_0/1/2 instead of
+    # bokeh/blur/defocus. Its sidecar is the proper one, with the right sha256.
+    if not UNNAMED.exists():
+        pytest.skip("contract sample model not available")
+    model = variant(gpu_model, tmp_path, lambda s: s.update(
+        sha256=hashlib.sha256(UNNAMED.read_bytes()).hexdigest()))
+    shutil.copyfile(UNNAMED, model)
+    with pytest.raises(ModelError, match=r"signature outputs are \['output_0', 'output_1', 'output_2'\]"):
+        BokehRenderer(model)
+
+
+def test_model_of_another_track_is_refused(gpu_model, tiny_export, tmp_path):
+    # The CPU-track model (outputs bokeh, defocus) next to a GPU-track sidecar that even
+    # agrees on the input: the missing 'blur' output alone must be enough to refuse it.
+    cpu_model, cpu_report = tiny_export("cpu")
+    model = variant(gpu_model, tmp_path, lambda s: s.update(
+        input_size=cpu_report["input_size"], inputs=cpu_report["inputs"],
+        sha256=hashlib.sha256(cpu_model.read_bytes()).hexdigest()))
+    shutil.copyfile(cpu_model, model)
+    with pytest.raises(ModelError, match=r"signature outputs are \['bokeh', 'defocus'\]"):
+        BokehRenderer(model)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.update(input_size=[256, 384]), "input shape is"),
+    (lambda s: s["inputs"][0].update(shape=[1, 256, 384, 3], name="image"), "input shape is"),
+    (lambda s: s["inputs"][0].update(color="BGR"), "input color is 'BGR'"),
+    (lambda s: s["outputs"][1]["shape"].__setitem__(1, 7), "in the model, the sidecar says"),
+    (lambda s: s["outputs"].pop(), "the sidecar declares"),
+    (lambda s: s["postprocess"].update(source="mask"), "postprocess source 'mask'"),
+    (lambda s: s["postprocess"].update(eta="20"), "eta and tau must be finite numbers"),
+    (lambda s: s.update(version=2), "version 2 is not supported"),
+    (lambda s: s.update(format="something-else"), "sidecar format"),
+    (lambda s: s.update(sha256="0" * 64), "sha256 mismatch"),
+    (lambda s: s.update(track="video"), "track 'video' is not supported"),
+    (lambda s: s.update(track="render"), r"sidecar inputs are \['image'\], the render track takes"),
+])
+def test_sidecar_that_disagrees_with_the_model_is_refused(gpu_model, tmp_path, edit, message):
+    with pytest.raises(ModelError, match=message) as info:
+        BokehRenderer(variant(gpu_model, tmp_path, edit))
+    assert "\n" not in str(info.value)
+
+
+def test_sidecar_that_is_not_json_is_refused(gpu_model, tmp_path):
+    model = variant(gpu_model, tmp_path, lambda s: None)
+    model.with_suffix(".json").write_text("{ not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        BokehRenderer(model)
