@@ -7,7 +7,6 @@ one after another, so no two measurements share a CPU or a heap. Everything deri
 from __future__ import annotations
 
 import datetime
-import importlib.metadata
 import json
 import os
 import platform
@@ -21,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..export.pipeline import tool_versions
 from .backends import BACKENDS, CPU_BACKENDS, HEADLINE
 from .inputs import make_inputs
 from .paper import paper_json
@@ -77,12 +77,7 @@ def cpu_model() -> str:
 
 
 def machine() -> dict:
-    versions = {}
-    for name in VERSIONS:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    versions = tool_versions(VERSIONS)
     return {"cpu_model": cpu_model(), "cores": all_cores(), "platform": platform.platform(),
             "python": platform.python_version(), "versions": versions}
 

@@ -6,7 +6,6 @@ into place only after every gate has passed, so a failed export leaves nothing.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import io
 import json
@@ -22,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..files import sha256
 from ..model import BackboneConfig
 from . import gpu_check, onnx_export, parity
 from .tflite_inspect import TfliteModel
@@ -55,22 +55,15 @@ def artifact_stem(track: str, size: tuple[int, int]) -> str:
     return f"bokeh_{track}_{size[0]}x{size[1]}"
 
 
-def tool_versions() -> dict[str, str]:
+def tool_versions(names=TOOLS) -> dict[str, str]:
+    """Installed version of each distribution in `names` ("not installed" if absent)."""
     versions = {}
-    for name in TOOLS:
+    for name in names:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_writable(out_dir: Path) -> None:

@@ -8,7 +8,6 @@ with a message that names the first mismatch.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import sha256
 from .backends import TensorSpec
 from .errors import ModelError
 
@@ -104,7 +104,7 @@ def check_contract(model_path: str | Path, sidecar: dict, inputs: dict[str, Tens
         fail(f"sidecar version {sidecar.get('version')!r} is not supported "
              f"(this runtime reads version {SIDECAR_VERSION})")
     expected_sha = sidecar.get("sha256")
-    if expected_sha is not None and _sha256(Path(model_path)) != expected_sha:
+    if expected_sha is not None and sha256(model_path) != expected_sha:
         fail("the sidecar JSON belongs to a different .tflite (sha256 mismatch); "
              "copy the model and its sidecar from the same export")
     track = get(sidecar, "track", "track")
@@ -203,10 +203,3 @@ def _normal(value):
         return float(value)
     return value
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

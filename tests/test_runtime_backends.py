@@ -13,7 +13,6 @@ from fixtures.runtime.variants import variant
 from bokehlite.runtime import BackendError, BokehRenderer, ModelError
 from bokehlite.runtime.backends import default_threads, open_model
 
-UNNAMED = Path("/work/contract/tiny_gpu_128x192_unnamed.tflite")   # outputs output_0/1/2
 needs_numpy2_and_tflite_runtime = pytest.mark.skipif(
     importlib.util.find_spec("tflite_runtime") is None or int(np.__version__.split(".")[0]) < 2,
     reason="needs tflite_runtime installed next to NumPy 2")
@@ -95,18 +94,6 @@ def test_missing_model_and_missing_sidecar_are_refused(gpu_model, tmp_path):
     shutil.copyfile(gpu_model, lonely)
     with pytest.raises(ModelError, match="sidecar JSON not found"):
         BokehRenderer(lonely)
-
-
-def test_model_with_unnamed_outputs_is_refused(gpu_model, tmp_path):
-    # A real GPU-track export from before outputs were named: output_0/1/2 instead of
-    # bokeh/blur/defocus. Its sidecar is the proper one, with the right sha256.
-    if not UNNAMED.exists():
-        pytest.skip("contract sample model not available")
-    model = variant(gpu_model, tmp_path, lambda s: s.update(
-        sha256=hashlib.sha256(UNNAMED.read_bytes()).hexdigest()))
-    shutil.copyfile(UNNAMED, model)
-    with pytest.raises(ModelError, match=r"signature outputs are \['output_0', 'output_1', 'output_2'\]"):
-        BokehRenderer(model)
 
 
 def test_model_of_another_track_is_refused(gpu_model, tiny_export, tmp_path):
