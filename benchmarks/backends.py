@@ -1,6 +1,7 @@
 """The backends we time side by side, each opened the way its users open it.
 
-Every backend gets its input in its own native layout, prepared outside the timed
+Every backend gets all of the track's inputs (the image; on the render track also
+disparity, focus and aperture) in its own native layout, prepared outside the timed
 window: LiteRT takes NHWC (the contract), ONNX Runtime and PyTorch take NCHW (the
 ONNX graph is PyTorch's). Every backend computes all of the track's outputs.
 Heavy imports happen inside the openers, so a LiteRT child never loads torch.
@@ -35,10 +36,15 @@ class GpuDelegateUnavailable(RuntimeError):
 
 @dataclass
 class Runner:
-    prepare: Callable[[np.ndarray], Any]      # NHWC float32 (1, H, W, 3) -> native input
+    prepare: Callable[[dict], Any]            # {input name: NHWC float32 (1, ...)} -> native inputs
     run: Callable[[Any], Any]                 # native input -> raw outputs (the timed call)
     bokeh: Callable[[Any], np.ndarray]        # raw outputs -> 'bokeh' as NHWC float32
     model: Any = None                         # the PyTorch module, for stage analysis
+
+
+def nchw(x: np.ndarray) -> np.ndarray:
+    """NHWC -> NCHW for 4-D arrays (focus and aperture are (1, 1) either way), contiguous float32."""
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if x.ndim == 4 else x, dtype=np.float32)
 
 
 def find_gpu_delegate(library: str | None = None) -> str:
@@ -74,8 +80,8 @@ def open_litert(tflite: str, threads: int, mode: str, delegate: str | None = Non
     interpreter = Interpreter(**kwargs)
     interpreter.allocate_tensors()
     runner = interpreter.get_signature_runner("serving_default")
-    return Runner(prepare=lambda x: np.ascontiguousarray(x, dtype=np.float32),
-                  run=lambda x: runner(image=x), bokeh=lambda out: out["bokeh"])
+    return Runner(prepare=lambda x: {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in x.items()},
+                  run=lambda x: runner(**x), bokeh=lambda out: out["bokeh"])
 
 
 def open_onnxruntime(onnx: str, threads: int) -> Runner:
@@ -87,8 +93,8 @@ def open_onnxruntime(onnx: str, threads: int) -> Runner:
     session = ort.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     index = names.index("bokeh")
-    return Runner(prepare=lambda x: np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32),
-                  run=lambda x: session.run(None, {"image": x}),
+    return Runner(prepare=lambda x: {k: nchw(v) for k, v in x.items()},
+                  run=lambda x: session.run(None, x),
                   bokeh=lambda out: out[index].transpose(0, 2, 3, 1))
 
 
@@ -106,9 +112,9 @@ def open_pytorch(track: str, threads: int, tiny: bool, checkpoint: str | None) -
 
     def run(x):
         with torch.inference_mode():
-            return model(x)
+            return model(*x)
 
-    return Runner(prepare=lambda x: torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))),
+    return Runner(prepare=lambda x: tuple(torch.from_numpy(nchw(x[name])) for name in spec.inputs),
                   run=run, bokeh=lambda out: out[index].numpy().transpose(0, 2, 3, 1), model=model)
 
 

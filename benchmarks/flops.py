@@ -11,23 +11,24 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .stages import REMAINDER, stage_modules
+from .stages import absent_stages, as_inputs, remainder_stage, stage_modules
 
 
-def count_flops(model: torch.nn.Module, image: torch.Tensor) -> dict:
-    """{'total': FLOPs, 'stages': {stage: FLOPs}} for one forward of `model` (a TrackModel).
+def count_flops(model: torch.nn.Module, inputs) -> dict:
+    """{'total': FLOPs, 'stages': {stage: FLOPs, or None if the model has no such stage}}
+    for one forward of `model` (a TrackModel) on `inputs` (the image, or the track's input tuple).
 
     The last stage is the remainder: everything outside the named sub-modules.
     """
     names = {module: name for name, module in model.named_modules()}
     root = type(model).__name__
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model(image)
+        model(*as_inputs(inputs))
     counts = counter.get_flop_counts()
     total = int(counter.get_total_flops())
-    stages = {}
+    stages: dict[str, int | None] = dict.fromkeys(absent_stages(model.net))
     for stage, module in stage_modules(model.net).items():
         key = f"{root}.{names[module]}"
         stages[stage] = int(sum(counts.get(key, {}).values()))
-    stages[REMAINDER] = total - sum(stages.values())
+    stages[remainder_stage(model.net)] = total - sum(v for v in stages.values() if v is not None)
     return {"total": total, "stages": stages}

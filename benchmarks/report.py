@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backends import HEADLINE
-from .paper import HARDWARE_NOTE, OUR_PAPER_TEAM, PAPER_TABLES, TABLE9_PYTORCH_GPU_S
+from .inputs import describe
+from .paper import HARDWARE_NOTE, NO_PAPER_ROW, OUR_PAPER_TEAM, PAPER_TABLES, TABLE9_PYTORCH_GPU_S
+from .targets import TARGETS
 
 
 @dataclass
@@ -55,6 +57,10 @@ def latency_section(results: dict) -> Section:
              f"{p['warmup_secs']} s, then >= {p['runs']} runs and >= {p['min_secs']} s. One image per "
              f"inference: {source}. {p['isolation'].capitalize()}; "
              "peak RSS is that process's high-water mark (VmHWM: interpreter, libraries, model and inputs)."]
+    for name, track in results["tracks"].items():
+        extra = describe(track.get("inputs") or {})
+        if extra:
+            notes.append(f"{name} track: every backend also gets {extra}.")
     return Section("Latency per backend", header, rows, notes)
 
 
@@ -83,13 +89,18 @@ def stage_section(results: dict) -> Section:
             continue
         flops = (track.get("flops") or {}).get("stages", {})
         for s in stages["stages"]:
+            if s.get("absent"):
+                rows.append([f"{name} {_size(track)}", s["name"], "absent", "-", "absent"])
+                notes.append(f"{name}: {s['name']} {s['why']}.")
+                continue
+            gflop = flops.get(s["name"])
             rows.append([f"{name} {_size(track)}", s["name"], _f(s["ms"]), _f(s["percent"]),
-                         _f(flops.get(s["name"], 0) / 1e9, 2)])
+                         _f(None if gflop is None else gflop / 1e9, 2)])
         rows.append([f"{name} {_size(track)}", "total", _f(stages["total_ms"]), "100.0",
                      _f((track.get("flops") or {}).get("total", 0) / 1e9, 2)])
         notes.append(f"{name}: measured on PyTorch eager, {_threads(stages['threads'])}, mean of "
-                     f"{stages['runs']} forward passes with forward hooks; upsample/blend = "
-                     f"{stages['remainder']}.")
+                     f"{stages['runs']} forward passes with forward hooks; "
+                     f"{stages.get('remainder_stage', 'upsample/blend')} = {stages['remainder']}.")
     return Section("Stage breakdown", header, rows, notes)
 
 
@@ -166,6 +177,9 @@ def paper_sections(results: dict) -> list[Section]:
                 note += (f" Ours, GPU-track model in PyTorch eager on CPU ({results['machine']['cpu_model']}, "
                          f"{_threads(r['threads'])}, {_size(gpu)}): {r['stats']['avg'] / 1e3:.3f} s.")
     sections[-1].notes.append(note)
+    for name in results["tracks"]:
+        if name in NO_PAPER_ROW:
+            sections[-1].notes.append(f"No paper row: {NO_PAPER_ROW[name]}.")
     return sections
 
 
@@ -180,8 +194,13 @@ def target_section(results: dict) -> Section:
         rows.append([t["target"], value, f"{t['comparison']} {t['limit']:g} {t['unit']}", met, stage,
                      t["note"] or "-"])
     m = results["machine"]
-    return Section("Targets", ["Target", "Measured", "Limit", "Result", "Costliest stage", "Note"], rows,
-                   [f"Machine: {m['cpu_model']}, {m['cores']} cores. Targets belong to this benchmark, not to tests."])
+    notes = [f"Machine: {m['cpu_model']}, {m['cores']} cores. Targets belong to this benchmark, not to tests."]
+    untargeted = [name for name in results["tracks"] if name not in {t.track for t in TARGETS}]
+    if untargeted:
+        many = len(untargeted) > 1
+        notes.append(f"No targets apply to the {' and '.join(untargeted)} track{'s' if many else ''}: "
+                     f"{'their' if many else 'its'} timings are informational.")
+    return Section("Targets", ["Target", "Measured", "Limit", "Result", "Costliest stage", "Note"], rows, notes)
 
 
 def machine_section(results: dict) -> Section:
@@ -286,10 +305,15 @@ def write_plot(path, results: dict) -> None:
     ax1.set_title("Latency per backend")
     ax1.legend(fontsize=7)
     staged = [(f"{n} {_size(t)}", t["stages"]) for n, t in tracks.items() if t.get("stages")]
+    colours: dict[str, str] = {}    # one colour and one legend entry per stage name, across tracks
     for j, (label, stages) in enumerate(staged):
         left = 0.0
-        for k, s in enumerate(stages["stages"]):
-            ax2.barh(j, s["ms"], left=left, color=f"C{k}", label=s["name"] if j == 0 else None)
+        for s in stages["stages"]:
+            if s.get("absent"):    # not drawn: a zero-width bar would read as "0 ms"
+                continue
+            new = s["name"] not in colours
+            colour = colours.setdefault(s["name"], f"C{len(colours)}")
+            ax2.barh(j, s["ms"], left=left, color=colour, label=s["name"] if new else None)
             left += s["ms"]
     ax2.set_yticks(range(len(staged)), [lab for lab, _ in staged])
     ax2.set_xlabel("ms per image")

@@ -1,9 +1,13 @@
 """Where the time goes: PyTorch sub-module timing of one forward pass.
 
-Forward hooks on the BokehNet sub-modules (defocus net, radiance, renderer) time
-each stage inside the whole forward pass; the remainder of the pass is the
+Forward hooks on the model's sub-modules (defocus net, radiance, renderer) time
+each stage inside the whole forward pass; the rest of the pass is the remainder
+stage, so stages add up to the total exactly. The remainder of a BokehNet is the
 upsample/blend stage (input pooling, the Eq. 9 blend at full resolution, and on
-the CPU track the residual refiner). Stages therefore add up to the total exactly.
+the CPU track the residual refiner); the depth-guided renderer (render track) has
+no defocus net, since its disparity is an input, and its remainder is the blur
+radius of Eq. 1-2 and the layer masks. A stage a model does not have is listed
+as absent (ms None), never as 0 ms.
 """
 from __future__ import annotations
 
@@ -12,15 +16,41 @@ import time
 import torch
 
 REMAINDER = "upsample/blend"
-STAGES = ("defocus net", "radiance", "render", REMAINDER)
+DEPTH_REMAINDER = "radius/masks"
+STAGES = ("defocus net", "radiance", "render", REMAINDER)               # BokehNet (cpu, gpu tracks)
+DEPTH_STAGES = ("defocus net", "radiance", "render", DEPTH_REMAINDER)   # DepthRenderNet (render track)
+NO_DEFOCUS_NET = "not in this model: the disparity map is an input (no defocus estimation)"
+
+
+def _is_depth_guided(net) -> bool:
+    return not hasattr(net, "defocus_net")
+
+
+def stage_names(net) -> tuple[str, ...]:
+    """Every stage reported for this model, present or absent; the remainder last."""
+    return DEPTH_STAGES if _is_depth_guided(net) else STAGES
+
+
+def remainder_stage(net) -> str:
+    return stage_names(net)[-1]
+
+
+def absent_stages(net) -> dict[str, str]:
+    """{stage: why} for the stages this model does not have."""
+    return {"defocus net": NO_DEFOCUS_NET} if _is_depth_guided(net) else {}
 
 
 def stage_modules(net) -> dict:
-    """The BokehNet sub-modules behind the named stages (the remainder has none)."""
-    return {"defocus net": net.defocus_net, "radiance": net.radiance, "render": net.renderer}
+    """The sub-modules behind this model's named stages (the remainder has none; absent ones are left out)."""
+    modules = {"radiance": net.radiance, "render": net.renderer}
+    if not _is_depth_guided(net):
+        modules = {"defocus net": net.defocus_net, **modules}
+    return modules
 
 
 def remainder_contents(net) -> str:
+    if _is_depth_guided(net):
+        return "Eq. 1-2 blur radius R = K |d - d_f| and the tent masks over the kernel radii"
     parts = ["input average pooling", "bilinear upsampling to the input size"]
     parts.append("Eq. 9 blend" if net.config.blend else "no Eq. 9 blend")
     if net.residual is not None:
@@ -28,9 +58,19 @@ def remainder_contents(net) -> str:
     return ", ".join(parts)
 
 
-def time_stages(model: torch.nn.Module, image: torch.Tensor, runs: int) -> dict:
-    """Mean ms per stage over `runs` forward passes (after one untimed pass)."""
+def as_inputs(inputs) -> tuple[torch.Tensor, ...]:
+    """One tensor (the image) or the track's input tuple -> the tuple the model takes."""
+    return (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+
+
+def time_stages(model: torch.nn.Module, inputs, runs: int) -> dict:
+    """Mean ms per stage over `runs` forward passes (after one untimed pass).
+
+    `inputs`: the image tensor, or the tuple of the track's input tensors.
+    """
     net = model.net
+    inputs = as_inputs(inputs)
+    names, absent, rest = stage_names(net), absent_stages(net), remainder_stage(net)
     current: dict[str, float] = {}
     handles = []
     for name, module in stage_modules(net).items():
@@ -41,26 +81,30 @@ def time_stages(model: torch.nn.Module, image: torch.Tensor, runs: int) -> dict:
             current[name] += time.perf_counter()
 
         handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
-    totals = dict.fromkeys(STAGES, 0.0)
+    totals = {name: 0.0 for name in names if name not in absent}
     total = 0.0
     try:
         with torch.inference_mode():
-            model(image)
+            model(*inputs)
             for _ in range(runs):
                 current.clear()
                 t0 = time.perf_counter()
-                model(image)
+                model(*inputs)
                 elapsed = time.perf_counter() - t0
                 for name, secs in current.items():
                     totals[name] += secs
-                totals[REMAINDER] += elapsed - sum(current.values())
+                totals[rest] += elapsed - sum(current.values())
                 total += elapsed
     finally:
         for h in handles:
             h.remove()
-    ms = {name: 1e3 * secs / runs for name, secs in totals.items()}
     total_ms = 1e3 * total / runs
-    return {"runs": runs, "total_ms": total_ms,
-            "stages": [{"name": name, "ms": ms[name], "percent": 100 * ms[name] / total_ms}
-                       for name in STAGES],
-            "remainder": remainder_contents(net)}
+    stages = []
+    for name in names:
+        if name in absent:
+            stages.append({"name": name, "absent": True, "ms": None, "percent": None, "why": absent[name]})
+        else:
+            ms = 1e3 * totals[name] / runs
+            stages.append({"name": name, "absent": False, "ms": ms, "percent": 100 * ms / total_ms})
+    return {"runs": runs, "total_ms": total_ms, "stages": stages,
+            "remainder_stage": rest, "remainder": remainder_contents(net)}

@@ -21,9 +21,10 @@ from typing import Callable
 import numpy as np
 
 from ..export.pipeline import tool_versions
+from ..export.tracks import get_track
 from .backends import BACKENDS, CPU_BACKENDS, HEADLINE
-from .inputs import make_inputs
-from .paper import paper_json
+from .inputs import track_inputs
+from .paper import NO_PAPER_ROW, PAPER_JSON_KEYS, paper_json
 from .stats import FIELDS
 from .targets import evaluate_targets
 from .timing import Protocol
@@ -47,7 +48,7 @@ def all_cores() -> int:
 @dataclass
 class Settings:
     device: str = "cpu"
-    tracks: tuple[str, ...] = ("cpu", "gpu")
+    tracks: tuple[str, ...] = ("cpu", "gpu")   # the paper's tracks; "render" is opt-in
     size: tuple[int, int] = FULL_SIZE
     artifacts: Path = Path("artifacts")
     checkpoint: str | None = None
@@ -108,7 +109,9 @@ def ensure_artifacts(track: str, size: tuple[int, int], settings: Settings,
     return {"tflite": str(paths["tflite"]), "onnx": str(paths["onnx"]), "sidecar": str(paths["json"]),
             "precision": sidecar.get("precision"), "weights": sidecar.get("weights"),
             "checkpoint": sidecar.get("checkpoint"), "sha256": sidecar.get("sha256"),
-            "size_bytes": sidecar.get("size_bytes"), "tiny_backbone": settings.tiny}
+            "size_bytes": sidecar.get("size_bytes"),
+            # The render track has no backbone: --tiny leaves it the real model.
+            "tiny_backbone": settings.tiny and get_track(track).preset is not None}
 
 
 def run_child(spec: dict, work: Path, threads: int) -> dict:
@@ -174,8 +177,9 @@ def efficiency(track_result: dict, gemm: list[dict]) -> dict | None:
               "peak": [{"threads": t, "gemm_gflops": p, "lower_bound_ms": flops["total"] / p / 1e6}
                        for t, p in sorted(peak.items())],
               "backends": backends}
-    if stages and stages["threads"] in peak:
-        ms = next(s["ms"] for s in stages["stages"] if s["name"] == "defocus net")
+    defocus = next((s for s in (stages or {}).get("stages", []) if s["name"] == "defocus net"), None)
+    if defocus and not defocus.get("absent") and stages["threads"] in peak:
+        ms = defocus["ms"]
         gflops = flops["stages"]["defocus net"] / (ms / 1e3) / 1e9
         result["defocus_net"] = {"backend": stages["backend"], "threads": stages["threads"],
                                  "flops": flops["stages"]["defocus net"], "ms": ms, "gflops": gflops,
@@ -205,14 +209,15 @@ class Suite:
         with tempfile.TemporaryDirectory(prefix="bench-runtime-") as tmp:
             work = Path(tmp)
             artifacts = {t: ensure_artifacts(t, s.size, s, self.progress) for t in s.tracks}
-            inputs, names = self.write_inputs(work, s.size)
+            inputs = {t: self.write_inputs(work, t, s.size) for t in s.tracks}
+            names = inputs[s.tracks[0]][1]
             load_before = os.getloadavg()[0]
             if load_before > LOAD_WARNING:
                 self.warnings.append(
                     f"the 1-minute load average was {load_before:.1f} when measuring began (an export by this "
                     "run counts too): if other processes were using the CPU, latencies are inflated; "
                     "rerun on an idle machine")
-            tracks = {t: self.measure_track(t, artifacts[t], inputs, work, threads) for t in s.tracks}
+            tracks = {t: self.measure_track(t, artifacts[t], inputs[t], work, threads) for t in s.tracks}
             sweep_rows = self.sweep(tracks, work, max(threads)) if s.sweep_sizes else []
         results = {
             "format": FORMAT, "version": 1,
@@ -223,21 +228,22 @@ class Suite:
                          "threads": list(threads), "input": "images" if s.images else "generated",
                          "images": names, "backends": {b: BACKENDS[b] for b in s.backends()},
                          "isolation": "one fresh process per track, backend and thread count",
-                         "tiny_backbone": s.tiny},
+                         "tiny_backbone": any(a["tiny_backbone"] for a in artifacts.values())},
             "gemm_peak": self.gemm, "tracks": tracks, "sweep": sweep_rows, "paper": paper_json(),
             "warnings": self.warnings,
         }
         results["targets"] = evaluate_targets(results)
         return results
 
-    def write_inputs(self, work: Path, size: tuple[int, int]) -> tuple[str, list[str]]:
+    def write_inputs(self, work: Path, track: str, size: tuple[int, int]) -> tuple[str, list[str], dict]:
+        """(.npz of the track's named inputs, image names, what the inputs are)."""
         try:
-            stack, names = make_inputs(size, self.s.images)
+            arrays, names, about = track_inputs(track, size, self.s.images)
         except ValueError as exc:
             raise BenchError(str(exc)) from None
-        path = work / f"inputs_{size[0]}x{size[1]}.npy"
-        np.save(path, np.ascontiguousarray(stack, dtype=np.float32))
-        return str(path), names
+        path = work / f"inputs_{track}_{size[0]}x{size[1]}.npz"
+        np.savez(path, **arrays)
+        return str(path), names, about
 
     def spec(self, track: str, artifact: dict, backend: str, threads: int, inputs: str) -> dict:
         s = self.s
@@ -246,10 +252,14 @@ class Suite:
                 "checkpoint": s.checkpoint, "delegate": s.delegate, "inputs": inputs,
                 "protocol": s.protocol.to_dict(), "output": None, "analyse": False}
 
-    def measure_track(self, track: str, artifact: dict, inputs: str, work: Path,
+    def measure_track(self, track: str, artifact: dict, prepared: tuple[str, list[str], dict], work: Path,
                       threads: tuple[int, ...]) -> dict:
         s = self.s
-        out = {"size": list(s.size), "artifact": artifact, "results": []}
+        inputs, _, about = prepared
+        out = {"size": list(s.size), "artifact": artifact, "inputs": about,
+               "paper_table": PAPER_JSON_KEYS.get(track), "results": []}
+        if track in NO_PAPER_ROW:
+            out["paper_note"] = NO_PAPER_ROW[track]
         outputs = {}
         for backend in s.backends():
             for t in threads:
@@ -311,7 +321,7 @@ class Suite:
                     stats, rss = r["stats"], r["peak_rss_mb"]
                 else:
                     artifact = ensure_artifacts(track, size, self.s, self.progress)
-                    inputs, _ = self.write_inputs(work, size)
+                    inputs, _, _ = self.write_inputs(work, track, size)
                     raw = run_child(self.spec(track, artifact, HEADLINE, threads, inputs), work, threads)
                     stats, rss = raw["timing"]["steady"], raw["peak_rss_mb"]
                     self.tick(f"sweep {track} {size[0]}x{size[1]}: avg {stats['avg']:.1f} ms, "

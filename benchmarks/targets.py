@@ -3,7 +3,8 @@
 They belong to the benchmark report, never to tests. A target is evaluated only on
 what it speaks about: the latency and memory targets need 1024x1536 frames and the
 full model; every target needs the track and backends it names to have been run.
-Where a target is missed, the track's costliest stage is named.
+Where a target is missed, the track's costliest stage is named. The render track
+(depth-guided renderer) has no targets: none of these speak about it.
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def costliest_stage(track: dict) -> dict | None:
     stages = track.get("stages")
     if not stages:
         return None
-    top = max(stages["stages"], key=lambda s: s["ms"])
+    top = max((s for s in stages["stages"] if not s.get("absent")), key=lambda s: s["ms"])
     return {"name": top["name"], "ms": top["ms"], "percent": top["percent"],
             "backend": stages["backend"], "threads": stages["threads"]}
 

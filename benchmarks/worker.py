@@ -6,7 +6,9 @@ keeps one backend's thread pools and caches from warming another's.
 
 SPEC (JSON) tasks:
   latency: backend, threads, tflite, onnx, track, tiny, checkpoint, delegate,
-           inputs (.npy, N x H x W x 3), protocol, output (.npy for the first 'bokeh'),
+           inputs (.npz: the track's named inputs, N samples each, NHWC for 4-D:
+           image N x H x W x 3, and on the render track disparity N x H x W x 1,
+           focus N x 1, aperture N x 1), protocol, output (.npy for the first 'bokeh'),
            analyse (PyTorch only: stage timing + FLOP count), stage_runs,
            gemm_threads (optional: then also the fp32 GEMM peak at each thread count,
            measured here to save a torch start-up), gemm_secs
@@ -43,8 +45,10 @@ def latency(spec: dict) -> dict:
 
     from .backends import open_backend
     from .timing import Protocol, measure
-    images = np.load(spec["inputs"])
-    images = [images[i:i + 1] for i in range(len(images))]
+    with np.load(spec["inputs"]) as data:
+        arrays = {name: data[name] for name in data.files}
+    count = len(arrays["image"])
+    images = [{name: a[i:i + 1] for name, a in arrays.items()} for i in range(count)]   # one sample each
     baseline = rss_mb()
     timings, runner, first = measure(
         lambda: open_backend(spec["backend"], threads=spec["threads"], tflite=spec["tflite"],
@@ -52,7 +56,7 @@ def latency(spec: dict) -> dict:
                              checkpoint=spec["checkpoint"], delegate=spec.get("delegate")),
         images, Protocol(**spec["protocol"]))
     result = {"timing": timings, "baseline_rss_mb": baseline, "peak_rss_mb": rss_mb(),
-              "input_mb": sum(x.nbytes for x in images) / 1e6}
+              "input_mb": sum(a.nbytes for a in arrays.values()) / 1e6}
     if spec.get("output"):
         np.save(spec["output"], np.asarray(runner.bokeh(first), dtype=np.float32))
     if spec.get("analyse") and runner.model is not None:

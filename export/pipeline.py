@@ -99,8 +99,19 @@ def _gate(label: str, precision: str, stats: dict, gates: dict) -> None:
         raise ExportError(f"parity gate failed ({label}, {precision}): " + "; ".join(failures))
 
 
-def _convert(onnx_path: Path, workdir: Path, tflite_path: Path, track: Track) -> None:
-    """Run the onnx2tf + TFLiteConverter child process; its noise goes to convert.log."""
+def _onnx_parity(label: str, path: Path, inputs: list[dict], reference: list[list[np.ndarray]],
+                 gates: dict) -> tuple[dict, list[list[np.ndarray]]]:
+    """Run the ONNX graph on every input, gate it as float32 against PyTorch: (stats, outputs)."""
+    outputs = [onnx_export.run_onnx(path, x) for x in inputs]
+    stats = parity.merge([parity.compare(r, o) for ref, outs in zip(reference, outputs)
+                          for r, o in zip(ref, outs)])
+    _gate(label, "float32", stats, gates)
+    return stats, outputs
+
+
+def _convert(onnx_path: Path, workdir: Path, tflite_path: Path, track: Track, keep_log: Path) -> None:
+    """Run the onnx2tf + TFLiteConverter child process; its noise goes to a log file,
+    which is kept at `keep_log` if the conversion fails."""
     log = workdir / "convert.log"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="-1")
     with open(log, "w") as f:
@@ -109,8 +120,9 @@ def _convert(onnx_path: Path, workdir: Path, tflite_path: Path, track: Track) ->
              str(tflite_path), track.precision, ",".join(track.outputs)],
             stdout=f, stderr=subprocess.STDOUT, env=env)
     if result.returncode != 0 or not tflite_path.exists():
+        shutil.copyfile(log, keep_log)
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-        raise ExportError(f"onnx2tf/TFLite conversion failed: {tail[0][:300]}")
+        raise ExportError(f"onnx2tf/TFLite conversion failed (full log: {keep_log}): {tail[0][:300]}")
 
 
 def export_track(track_name: str, size: tuple[int, int] = DEFAULT_SIZE, out_dir: str | Path = "artifacts",
@@ -141,21 +153,16 @@ def export_track(track_name: str, size: tuple[int, int] = DEFAULT_SIZE, out_dir:
         raw, slim = work / "raw.onnx", work / f"{stem}.onnx"
         step(f"exporting ONNX at {size[0]}x{size[1]}")
         onnx_export.export_onnx(model, input_shapes(track, size), track.outputs, raw)
-        ort_raw = parity.merge([parity.compare(r, o) for x, ref in zip(inputs, reference)
-                                for r, o in zip(ref, onnx_export.run_onnx(raw, x))])
-        _gate("ONNX Runtime vs PyTorch", "float32", ort_raw, gates)
+        _onnx_parity("ONNX Runtime vs PyTorch", raw, inputs, reference, gates)
 
         step("simplifying the ONNX graph (onnxslim)")
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             onnx_export.simplify_onnx(raw, slim)
-        ort_outputs = [onnx_export.run_onnx(slim, x) for x in inputs]
-        ort = parity.merge([parity.compare(r, o) for ref, outs in zip(reference, ort_outputs)
-                            for r, o in zip(ref, outs)])
-        _gate("simplified ONNX vs PyTorch", "float32", ort, gates)
+        ort, ort_outputs = _onnx_parity("simplified ONNX vs PyTorch", slim, inputs, reference, gates)
 
         step(f"converting with onnx2tf to {track.precision} TFLite (log: convert.log)")
         tflite = work / f"{stem}.tflite"
-        _convert(slim, work, tflite, track)
+        _convert(slim, work, tflite, track, keep_log=out_dir / f"{stem}.log")
 
         step("checking TFLite parity against PyTorch and ONNX Runtime")
         lite = [parity.run_tflite(tflite, {k: parity.nhwc(v) for k, v in x.items()}) for x in inputs]

@@ -237,3 +237,78 @@ def test_a_pytorch_model_that_is_not_the_export_is_flagged(tmp_path):
     np.save(outputs["onnxruntime", 1], reference + 0.01)     # a different model behind PyTorch
     suite.check_parity("cpu", track, outputs)
     assert len(suite.warnings) == 1 and "not the exported one" in suite.warnings[0]
+
+
+# ---------------------------------------------------------------- the render track
+
+
+def test_render_inputs_on_photos_are_a_disparity_ramp_focus_half_aperture_24(tmp_path):
+    from bokehlite.benchmarks.inputs import describe, track_inputs
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"p{i}.png"), np.full((30, 50, 3), 100, np.uint8))
+    arrays, names, about = track_inputs("render", (64, 128), tmp_path)
+    assert list(arrays) == ["image", "disparity", "focus", "aperture"] and names == ["p0.png", "p1.png"]
+    assert arrays["image"].shape == (2, 64, 128, 3) and arrays["disparity"].shape == (2, 64, 128, 1)
+    assert arrays["focus"].shape == arrays["aperture"].shape == (2, 1)
+    assert all(a.dtype == np.float32 for a in arrays.values())
+    np.testing.assert_allclose(arrays["disparity"][1, 7, :, 0], np.linspace(0, 1, 128), atol=1e-6)
+    assert (arrays["focus"] == 0.5).all() and (arrays["aperture"] == 24.0).all()
+    assert "photos have no depth" in describe(about) and "focus 0.5, aperture 24" in describe(about)
+
+
+def test_generated_render_inputs_are_the_exporters_parity_inputs():
+    from bokehlite.benchmarks.inputs import describe, track_inputs
+    from bokehlite.export.tracks import TRACKS, example_inputs
+    arrays, _, about = track_inputs("render", (64, 128))
+    for name, value in example_inputs(TRACKS["render"], (64, 128), seed=0).items():
+        np.testing.assert_array_equal(arrays[name], value.transpose(0, 2, 3, 1) if value.ndim == 4 else value)
+    assert about["focus"] == pytest.approx(0.3) and about["disparity"].startswith("ramp")
+    arrays, _, about = track_inputs("cpu", (64, 128))            # image-only tracks are unchanged
+    assert list(arrays) == ["image"] and describe(about) == ""
+    np.testing.assert_array_equal(arrays["image"], make_inputs((64, 128))[0])
+
+
+@pytest.fixture(scope="module")
+def render_model_and_inputs():
+    from bokehlite.export.tracks import build_model, example_inputs, get_track
+    model, _ = build_model(get_track("render"))
+    inputs = tuple(torch.from_numpy(v) for v in example_inputs(get_track("render"), (64, 96), seed=0).values())
+    return model, inputs
+
+
+def test_depth_renderer_stages_add_up_and_its_defocus_net_is_absent(render_model_and_inputs):
+    from bokehlite.benchmarks.stages import DEPTH_STAGES, time_stages
+    model, inputs = render_model_and_inputs
+    result = time_stages(model, inputs, runs=2)
+    stages = {s["name"]: s for s in result["stages"]}
+    assert list(stages) == list(DEPTH_STAGES) and result["remainder_stage"] == "radius/masks"
+    assert stages["defocus net"]["absent"] and stages["defocus net"]["ms"] is None
+    present = [s for s in result["stages"] if not s["absent"]]
+    assert sum(s["ms"] for s in present) == pytest.approx(result["total_ms"])
+    assert sum(s["percent"] for s in present) == pytest.approx(100.0)
+    assert "Eq. 1-2" in result["remainder"]
+    assert not model.net.radiance._forward_hooks
+
+
+def test_depth_renderer_flops_count_radiance_and_render_only(render_model_and_inputs):
+    from bokehlite.benchmarks.flops import count_flops
+    model, inputs = render_model_and_inputs
+    flops = count_flops(model, inputs)
+    assert flops["stages"]["defocus net"] is None
+    assert flops["stages"]["radiance"] > 0 and flops["stages"]["render"] > 0
+    assert flops["stages"]["radius/masks"] == 0        # element-wise only: not counted
+    assert flops["total"] == flops["stages"]["radiance"] + flops["stages"]["render"]
+
+
+def test_targets_ignore_the_render_track_and_never_name_an_absent_stage():
+    from bokehlite.benchmarks.targets import costliest_stage
+    results = fake_results()
+    render = {"stages": {"backend": "pytorch", "threads": 2, "total_ms": 10.0, "stages": [
+        {"name": "defocus net", "absent": True, "ms": None, "percent": None},
+        {"name": "radiance", "absent": False, "ms": 2.0, "percent": 20.0},
+        {"name": "render", "absent": False, "ms": 7.0, "percent": 70.0},
+        {"name": "radius/masks", "absent": False, "ms": 1.0, "percent": 10.0}]}}
+    assert costliest_stage(render)["name"] == "render"
+    results["tracks"]["render"] = render
+    assert evaluate_targets(results) == evaluate_targets(fake_results())
+    assert not any(t.track == "render" for t in TARGETS)
