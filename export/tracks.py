@@ -14,6 +14,7 @@ from torch import nn
 
 from ..model import BackboneConfig, BokehNet, load_checkpoint, stage_config
 from ..model.checkpoint import load_state_strict
+from ..model.config import STAGE3_KERNELS
 from ..model.depth_render import DepthRenderNet
 from ..model.synthetic import defocus_ramp, test_scene
 
@@ -38,8 +39,9 @@ class Track:
         return stage_config(self.preset).net_multiple if self.preset else 4
 
 
-# The render track's `defocus` output is radius / 34 px; this mask is in focus below ~0.5 px.
-_RENDER_MAX_RADIUS = 34.0
+# The render track's `defocus` output is radius / the largest kernel radius (34 px);
+# its Eq. 9 mask is in focus below ~0.5 px of radius.
+_RENDER_MAX_RADIUS = float(STAGE3_KERNELS[-1] // 2)
 TRACKS = {
     "cpu": Track("cpu", "cpu-track", "float32", ("image",), ("bokeh", "defocus"), "bokeh", 20.0, 0.125,
                  "stage 1 + residual module, float32, XNNPACK-friendly (AIM 2020 track 1)"),
