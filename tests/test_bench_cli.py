@@ -10,10 +10,11 @@ import os
 import cv2
 import numpy as np
 import pytest
+from fixtures.bench import checked_averages
 
 from bokehlite.benchmarks.cli import main
 from bokehlite.benchmarks.paper import TABLE2_CPU, TABLE3_GPU
-from bokehlite.benchmarks.stats import FIELDS, summarize
+from bokehlite.benchmarks.stats import FIELDS
 
 SIZE = "128x256"     # the cpu track needs multiples of 128; conftest's tiny_export uses this size
 RUNS = 2
@@ -93,12 +94,7 @@ def test_json_schema_is_complete(run):
 def test_statistics_and_ratios_come_from_this_runs_samples(run):
     _, results, _ = run
     track = results["tracks"]["cpu"]
-    avg = {}
-    for r in track["results"]:
-        recomputed = summarize(r["samples_ms"])
-        for field in FIELDS:
-            assert r["stats"][field] == pytest.approx(recomputed[field]), (r["backend"], field)
-        avg[r["backend"], r["threads"]] = r["stats"]["avg"]
+    avg = checked_averages(track)
     assert len(track["ratios"]) == len(results["protocol"]["threads"])
     for ratio in track["ratios"]:
         t = ratio["threads"]
