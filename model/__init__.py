@@ -1,15 +1,33 @@
-"""PyTorch reference model of "Bokeh Rendering from Defocus Estimation" (Luo et al., 2020)."""
-from .bokehnet import BokehNet, net_size
-from .checkpoint import CheckpointError, load_checkpoint, load_encoder_weights, save_checkpoint
-from .config import PRESET_NAMES, BackboneConfig, BokehConfig, RadianceConfig, stage_config
-from .kernels import hard_disk_kernel, soft_disk_kernel
-from .radiance import Radiance
-from .render import LayeredRenderer, layer_masks, layered_blur
-from .upsample import focus_mask, upsample_blend
+"""PyTorch reference model of "Bokeh Rendering from Defocus Estimation" (Luo et al., 2020).
 
-__all__ = [
-    "BackboneConfig", "BokehConfig", "BokehNet", "CheckpointError", "LayeredRenderer",
-    "PRESET_NAMES", "Radiance", "RadianceConfig", "focus_mask", "hard_disk_kernel",
-    "layer_masks", "layered_blur", "load_checkpoint", "load_encoder_weights", "net_size",
-    "save_checkpoint", "soft_disk_kernel", "stage_config", "upsample_blend",
-]
+Names are imported on first use (PEP 562), so `bokehlite.model.config` and
+`bokehlite.model.synthetic`, which need no torch, can be imported without loading it.
+"""
+from __future__ import annotations
+
+import importlib
+
+_NAMES = {
+    "BokehNet": "bokehnet", "net_size": "bokehnet",
+    "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint",
+    "load_encoder_weights": "checkpoint", "load_radiance": "checkpoint", "save_checkpoint": "checkpoint",
+    "PRESET_NAMES": "config", "BackboneConfig": "config", "BokehConfig": "config",
+    "RadianceConfig": "config", "stage_config": "config",
+    "hard_disk_kernel": "kernels", "soft_disk_kernel": "kernels",
+    "Radiance": "radiance",
+    "LayeredRenderer": "render", "composite": "render", "layer_masks": "render", "layered_blur": "render",
+    "focus_mask": "upsample", "upsample_blend": "upsample",
+}
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name not in _NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -13,6 +13,15 @@ from dataclasses import dataclass, field
 # itself, so both precisions draw the line in the same place. For 8-bit input it
 # separates 252/255 from 253/255 exactly as 0.99 does.
 BRIGHT_THRESHOLD = 0.990234375
+# Pyramid render: kernels of this size and up run on a 2x or 4x pooled grid (render.py).
+PYRAMID_MIN_SIZE = 19
+
+
+def pyramid_factor(size: int, min_size: int = PYRAMID_MIN_SIZE) -> int:
+    """Downsampling factor the pyramid mode uses for a kernel of `size` pixels."""
+    if size < min_size:
+        return 1
+    return 2 if size < 39 else 4
 
 
 @dataclass(frozen=True)

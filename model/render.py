@@ -20,20 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import PYRAMID_MIN_SIZE, pyramid_factor
 from .kernels import coarse_soft_disk_values, soft_disk_values
 
-PYRAMID_MIN_SIZE = 19
 # Denominators are clamped here. Large enough to survive float16 (>= 1e-4).
 EPS = 1e-4
 # Slope of the tanh layer masks of a single-channel defocus map (authors' value).
 MASK_SHARPNESS = 100.0
-
-
-def pyramid_factor(size: int, min_size: int = PYRAMID_MIN_SIZE) -> int:
-    """Downsampling factor the pyramid mode uses for a kernel of `size` pixels."""
-    if size < min_size:
-        return 1
-    return 2 if size < 39 else 4
 
 
 def layer_masks(defocus: torch.Tensor, num_layers: int) -> torch.Tensor:
