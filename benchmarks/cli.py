@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+from ..contract import parse_size
+from ..interrupt import run_cli
 from .backends import GpuDelegateUnavailable, find_gpu_delegate
 from .inputs import image_files
 from .report import sections, to_text, write_json, write_markdown, write_plot
@@ -45,12 +47,9 @@ class Parser(argparse.ArgumentParser):
 
 def size_arg(text: str) -> tuple[int, int]:
     try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 1024x1536, got {text!r}") from None
-    if h <= 0 or w <= 0:
-        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
-    return h, w
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def sizes_arg(text: str) -> tuple[tuple[int, int], ...]:
@@ -83,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-secs", type=float, default=1.0, help="and at least this many seconds (default: 1)")
     p.add_argument("--warmup-secs", type=float, default=0.5,
                    help="warm-up: at least 1 run and this many seconds (default: 0.5)")
+    p.add_argument("--max-secs", type=float, default=150.0,
+                   help="stop each loop after this many seconds once 1 run is done, even short of "
+                        "--runs, as benchmark_model does; the results say so (default: 150)")
     p.add_argument("--threads", type=threads_arg, help="thread counts, e.g. 1,2 (default: 1 and all cores)")
     p.add_argument("--sweep", action="store_true", help="also time 256x384, 512x768 and 1024x1536")
     p.add_argument("--json", type=Path, help="write the full results to FILE")
@@ -112,6 +114,8 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
         raise UsageError(f"--runs must be >= 1, got {args.runs}")
     if args.min_secs < 0 or args.warmup_secs < 0:
         raise UsageError("--min-secs and --warmup-secs must be >= 0")
+    if not args.max_secs > 0:
+        raise UsageError(f"--max-secs must be > 0, got {args.max_secs}")
     if args.tiny and args.artifacts is None:
         raise UsageError("--tiny needs its own --artifacts folder (tiny models share the real models' file names)")
     if args.sweep_sizes and not args.sweep:
@@ -132,12 +136,13 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
     return Settings(device=args.device, tracks=tracks, size=args.size,
                     artifacts=args.artifacts or Path("artifacts"), checkpoint=args.checkpoint,
                     images=args.images, threads=threads, sweep_sizes=sweep, tiny=args.tiny,
-                    protocol=Protocol(runs=args.runs, min_secs=args.min_secs, warmup_secs=args.warmup_secs),
+                    protocol=Protocol(runs=args.runs, min_secs=args.min_secs, warmup_secs=args.warmup_secs,
+                                      max_secs=args.max_secs),
                     command=[PROG, *argv])
 
 
 def check_sizes(settings: Settings) -> None:
-    from ..export.tracks import check_size, get_track   # imports torch: after the cheap checks
+    from ..export.tracks import check_size, get_track
     for track in settings.tracks:
         for size in (settings.size, *settings.sweep_sizes):
             try:
@@ -147,6 +152,10 @@ def check_sizes(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_cli(PROG, _main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
@@ -167,9 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
     return 0
 
 

@@ -33,21 +33,18 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) float32 RGB in [0, 1], resized to `size` (area down, bilinear up)."""
-    import cv2
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise ValueError(f"cannot read image {path}")
-    scale = 65535.0 if raw.dtype == np.uint16 else 255.0 if raw.dtype == np.uint8 else 1.0
-    if raw.ndim == 2:
-        raw = cv2.cvtColor(raw, cv2.COLOR_GRAY2BGR)
-    elif raw.shape[2] == 4:
-        raw = cv2.cvtColor(raw, cv2.COLOR_BGRA2BGR)
-    rgb = cv2.cvtColor(raw, cv2.COLOR_BGR2RGB).astype(np.float32) / scale
-    h, w = size
-    shrink = h * w < rgb.shape[0] * rgb.shape[1]
-    rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return np.clip(rgb, 0.0, 1.0)
+    """(H, W, 3) float32 RGB in [0, 1] at model size `size`, read and fitted exactly as
+    `bokeh-render` does (EXIF orientation, letterbox with mirrored borders, 8/16-bit, grey)."""
+    from ..runtime.errors import BadImageError
+    from ..runtime.fit import Letterbox
+    from ..runtime.photo import read_photo
+    from ..runtime.renderer import colour_view
+    try:
+        pixels = read_photo(path).pixels
+    except BadImageError as exc:
+        raise ValueError(f"cannot read image {path}: {exc}") from None
+    color, white = colour_view(pixels)
+    return Letterbox.fit(pixels.shape[:2], size).to_model(color, white)[0]
 
 
 def make_inputs(size: tuple[int, int], images: Path | None = None) -> tuple[np.ndarray, list[str]]:
@@ -66,7 +63,7 @@ def track_inputs(track: str, size: tuple[int, int], images: Path | None = None
     The names and shapes are the track's .tflite signature; every backend converts
     from these (ONNX Runtime and PyTorch take NCHW).
     """
-    from ..export.tracks import example_inputs, get_track   # imports torch: only when measuring
+    from ..export.tracks import example_inputs, get_track
     from ..model.synthetic import defocus_ramp
     spec = get_track(track)
     stack, names = make_inputs(size, images)

@@ -1,6 +1,7 @@
 """The paper beside us: AIM 2020 Rendering Realistic Bokeh results (Luo et al., Tables 2, 3, 9).
 
-Values are copied from /work/shared/paper/bokeh-rendering-from-defocus-estimation.txt.
+Values are copied from the paper's Tables 2, 3 and 9 (Luo et al., "Bokeh Rendering from
+Defocus Estimation", AIM 2020 Rendering Realistic Bokeh challenge).
 AIA-Smart is the paper's own team ("Bokeh Rendering from Defocus Estimation").
 The challenge timed 1024x1536 EBB! frames on its own hardware, not this machine.
 """

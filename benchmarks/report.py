@@ -53,14 +53,20 @@ def latency_section(results: dict) -> Section:
                          _f(st["std"]), _f(st["median"]), _f(st["p95"]), _f(r["peak_rss_mb"], 0), psnr])
     p = results["protocol"]
     source = "images " + ", ".join(p["images"]) if p["input"] == "images" else p["images"][0]
+    capped = [f"{name} {r['backend']} {_threads(r['threads'])}" for name, track in results["tracks"].items()
+              for r in track["results"] if r.get("capped")]
+    cap = f", each loop stopped after {p['max_secs']:g} s once 1 run was done" if "max_secs" in p else ""
     notes = [f"Latency in ms over the steady-state runs: warm-up >= {p['warmup_runs']} run and >= "
-             f"{p['warmup_secs']} s, then >= {p['runs']} runs and >= {p['min_secs']} s. One image per "
+             f"{p['warmup_secs']} s, then >= {p['runs']} runs and >= {p['min_secs']} s{cap}. One image per "
              f"inference: {source}. {p['isolation'].capitalize()}; "
              "peak RSS is that process's high-water mark (VmHWM: interpreter, libraries, model and inputs)."]
     for name, track in results["tracks"].items():
         extra = describe(track.get("inputs") or {})
         if extra:
             notes.append(f"{name} track: every backend also gets {extra}.")
+    if capped:
+        notes.append(f"Stopped at {p['max_secs']:g} s short of {p['runs']} runs (Count is what ran): "
+                     + ", ".join(capped) + ".")
     return Section("Latency per backend", header, rows, notes)
 
 
@@ -104,28 +110,54 @@ def stage_section(results: dict) -> Section:
     return Section("Stage breakdown", header, rows, notes)
 
 
+OVER_PEAK = "> peak"      # a % of peak over 100: the peak is too low, the figure is not meaningful
+OVER_TIME = "> measured"  # a lower bound above the measured time, for the same reason
+
+
+def _percent_of_peak(row: dict) -> str:
+    return OVER_PEAK if row["exceeds_peak"] else _f(row["percent_of_peak"])
+
+
+def _lower_bound(flops: float, peak: float, row: dict) -> str:
+    return OVER_TIME if row["exceeds_peak"] else _f(flops / peak / 1e6)
+
+
+def _peak_source(g: dict) -> str:
+    return (f"best of {g['reps']} square fp32 {g['n']}^3 GEMMs in each of "
+            f"{', '.join(k for k, v in g['before']['libraries'].items() if not v.get('absent'))}, "
+            "the faster library, the better of before and after the rows")
+
+
 def efficiency_section(results: dict) -> Section:
     header = ["Track", "GFLOP", "Backend", "Threads", "Avg ms", "GFLOP/s", "GEMM peak GFLOP/s",
               "% of peak", "Lower bound ms"]
-    rows = []
-    peaks = {g["threads"]: g["gflops"] for g in results.get("gemm_peak", [])}
+    rows, flagged = [], False
+    gemm = results.get("gemm_peak", [])
+    peaks = {g["threads"]: g["gflops"] for g in gemm}
     for name, track in results["tracks"].items():
         eff = track.get("efficiency")
         if not eff:
             continue
-        bound = {p["threads"]: p["lower_bound_ms"] for p in eff["peak"]}
         for b in eff["backends"]:
-            rows.append([f"{name} {_size(track)}", _f(eff["flops"] / 1e9, 2), b["backend"], str(b["threads"]),
-                         _f(b["avg_ms"]), _f(b["gflops"]), _f(peaks[b["threads"]]), _f(b["percent_of_peak"]),
-                         _f(bound[b["threads"]])])
+            t = b["threads"]
+            rows.append([f"{name} {_size(track)}", _f(eff["flops"] / 1e9, 2), b["backend"], str(t),
+                         _f(b["avg_ms"]), _f(b["gflops"]), _f(peaks[t]), _percent_of_peak(b),
+                         _lower_bound(eff["flops"], peaks[t], b)])
+            flagged |= b["exceeds_peak"]
         d = eff.get("defocus_net")
         if d:
+            t = d["threads"]
             rows.append([f"{name} {_size(track)}", _f(d["flops"] / 1e9, 2), "defocus net (pytorch)",
-                         str(d["threads"]), _f(d["ms"]), _f(d["gflops"]), _f(peaks[d["threads"]]),
-                         _f(d["percent_of_peak"]), _f(d["flops"] / peaks[d["threads"]] / 1e6)])
+                         str(t), _f(d["ms"]), _f(d["gflops"]), _f(peaks[t]), _percent_of_peak(d),
+                         _lower_bound(d["flops"], peaks[t], d)])
+            flagged |= d["exceeds_peak"]
+    source = _peak_source(gemm[0]) if gemm and "before" in gemm[0] else "the fp32 GEMM peak of this run"
     notes = ["FLOPs: convolutions and matmuls of the PyTorch graph (2 per MAC, torch FlopCounterMode); "
-             "element-wise ops are not counted. Peak: best fp32 torch.mm 2048^3 in this run. Lower bound = "
-             "FLOPs / peak."]
+             f"element-wise ops are not counted. Peak: {source}. Lower bound = FLOPs / peak."]
+    if flagged:
+        notes.append(f"{OVER_PEAK!r} / {OVER_TIME!r}: the row ran faster than the measured GEMM peak allows, "
+                     "so the peak is underestimated (or the FLOPs overcounted): its % of peak would exceed 100 "
+                     "and its lower bound the measured time; neither is meaningful.")
     return Section("Efficiency", header, rows, notes)
 
 
@@ -203,6 +235,18 @@ def target_section(results: dict) -> Section:
     return Section("Targets", ["Target", "Measured", "Limit", "Result", "Costliest stage", "Note"], rows, notes)
 
 
+def _gemm_peak(g: dict) -> str:
+    """'161.0 GFLOP/s @ 2 threads (numpy; before 158.2, after 161.0; torch 149.9)'."""
+    text = f"{g['gflops']:.1f} GFLOP/s @ {_threads(g['threads'])}"
+    if "before" not in g:
+        return text
+    after = "-" if g["after"] is None else f"{g['after']['gflops']:.1f}"
+    losers = [f"{k} {v['gflops']:.1f}" for k, v in g[g["when"]]["libraries"].items()
+              if k != g["library"] and not v.get("absent")]
+    return (f"{text} ({g['library']}; before {g['before']['gflops']:.1f}, after {after}"
+            + "".join(f"; {x}" for x in losers) + ")")
+
+
 def machine_section(results: dict) -> Section:
     m, p = results["machine"], results["protocol"]
     rows = [["CPU", f"{m['cpu_model']} ({m['cores']} cores)"], ["Platform", m["platform"]],
@@ -210,8 +254,7 @@ def machine_section(results: dict) -> Section:
             ["Device", results["device"]], ["Input size", f"{p['size'][0]}x{p['size'][1]}"],
             ["Threads", ", ".join(map(str, p["threads"]))],
             ["Versions", ", ".join(f"{k} {v}" for k, v in m["versions"].items())],
-            ["GEMM peak", ", ".join(f"{g['gflops']:.1f} GFLOP/s @ {_threads(g['threads'])}"
-                                    for g in results.get("gemm_peak", [])) or "-"]]
+            ["GEMM peak", "; ".join(_gemm_peak(g) for g in results.get("gemm_peak", [])) or "-"]]
     if p.get("tiny_backbone"):
         rows.append(["Model", "TINY test backbone (not the real model)"])
     return Section("Machine and protocol", ["", ""], rows, results.get("warnings", []))

@@ -2,7 +2,10 @@
 
 Forward hooks on the model's sub-modules (defocus net, radiance, renderer) time
 each stage inside the whole forward pass; the rest of the pass is the remainder
-stage, so stages add up to the total exactly. The remainder of a BokehNet is the
+stage, so stages add up to the total. Every moment of the pass goes to exactly one
+stage, the innermost one running: a stage module called inside another (or twice)
+is neither counted twice nor lost, so no stage, the remainder included, can come
+out negative. The remainder of a BokehNet is the
 upsample/blend stage (input pooling, the Eq. 9 blend at full resolution, and on
 the CPU track the residual refiner); the depth-guided renderer (render track) has
 no defocus net, since its disparity is an input, and its remainder is the blur
@@ -71,30 +74,36 @@ def time_stages(model: torch.nn.Module, inputs, runs: int) -> dict:
     net = model.net
     inputs = as_inputs(inputs)
     names, absent, rest = stage_names(net), absent_stages(net), remainder_stage(net)
-    current: dict[str, float] = {}
+    totals = {name: 0.0 for name in names if name not in absent}
+    running = [rest]     # the stages now inside one another; the innermost gets the time
+    mark = [0.0]         # when the time since was last handed to a stage
+
+    def switch(push: str | None) -> None:
+        now = time.perf_counter()
+        totals[running[-1]] += now - mark[0]
+        mark[0] = now
+        if push is None:
+            running.pop()
+        else:
+            running.append(push)
+
     handles = []
     for name, module in stage_modules(net).items():
-        def pre(_module, _args, name=name):
-            current[name] = -time.perf_counter()
-
-        def post(_module, _args, _out, name=name):
-            current[name] += time.perf_counter()
-
-        handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
-    totals = {name: 0.0 for name in names if name not in absent}
+        handles += [module.register_forward_pre_hook(lambda _m, _a, name=name: switch(name)),
+                    module.register_forward_hook(lambda _m, _a, _o: switch(None))]
     total = 0.0
     try:
         with torch.inference_mode():
+            mark[0] = time.perf_counter()
             model(*inputs)
+            for name in totals:         # the untimed pass above does not count
+                totals[name] = 0.0
             for _ in range(runs):
-                current.clear()
-                t0 = time.perf_counter()
+                t0 = mark[0] = time.perf_counter()
                 model(*inputs)
-                elapsed = time.perf_counter() - t0
-                for name, secs in current.items():
-                    totals[name] += secs
-                totals[rest] += elapsed - sum(current.values())
-                total += elapsed
+                end = time.perf_counter()
+                totals[rest] += end - mark[0]
+                total += end - t0
     finally:
         for h in handles:
             h.remove()

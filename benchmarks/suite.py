@@ -20,8 +20,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..export.pipeline import tool_versions
+from ..compare import compare
+from ..contract import DEFAULT_SIZE, artifact_stem
 from ..export.tracks import get_track
+from ..host import default_threads, tool_versions
 from .backends import BACKENDS, CPU_BACKENDS, HEADLINE
 from .efficiency import efficiency, find, ratios
 from .inputs import track_inputs
@@ -31,8 +33,8 @@ from .targets import evaluate_targets
 from .timing import Protocol
 
 FORMAT = "bokehlite-bench"
-FULL_SIZE = (1024, 1536)                                   # AIM 2020 / EBB! frames
-SWEEP_SIZES = ((256, 384), (512, 768), (1024, 1536))
+FULL_SIZE = DEFAULT_SIZE                                   # AIM 2020 / EBB! frames
+SWEEP_SIZES = ((256, 384), (512, 768), FULL_SIZE)
 VERSIONS = ("bokehlite", "ai-edge-litert", "onnxruntime", "torch", "numpy")
 SAME_MODEL_MAX_ABS = 1e-3   # float32 ONNX Runtime vs PyTorch; the export gate is 1e-4
 LOAD_WARNING = 1.0          # 1-minute load average above which the machine was not idle
@@ -43,7 +45,7 @@ class BenchError(RuntimeError):
 
 
 def all_cores() -> int:
-    return len(os.sched_getaffinity(0))
+    return default_threads()
 
 
 @dataclass
@@ -84,14 +86,10 @@ def machine() -> dict:
             "python": platform.python_version(), "versions": versions}
 
 
-def stem(track: str, size: tuple[int, int]) -> str:
-    return f"bokeh_{track}_{size[0]}x{size[1]}"
-
-
 def ensure_artifacts(track: str, size: tuple[int, int], settings: Settings,
                      progress: Callable[[str], None]) -> dict:
     """Paths and sidecar of the track's export at `size`, exporting first if missing."""
-    base = settings.artifacts / stem(track, size)
+    base = settings.artifacts / artifact_stem(track, size)
     paths = {s: base.with_suffix(f".{s}") for s in ("tflite", "onnx", "json")}
     if not all(p.exists() for p in paths.values()):
         from ..export.pipeline import export_track
@@ -132,12 +130,6 @@ def run_child(spec: dict, work: Path, threads: int) -> dict:
     return json.loads(result_path.read_text())
 
 
-def compare(reference: np.ndarray, candidate: np.ndarray) -> dict:
-    err = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
-    mse = float(np.mean(err ** 2))
-    return {"max_abs": float(err.max()), "psnr": None if mse == 0 else float(10 * np.log10(1.0 / mse))}
-
-
 class Suite:
     def __init__(self, settings: Settings, progress: Callable[[str], None]):
         self.s, self.progress, self.t0 = settings, progress, time.perf_counter()
@@ -153,10 +145,26 @@ class Suite:
         self.say(f"[{self.step}/{self.steps}] {text}")
 
     def run(self) -> dict:
+        from .efficiency import over_peak_warning
+        from .peak import GEMM_REPS, GEMM_SIZE, combine
         s = self.s
         threads = s.thread_counts()
         extra_sizes = [size for size in s.sweep_sizes if tuple(size) != tuple(s.size)]
-        self.steps = len(s.tracks) * (len(s.backends()) * len(threads) + len(extra_sizes))
+        self.steps = len(s.tracks) * (len(s.backends()) * len(threads) + len(extra_sizes)) + 2 * len(threads)
+
+        def gemm_peaks(when: str, work: Path) -> list[dict]:
+            # Before the first row and after the last, a fresh process per thread count:
+            # the better of the two is the peak, so a busy moment cannot lower it.
+            out = []
+            for t in threads:
+                g = run_child({"task": "gemm", "threads": t, "n": GEMM_SIZE, "reps": GEMM_REPS}, work, t)
+                others = "".join(f", {k} {v['gflops']:.1f}" for k, v in g["libraries"].items()
+                                 if k != g["library"] and not v.get("absent"))
+                self.tick(f"fp32 GEMM peak {when}, {t} thread{'s' if t > 1 else ''}: {g['gflops']:.1f} GFLOP/s "
+                          f"({g['library']}{others})")
+                out.append(g)
+            return out
+
         with tempfile.TemporaryDirectory(prefix="bench-runtime-") as tmp:
             work = Path(tmp)
             artifacts = {t: ensure_artifacts(t, s.size, s, self.progress) for t in s.tracks}
@@ -168,8 +176,22 @@ class Suite:
                     f"the 1-minute load average was {load_before:.1f} when measuring began (an export by this "
                     "run counts too): if other processes were using the CPU, latencies are inflated; "
                     "rerun on an idle machine")
+            before = gemm_peaks("before the rows", work)
             tracks = {t: self.measure_track(t, artifacts[t], inputs[t], work, threads) for t in s.tracks}
             sweep_rows = self.sweep(tracks, work, max(threads)) if s.sweep_sizes else []
+            self.gemm = combine(before, gemm_peaks("after the rows", work))
+        for track in tracks.values():
+            track["efficiency"] = efficiency(track, self.gemm)
+        over_peak = over_peak_warning(tracks)
+        if over_peak:
+            self.warnings.append(over_peak)
+        capped = [f"{name} {r['backend']} {r['threads']}t ({r['stats']['count']} runs)"
+                  for name, track in tracks.items() for r in track["results"] if r.get("capped")]
+        capped += [f"sweep {r['track']} {r['size'][0]}x{r['size'][1]} ({r['count']} runs)"
+                   for r in sweep_rows if r.get("capped")]
+        if capped:
+            self.warnings.append(f"stopped at --max-secs {s.protocol.max_secs:g} s short of --runs "
+                                 f"{s.protocol.runs}: " + ", ".join(capped))
         results = {
             "format": FORMAT, "version": 1,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -218,16 +240,11 @@ class Suite:
                 spec["output"] = str(work / f"{track}_{backend}_{t}.npy")
                 if backend == "pytorch" and t == max(threads):
                     spec.update(analyse=True, stage_runs=max(1, min(s.protocol.runs, 5)))
-                    if not self.gemm:
-                        spec.update(gemm_threads=list(threads), gemm_secs=max(0.5, min(s.protocol.min_secs, 2.0)))
                 raw = run_child(spec, work, t)
-                if "gemm" in raw:
-                    self.gemm = raw["gemm"]
-                    self.say("fp32 GEMM peak: " + ", ".join(f"{g['gflops']:.1f} GFLOP/s @ {g['threads']}t"
-                                                            for g in self.gemm))
                 entry = {"backend": backend, "threads": t, "init_ms": raw["timing"]["init_ms"],
                          "first_ms": raw["timing"]["first_ms"], "warmup": raw["timing"]["warmup"],
                          "stats": raw["timing"]["steady"], "steady_secs": raw["timing"]["steady_secs"],
+                         "capped": raw["timing"]["capped"],
                          "samples_ms": raw["timing"]["samples_ms"], "peak_rss_mb": raw["peak_rss_mb"],
                          "baseline_rss_mb": raw["baseline_rss_mb"], "input_mb": raw["input_mb"]}
                 out["results"].append(entry)
@@ -241,7 +258,7 @@ class Suite:
                           f"peak RSS {entry['peak_rss_mb']:.0f} MB")
         self.check_parity(track, out, outputs)
         out["ratios"] = ratios(out, threads)
-        out["efficiency"] = efficiency(out, self.gemm)
+        out["efficiency"] = None    # set by run(), once the GEMM peak after the last row is known
         return out
 
     def check_parity(self, track: str, out: dict, outputs: dict) -> None:
@@ -269,16 +286,16 @@ class Suite:
                 size = tuple(size)
                 if size == tuple(self.s.size) and track in tracks:
                     r = find(tracks[track], HEADLINE, threads)
-                    stats, rss = r["stats"], r["peak_rss_mb"]
+                    stats, rss, capped = r["stats"], r["peak_rss_mb"], r.get("capped", False)
                 else:
                     artifact = ensure_artifacts(track, size, self.s, self.progress)
                     inputs, _, _ = self.write_inputs(work, track, size)
                     raw = run_child(self.spec(track, artifact, HEADLINE, threads, inputs), work, threads)
-                    stats, rss = raw["timing"]["steady"], raw["peak_rss_mb"]
+                    stats, rss, capped = raw["timing"]["steady"], raw["peak_rss_mb"], raw["timing"]["capped"]
                     self.tick(f"sweep {track} {size[0]}x{size[1]}: avg {stats['avg']:.1f} ms, "
                               f"peak RSS {rss:.0f} MB")
                 rows.append({"track": track, "size": list(size), "megapixels": size[0] * size[1] / 1e6,
                              "backend": HEADLINE, "threads": threads,
                              **{k: stats[k] for k in FIELDS if k != "count"}, "count": stats["count"],
-                             "peak_rss_mb": rss})
+                             "peak_rss_mb": rss, "capped": capped})
         return rows

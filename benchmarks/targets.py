@@ -4,11 +4,15 @@ They belong to the benchmark report, never to tests. A target is evaluated only 
 what it speaks about: the latency and memory targets need 1024x1536 frames and the
 full model; every target needs the track and backends it names to have been run.
 Where a target is missed, the track's costliest stage is named. The render track
-(depth-guided renderer) has no targets: none of these speak about it.
+(depth-guided renderer) has no targets: none of these speak about it. The
+defocus-efficiency targets are not evaluated when something ran faster than the
+measured GEMM peak: the peak is then known to be too low, and % of peak overstated.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .efficiency import peak_contradicted
 
 FULL_SIZE = [1024, 1536]
 
@@ -59,6 +63,23 @@ def _measured(target: Target, track: dict) -> float | None:
     raise ValueError(target.id)
 
 
+def _unmeasurable(target: Target, track: dict) -> str | None:
+    """Why the measured value cannot be judged, or None."""
+    if not target.id.endswith("defocus-efficiency"):
+        return None
+    eff = track.get("efficiency") or {}
+    defocus = eff.get("defocus_net")
+    if not defocus:
+        return None
+    faster = peak_contradicted(eff, defocus["threads"])
+    if not faster:
+        return None
+    peak = next(p["gemm_gflops"] for p in eff["peak"] if p["threads"] == defocus["threads"])
+    return (f"not evaluated: {', '.join(faster)} ran faster than the measured GEMM peak "
+            f"({peak:.1f} GFLOP/s at {defocus['threads']} threads), so the peak is underestimated "
+            f"and % of peak is not meaningful")
+
+
 def costliest_stage(track: dict) -> dict | None:
     stages = track.get("stages")
     if not stages:
@@ -86,7 +107,10 @@ def evaluate_targets(results: dict) -> list[dict]:
             threads, cores = max(r["threads"] for r in track["results"]), results.get("machine", {}).get("cores")
             if cores and threads != cores:
                 row["note"] = f"measured at {threads} of {cores} cores (--threads)"
-            if row["value"] is None:
+            why = _unmeasurable(target, track)
+            if why:
+                row["value"], row["note"] = None, why
+            elif row["value"] is None:
                 row["note"] = "not evaluated: a backend it needs was not measured"
             else:
                 ok = row["value"] <= target.limit if target.at_most else row["value"] >= target.limit

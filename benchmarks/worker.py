@@ -9,9 +9,10 @@ SPEC (JSON) tasks:
            inputs (.npz: the track's named inputs, N samples each, NHWC for 4-D:
            image N x H x W x 3, and on the render track disparity N x H x W x 1,
            focus N x 1, aperture N x 1), protocol, output (.npy for the first 'bokeh'),
-           analyse (PyTorch only: stage timing + FLOP count), stage_runs,
-           gemm_threads (optional: then also the fp32 GEMM peak at each thread count,
-           measured here to save a torch start-up), gemm_secs
+           analyse (PyTorch only: stage timing + FLOP count), stage_runs
+  gemm:    threads, n, reps: the fp32 GEMM peak on `threads` threads (peak.py), in a
+           process of its own so that numpy's BLAS starts with the thread count
+           the parent put in its environment
 RESULT (JSON) is written atomically; failures go to stderr with exit code 1.
 """
 from __future__ import annotations
@@ -65,17 +66,19 @@ def latency(spec: dict) -> dict:
         x = runner.prepare(images[0])
         result["stages"] = time_stages(runner.model, x, spec.get("stage_runs", 3))
         result["flops"] = count_flops(runner.model, x)
-    if spec.get("gemm_threads"):
-        from .peak import gemm_peak
-        result["gemm"] = [gemm_peak(t, min_secs=spec["gemm_secs"]) for t in spec["gemm_threads"]]
     return result
+
+
+def gemm(spec: dict) -> dict:
+    from .peak import gemm_peak
+    return gemm_peak(spec["threads"], n=spec["n"], reps=spec["reps"])
 
 
 def main(argv: list[str] | None = None) -> int:
     spec_path, result_path = argv or sys.argv[1:]
     spec = json.loads(Path(spec_path).read_text())
     try:
-        result = {"latency": latency}[spec["task"]](spec)
+        result = {"latency": latency, "gemm": gemm}[spec["task"]](spec)
     except Exception as exc:   # noqa: BLE001 - reported to the parent as one line
         print(f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500], file=sys.stderr)
         return 1

@@ -6,6 +6,9 @@ import json
 import os
 import sys
 
+from ..contract import DEFAULT_SIZE, PRECISIONS, TRACKS, parse_size
+from ..interrupt import run_cli
+
 EXAMPLES = """examples:
   export-tflite --track gpu                       # artifacts/bokeh_gpu_1024x1536.tflite
   export-tflite --track all --input-size 512x768 -o out/
@@ -14,12 +17,11 @@ EXAMPLES = """examples:
 """
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def size_arg(text: str) -> tuple[int, int]:
     try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 1024x1536, got {text!r}") from None
-    return h, w
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,14 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Export the bokeh model: PyTorch -> ONNX -> TFLite, "
                                             "parity-gated against PyTorch.")
-    p.add_argument("--track", choices=("cpu", "gpu", "render", "all"), default="gpu",
+    p.add_argument("--track", choices=(*TRACKS, "all"), default="gpu",
                    help="cpu: stage 1 + residual, float32; gpu: stage 3 + Eq. 9, float16 weights; "
                         "render: depth-guided renderer (photo + disparity + focus + aperture), "
                         "float16; all: cpu and gpu (default: gpu)")
-    p.add_argument("--precision", choices=("float32", "float16"),
-                   help="override the track's precision (float16 tracks must pass the GPU check)")
-    p.add_argument("--input-size", type=parse_size, default=(1024, 1536), metavar="HxW",
-                   help="fixed input size (default: 1024x1536, the EBB!/AIM 2020 resolution)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="override the track's precision (float16 tracks must pass the GPU check); "
+                        "the file name then says it, e.g. bokeh_cpu_1024x1536_float16.tflite")
+    p.add_argument("--input-size", type=size_arg, default=DEFAULT_SIZE, metavar="HxW",
+                   help=f"fixed input size (default: {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}, "
+                        "the EBB!/AIM 2020 resolution)")
     p.add_argument("--checkpoint", help="trained weights (ours, or the authors' BokehNet2 state dict); "
                                         "without it, seeded untrained weights are used")
     p.add_argument("-o", "--out", default="artifacts", help="output folder (default: ./artifacts)")
@@ -70,17 +74,28 @@ def check_gpu(path: str, as_json: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_cli("export-tflite", _main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
     if args.check_gpu:
         return check_gpu(args.check_gpu, args.json)
 
+    tracks = ("cpu", "gpu") if args.track == "all" else (args.track,)
+    if args.checkpoint and not os.path.isfile(args.checkpoint):
+        return fail(f"checkpoint not found: {args.checkpoint}")
+    from .tracks import check_size, get_track       # no torch: bad sizes are refused at once
+    try:
+        for track in tracks:
+            check_size(get_track(track, args.precision), args.input_size)
+    except ValueError as exc:
+        return fail(str(exc))
+
     from ..model import BackboneConfig, CheckpointError
     from .pipeline import ExportError, export_track
     from .quiet import native_stderr_to_devnull
-    if args.checkpoint and not os.path.isfile(args.checkpoint):
-        return fail(f"checkpoint not found: {args.checkpoint}")
-    tracks = ("cpu", "gpu") if args.track == "all" else (args.track,)
     if not args.checkpoint and set(tracks) - {"render"}:
         print("export-tflite: warning: no --checkpoint given; exporting seeded UNTRAINED weights "
               "(the pipeline and timings are real, the bokeh is not)", file=sys.stderr)

@@ -6,14 +6,12 @@ into place only after every gate has passed, so a failed export leaves nothing.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,58 +19,22 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..files import sha256
+from .. import contract
+from ..compare import merge
+from ..files import ensure_writable_dir, remove_stale_work_dirs, sha256, work_dir
+from ..host import tool_versions
 from ..model import BackboneConfig
 from . import gpu_check, onnx_export, parity
 from .tflite_inspect import TfliteModel
-from .tracks import DEFAULT_SIZE, Track, build_model, check_size, example_inputs, get_track, input_shapes
+from .track_model import TrackModel, build_model
+from .tracks import Track, check_size, example_inputs, get_track, input_shapes
 
 TOOLS = ("bokehlite", "torch", "onnx", "onnxruntime", "onnxslim", "onnx2tf", "tensorflow",
          "ai-edge-litert", "numpy")
-OUTPUT_MEANING = {
-    "bokeh": "final bokeh image at the input size (Eq. 9 applied at the model resolution)",
-    "blur": "rendered bokeh at the render resolution, before the Eq. 9 blend",
-    "defocus": "defocus map D in [0, 1] (render track: blur radius / 34 px); "
-               "Eq. 9 mask M = sigmoid(eta * (tau - D))",
-}
-
-
-INPUT_MEANING = {
-    "image": "the photo, RGB, resized to the model size",
-    "disparity": "disparity normalised to [0, 1], larger = nearer",
-    "focus": "focal-plane disparity in [0, 1]",
-    "aperture": "blur radius in pixels per unit of |disparity - focus| (radius capped at 34 px)",
-}
-INPUT_RANGE = {"image": {"color": "RGB", "range": [0.0, 1.0]}, "disparity": {"range": [0.0, 1.0]},
-               "focus": {"range": [0.0, 1.0]}, "aperture": {"range": [0.0, 100.0]}}
 
 
 class ExportError(RuntimeError):
     """A step of the export failed; the message says which and why."""
-
-
-def artifact_stem(track: str, size: tuple[int, int]) -> str:
-    return f"bokeh_{track}_{size[0]}x{size[1]}"
-
-
-def tool_versions(names=TOOLS) -> dict[str, str]:
-    """Installed version of each distribution in `names` ("not installed" if absent)."""
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def check_writable(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise ValueError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from None
 
 
 class _Steps:
@@ -103,8 +65,8 @@ def _onnx_parity(label: str, path: Path, inputs: list[dict], reference: list[lis
                  gates: dict) -> tuple[dict, list[list[np.ndarray]]]:
     """Run the ONNX graph on every input, gate it as float32 against PyTorch: (stats, outputs)."""
     outputs = [onnx_export.run_onnx(path, x) for x in inputs]
-    stats = parity.merge([parity.compare(r, o) for ref, outs in zip(reference, outputs)
-                          for r, o in zip(ref, outs)])
+    stats = merge([parity.compare(r, o) for ref, outs in zip(reference, outputs)
+                   for r, o in zip(ref, outs)])
     _gate(label, "float32", stats, gates)
     return stats, outputs
 
@@ -125,8 +87,8 @@ def _convert(onnx_path: Path, workdir: Path, tflite_path: Path, track: Track, ke
         raise ExportError(f"onnx2tf/TFLite conversion failed (full log: {keep_log}): {tail[0][:300]}")
 
 
-def export_track(track_name: str, size: tuple[int, int] = DEFAULT_SIZE, out_dir: str | Path = "artifacts",
-                 checkpoint: str | Path | None = None, backbone: BackboneConfig | None = None,
+def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
+                 out_dir: str | Path = "artifacts", checkpoint: str | Path | None = None, backbone: BackboneConfig | None = None,
                  progress: Callable[[str], None] | None = None, gates: dict | None = None,
                  parity_images: int = 2, precision: str | None = None) -> dict:
     """Export one track; return its report (also written as the sidecar JSON).
@@ -137,10 +99,13 @@ def export_track(track_name: str, size: tuple[int, int] = DEFAULT_SIZE, out_dir:
     track = get_track(track_name, precision)
     size = (int(size[0]), int(size[1]))
     check_size(track, size)
-    out_dir = Path(out_dir).resolve()
-    check_writable(out_dir)
+    out_dir = ensure_writable_dir(Path(out_dir).resolve())
     gates = gates or parity.GATES
-    stem = artifact_stem(track.name, size)
+    stem = contract.artifact_stem(track.name, size, track.precision)
+    stale, freed = remove_stale_work_dirs(out_dir)
+    if stale and progress:
+        progress(f"removed {stale} temporary folder(s) of interrupted exports from {out_dir} "
+                 f"({freed / 1e6:.0f} MB)")
     step = _Steps(7, progress)
 
     step(f"{track.name} track: building the {track.preset or 'depth-guided renderer'} model")
@@ -148,7 +113,7 @@ def export_track(track_name: str, size: tuple[int, int] = DEFAULT_SIZE, out_dir:
     inputs = [example_inputs(track, size, seed) for seed in range(parity_images)]
     reference = [_torch_outputs(model, x) for x in inputs]
 
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{stem}.") as tmp:
+    with work_dir(out_dir, stem) as tmp:
         work = Path(tmp)
         raw, slim = work / "raw.onnx", work / f"{stem}.onnx"
         step(f"exporting ONNX at {size[0]}x{size[1]}")
@@ -167,10 +132,10 @@ def export_track(track_name: str, size: tuple[int, int] = DEFAULT_SIZE, out_dir:
         step("checking TFLite parity against PyTorch and ONNX Runtime")
         lite = [parity.run_tflite(tflite, {k: parity.nhwc(v) for k, v in x.items()}) for x in inputs]
         names = track.outputs
-        vs_torch = parity.merge([parity.compare(parity.nhwc(r), out[n]) for ref, out in zip(reference, lite)
-                                 for r, n in zip(ref, names)])
-        vs_ort = parity.merge([parity.compare(parity.nhwc(r), out[n]) for ref, out in zip(ort_outputs, lite)
-                               for r, n in zip(ref, names)])
+        vs_torch = merge([parity.compare(parity.nhwc(r), out[n]) for ref, out in zip(reference, lite)
+                          for r, n in zip(ref, names)])
+        vs_ort = merge([parity.compare(parity.nhwc(r), out[n]) for ref, out in zip(ort_outputs, lite)
+                        for r, n in zip(ref, names)])
         _gate("TFLite vs PyTorch", track.precision, vs_torch, gates)
 
         step("checking TFLite GPU delegate compatibility")
@@ -188,45 +153,36 @@ def export_track(track_name: str, size: tuple[int, int] = DEFAULT_SIZE, out_dir:
             os.replace(work / f"{stem}{suffix}", out_dir / f"{stem}{suffix}")
         shutil.copyfile(work / "convert.log", out_dir / f"{stem}.log")
     if progress:
+        psnr = "identical" if vs_torch["psnr"] is None else f"{vs_torch['psnr']:.1f} dB"
         progress(f"wrote {out_dir / stem}.tflite ({report['size_bytes'] / 1e6:.1f} MB, "
-                 f"{track.precision}, TFLite vs PyTorch {vs_torch['psnr']:.1f} dB)")
+                 f"{track.precision}, TFLite vs PyTorch {psnr})")
     return report
 
 
-def _report(track: Track, size, tflite: Path, trained: bool, checkpoint, model, outputs: list[np.ndarray],
-            parity_stats: dict, gpu: dict) -> dict:
+def _report(track: Track, size, tflite: Path, trained: bool, checkpoint, model: TrackModel,
+            outputs: list[np.ndarray], parity_stats: dict, gpu: dict) -> dict:
+    """The sidecar: the contract's tensors and Eq. 9 settings, as this very model was exported."""
     h, w = size
-    in_specs = []
-    for name, shape in input_shapes(track, size).items():
-        nhwc_shape = [shape[0], shape[2], shape[3], shape[1]] if len(shape) == 4 else list(shape)
-        spec = {"name": name, "shape": nhwc_shape, "dtype": "float32",
-                "layout": "NHWC" if len(shape) == 4 else "N1", "meaning": INPUT_MEANING[name]}
-        in_specs.append({**spec, **INPUT_RANGE.get(name, {})})
-    out_specs = []
-    for name, arr in zip(track.outputs, outputs):
-        shape = list(parity.nhwc(arr).shape)
-        out_specs.append({"name": name, "shape": shape, "dtype": "float32", "layout": "NHWC",
-                          "range": [0.0, 1.0], "meaning": OUTPUT_MEANING[name]})
-    config = getattr(model.net, "config", None)
+    config = model.net.config if track.preset is not None else None
     lite = TfliteModel(tflite)
     return {
-        "format": "bokehlite-tflite", "version": 1,
-        "track": track.name, "description": track.description, "preset": track.preset,
+        "format": contract.SIDECAR_FORMAT, "version": contract.SIDECAR_VERSION,
+        "track": track.name, "description": track.contract.description, "preset": track.preset,
         "precision": track.precision, "input_size": [h, w],
-        "inputs": in_specs,
-        "outputs": out_specs,
+        "inputs": list(contract.input_specs(track.inputs, size).values()),
+        "outputs": [contract.output_spec(name, parity.nhwc(arr).shape)
+                    for name, arr in zip(track.outputs, outputs)],
         "signature": lite.signatures(),
-        "preprocess": {"resize_to": [h, w], "interpolation": "area (downscale) / bilinear (upscale)",
+        "preprocess": {"resize_to": [h, w], "fit": "letterbox: aspect kept, borders mirrored",
+                       "interpolation": "area (downscale) / bilinear (upscale)",
                        "color": "RGB", "scale": "divide by 255 (8-bit) or 65535 (16-bit)"},
-        "postprocess": {"blend": "eq9", "source": track.blend_source, "defocus": "defocus",
-                        "eta": track.eta, "tau": track.tau, "at": "the original photo's resolution",
-                        "formula": "M = sigmoid(eta*(tau - D)); out = M*I + (1-M)*B"},
+        "postprocess": contract.postprocess(track.contract.blend_source, *model.eq9),
         "weights": "trained" if trained else ("analytic" if track.preset is None else "untrained"),
         "checkpoint": str(checkpoint) if checkpoint else None,
         "model_config": config.to_dict() if config is not None else None,
         "op_histogram": lite.op_histogram(),
         "parity": parity_stats,
         "gpu_check": gpu,
-        "versions": tool_versions(),
+        "versions": tool_versions(TOOLS),
         "sha256": sha256(tflite), "size_bytes": tflite.stat().st_size,
     }

@@ -10,6 +10,7 @@ from .defocus import DefocusNet
 from .radiance import Radiance
 from .render import LayeredRenderer
 from .residual import ResidualRefiner
+from .stages import Stage
 from .upsample import expected_defocus, resize, upsample_blend
 
 
@@ -65,6 +66,28 @@ class BokehNet(nn.Module):
         else:
             bokeh = resize(blur, (int(image.shape[-2]), int(image.shape[-1])))
         if self.residual is not None:
-            bokeh = self.residual(bokeh, image)
+            # The residual can step outside [0, 1]; the contract promises a bokeh in [0, 1].
+            bokeh = torch.clamp(self.residual(bokeh, image), 0.0, 1.0)
         return {"bokeh": bokeh, "blur": blur, "defocus": defocus,
                 "defocus_map": defocus_map, "weight": weight}
+
+    # What the exporter and the benchmark need, asked of the network rather than probed.
+    OUTPUT_NAMES = ("bokeh", "blur", "defocus")
+
+    def export_outputs(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The contract's named outputs from a forward result: `defocus` is the 1-channel D."""
+        return {"bokeh": out["bokeh"], "blur": out["blur"], "defocus": out["defocus_map"]}
+
+    @property
+    def eq9(self) -> tuple[float, float]:
+        """(eta, tau) of the Eq. 9 mask this network's `defocus` output is meant for."""
+        return self.config.eta, self.config.tau
+
+    def stages(self) -> list[Stage]:
+        parts = ["input average pooling", "bilinear upsampling to the input size",
+                 "Eq. 9 blend" if self.config.blend else "no Eq. 9 blend"]
+        if self.residual is not None:
+            parts.append("residual refiner at full resolution")
+        return [Stage("defocus net", self.defocus_net), Stage("radiance", self.radiance),
+                Stage("render", self.renderer),
+                Stage("upsample/blend", None, ", ".join(parts), remainder=True)]

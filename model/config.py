@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..contract import EQ9_ETA, EQ9_TAU, MAX_BLUR_RADIUS
+
 # 0.99 is not representable in float16 (it becomes 0.990234375), which flipped
 # pixels between the fp32 and fp16 exports of a prototype. We use the fp16 value
 # itself, so both precisions draw the line in the same place. For 8-bit input it
@@ -65,8 +67,8 @@ class BokehConfig:
     render_mode: str = "pyramid"      # "exact" (reference) or "pyramid" (export)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     radiance: RadianceConfig = field(default_factory=RadianceConfig)
-    eta: float = 20.0                 # Eq. 9 mask softness
-    tau: float = 0.125                # Eq. 9 in-focus threshold on D_s
+    eta: float = EQ9_ETA              # Eq. 9 mask softness
+    tau: float = EQ9_TAU              # Eq. 9 in-focus threshold on D_s
     residual_features: int = 8
 
     def __post_init__(self):
@@ -98,6 +100,8 @@ class BokehConfig:
 STAGE1_KERNELS = (1, 5, 11, 19, 27, 35)
 STAGE2_KERNELS = (1, 9, 21, 37, 53, 69)
 STAGE3_KERNELS = (1, 3, 5, 7, 11, 15, 19, 23, 27, 33, 39, 45, 53, 61, 69)
+if STAGE3_KERNELS[-1] != 2 * MAX_BLUR_RADIUS + 1:
+    raise ImportError("contract.MAX_BLUR_RADIUS must be the radius of the largest stage-3 kernel")
 
 _PRESETS = {
     "stage1": dict(scale=0.25, kernel_sizes=STAGE1_KERNELS, defocus_channels=6),

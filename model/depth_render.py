@@ -17,6 +17,7 @@ from torch import nn
 from .config import RadianceConfig, STAGE3_KERNELS
 from .radiance import Radiance
 from .render import LayeredRenderer
+from .stages import Stage
 
 # g(I) of the untrained renderer: a constant, so only the Eq. 4 bright-pixel boost
 # (3 I^5, up to 12x this) shapes the weights.
@@ -71,3 +72,22 @@ class DepthRenderNet(nn.Module):
         weight = self.radiance(image)
         bokeh = self.renderer(image, radius_masks(radius, self.radii), weight)
         return {"bokeh": bokeh, "radius": radius, "weight": weight}
+
+    OUTPUT_NAMES = ("bokeh", "defocus")
+
+    def export_outputs(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The contract's named outputs: `defocus` is the blur radius over the largest radius."""
+        return {"bokeh": out["bokeh"], "defocus": out["radius"] / self.max_radius}
+
+    @property
+    def eq9(self) -> tuple[float, float]:
+        """(eta, tau) for `defocus` = radius / max_radius: in focus below about half a
+        pixel of radius, and a mask that falls from 1 to 0 within a pixel of radius."""
+        return 8.0 * self.max_radius, 0.5 / self.max_radius
+
+    def stages(self) -> list[Stage]:
+        return [Stage("defocus net", None, "not in this model: the disparity map is an input "
+                      "(no defocus estimation)", absent=True),
+                Stage("radiance", self.radiance), Stage("render", self.renderer),
+                Stage("radius/masks", None, "Eq. 1-2 blur radius R = K |d - d_f| and the tent masks "
+                      "over the kernel radii", remainder=True)]

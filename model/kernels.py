@@ -5,6 +5,8 @@ plain constants in an exported graph.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -59,3 +61,23 @@ def hard_disk_kernel(size: int) -> torch.Tensor:
 def soft_disk_kernel(size: int) -> torch.Tensor:
     """(size, size) float32 soft disk kernel (Eq. 6), sum 1."""
     return torch.from_numpy(soft_disk_values(size)).float()
+
+
+@functools.lru_cache(maxsize=None)
+def _render_values(size: int, factor: int) -> np.ndarray:
+    values = soft_disk_values(size) if factor == 1 else coarse_soft_disk_values(size, factor)
+    values.flags.writeable = False          # shared by every caller through the cache
+    return values
+
+
+def render_kernel(size: int, factor: int = 1, dtype: torch.dtype = torch.float32,
+                  device: torch.device | str | None = None) -> torch.Tensor:
+    """The renderer's kernel for a layer of `size` on a `factor` times coarser grid, sum 1.
+
+    (size, size) Eq. 6 disk for factor 1, else `coarse_soft_disk_values`. Computed once
+    per (size, factor) in float64 and rounded once to `dtype`, so every caller sees the
+    same values as the float32 buffers of `LayerBlur`.
+    """
+    if factor < 1:
+        raise ValueError(f"factor must be a positive integer, got {factor}")
+    return torch.tensor(_render_values(size, factor), dtype=dtype, device=device)

@@ -6,6 +6,11 @@ layer: acc = acc * (1 - K*m) + K*(m * X). The weighted form (Eq. 8) divides the
 composite of W*I by the composite of W; the mask normalisation of blur_func
 cancels in that ratio.
 
+The functions take tensors (`layer_blur`, `composite`, `layered_blur`); `LayerBlur` and
+`LayeredRenderer` are thin modules that hold the kernels as non-persistent buffers, so
+they stay out of BokehNet's state dict and export as constants. Kernels follow the
+input's dtype and device (float16 and bfloat16 included).
+
 Two modes give the same picture:
 - "exact": every kernel at the render resolution (the reference);
 - "pyramid": kernels from `PYRAMID_MIN_SIZE` up run on an average-pooled grid with
@@ -14,14 +19,15 @@ Two modes give the same picture:
 """
 from __future__ import annotations
 
-from typing import Sequence
+from functools import partial
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import PYRAMID_MIN_SIZE, pyramid_factor
-from .kernels import coarse_soft_disk_values, soft_disk_values
+from .kernels import render_kernel
 
 # Denominators are clamped here. Large enough to survive float16 (>= 1e-4).
 EPS = 1e-4
@@ -49,45 +55,63 @@ def layer_masks(defocus: torch.Tensor, num_layers: int) -> torch.Tensor:
     return 0.5 + 0.5 * torch.tanh(MASK_SHARPNESS * (step - distance))
 
 
-class LayerBlur(nn.Module):
-    """Blurs a stack of channels with one soft disk, exactly or on a coarser grid."""
+MODES = ("exact", "pyramid")
 
-    def __init__(self, size: int, mode: str = "exact"):
-        super().__init__()
-        self.size = size
-        self.factor = pyramid_factor(size) if mode == "pyramid" else 1
-        values = (soft_disk_values(size) if self.factor == 1
-                  else coarse_soft_disk_values(size, self.factor))
-        self.register_buffer("kernel", torch.from_numpy(values).float()[None, None], persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.size == 1:
-            return x
-        h, w = int(x.shape[-2]), int(x.shape[-1])
-        f = self.factor
-        # Zero-pad to a multiple of the factor (the exact conv's zero padding sees the
-        # same zeros) so the coarse grid stays aligned with the fine one; a no-op at
-        # the network's sizes, which are multiples of 32.
-        ph, pw = -h % f, -w % f
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'exact' or 'pyramid', got {mode!r}")
+
+
+def _layer_factor(size: int, mode: str) -> int:
+    return pyramid_factor(size) if mode == "pyramid" else 1
+
+
+def layer_blur(x: torch.Tensor, kernel: torch.Tensor, factor: int = 1) -> torch.Tensor:
+    """Blur every channel of `x` (B, C, H, W) with `kernel` (k, k), k odd, sum 1.
+
+    factor > 1: average-pool by `factor`, convolve on that grid, upsample bilinearly
+    (the pyramid mode; `kernel` is then the coarse disk). The kernel is cast to x's
+    dtype and device. A 1x1 kernel (sum 1) is the identity and is skipped.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"expected x of shape (B, C, H, W), got {tuple(x.shape)}")
+    if kernel.dim() != 2 or kernel.shape[0] != kernel.shape[1] or kernel.shape[0] % 2 == 0:
+        raise ValueError(f"expected kernel of shape (k, k) with k odd, got {tuple(kernel.shape)}")
+    k, f = int(kernel.shape[-1]), int(factor)
+    if k == 1 and f == 1:
+        return x
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    # Zero-pad to a multiple of the factor (the exact conv's zero padding sees the
+    # same zeros) so the coarse grid stays aligned with the fine one; a no-op at
+    # the network's sizes, which are multiples of 32.
+    ph, pw = -h % f, -w % f
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph))
+    y = F.avg_pool2d(x, f) if f > 1 else x
+    if kernel.dtype != x.dtype or kernel.device != x.device:
+        # Only when they differ: a same-dtype `to` would still be traced into the export graph.
+        kernel = kernel.to(dtype=x.dtype, device=x.device)
+    channels = x.shape[1]
+    y = F.conv2d(y, kernel.expand(channels, 1, k, k), padding=k // 2, groups=channels)
+    if f > 1:
+        y = F.interpolate(y, size=(h + ph, w + pw), mode="bilinear", align_corners=False)
         if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph))
-        y = F.avg_pool2d(x, f) if f > 1 else x
-        k = self.kernel.shape[-1]
-        y = F.conv2d(y, self.kernel.expand(x.shape[1], 1, k, k), padding=k // 2, groups=x.shape[1])
-        if f > 1:
-            y = F.interpolate(y, size=(h + ph, w + pw), mode="bilinear", align_corners=False)
-            if ph or pw:
-                y = y[..., :h, :w]
-        return y
+            y = y[..., :h, :w]
+    return y
 
 
 def composite(image: torch.Tensor, weight: torch.Tensor, masks: torch.Tensor,
-              blurs: Sequence[nn.Module]) -> torch.Tensor:
+              blurs: Sequence[Callable[[torch.Tensor], torch.Tensor]]) -> torch.Tensor:
     """Eq. 8: composite(W * I) / composite(W), largest blur first.
 
-    image (B, 3, H, W), weight (B, 1 or 3, H, W), masks (B, N, H, W), one blur per layer
-    in increasing blur order. Returns (B, 3, H, W).
+    image (B, 3, H, W), weight (B, 1 or 3, H, W), masks (B, N, H, W); `blurs` holds one
+    function per layer, in increasing blur order, each mapping (B, 7, H, W) to a tensor
+    of the same shape (e.g. `partial(layer_blur, kernel=k)`). Returns (B, 3, H, W).
     """
+    if masks.dim() != 4 or masks.shape[1] != len(blurs):
+        raise ValueError(f"expected masks of shape (B, {len(blurs)}, H, W) (one per blur), "
+                         f"got {tuple(masks.shape)}")
     weight = weight.expand_as(image)
     weighted = image * weight
     num = den = None
@@ -104,11 +128,13 @@ def composite(image: torch.Tensor, weight: torch.Tensor, masks: torch.Tensor,
 
 
 def _check_inputs(image, weight, defocus):
+    """weight may be None (uniform)."""
     if image.dim() != 4 or image.shape[1] != 3:
         raise ValueError(f"expected image of shape (B, 3, H, W), got {tuple(image.shape)}")
     for name, t, channels in (("weight", weight, (1, 3)), ("defocus", defocus, None)):
-        if (t.dim() != 4 or t.shape[0] != image.shape[0] or t.shape[-2:] != image.shape[-2:]
-                or (channels and t.shape[1] not in channels)):
+        if t is not None and (t.dim() != 4 or t.shape[0] != image.shape[0]
+                              or t.shape[-2:] != image.shape[-2:]
+                              or (channels and t.shape[1] not in channels)):
             c = "C" if channels is None else " or ".join(map(str, channels))
             raise ValueError(f"expected {name} of shape (B, {c}, {image.shape[2]}, {image.shape[3]}), "
                              f"got {tuple(t.shape)}")
@@ -120,10 +146,33 @@ def layered_blur(image: torch.Tensor, defocus: torch.Tensor, kernel_sizes: Seque
 
     defocus: (B, len(kernel_sizes), H, W) softmax layers or (B, 1, H, W) in [0, 1].
     weight: radiance weights (B, 1 or 3, H, W); None means uniform.
+    Kernels come from a cache (`render_kernel`), in the image's dtype and device.
     """
+    _check_mode(mode)
+    _check_inputs(image, weight, defocus)
     if weight is None:
         weight = torch.ones_like(image[:, :1])
-    return LayeredRenderer(kernel_sizes, mode).to(image.device)(image, defocus, weight)
+    blurs = []
+    for size in kernel_sizes:
+        f = _layer_factor(size, mode)
+        kernel = render_kernel(size, f, dtype=image.dtype, device=image.device)
+        blurs.append(partial(layer_blur, kernel=kernel, factor=f))
+    return composite(image, weight, layer_masks(defocus, len(blurs)), blurs)
+
+
+class LayerBlur(nn.Module):
+    """Module form of `layer_blur` for one layer of `size`, exact or on a coarser grid."""
+
+    def __init__(self, size: int, mode: str = "exact"):
+        super().__init__()
+        _check_mode(mode)
+        self.size = size
+        self.factor = _layer_factor(size, mode)
+        # Non-persistent: derived from the config, so checkpoints never carry it.
+        self.register_buffer("kernel", render_kernel(size, self.factor), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return layer_blur(x, self.kernel, self.factor)
 
 
 class LayeredRenderer(nn.Module):
@@ -131,8 +180,7 @@ class LayeredRenderer(nn.Module):
 
     def __init__(self, kernel_sizes: Sequence[int], mode: str = "pyramid"):
         super().__init__()
-        if mode not in ("exact", "pyramid"):
-            raise ValueError(f"mode must be 'exact' or 'pyramid', got {mode!r}")
+        _check_mode(mode)
         self.kernel_sizes = tuple(kernel_sizes)
         self.blurs = nn.ModuleList(LayerBlur(k, mode) for k in self.kernel_sizes)
 
@@ -140,4 +188,4 @@ class LayeredRenderer(nn.Module):
         # Checked at this boundary: a wrong channel count would otherwise render silently wrong.
         _check_inputs(image, weight, defocus)
         masks = layer_masks(defocus, len(self.kernel_sizes))
-        return composite(image, weight, masks, self.blurs)
+        return composite(image, weight, masks, list(self.blurs))

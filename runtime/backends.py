@@ -1,9 +1,11 @@
-"""TFLite interpreter backends: find one that works here and run a model's signature with it.
+"""The backends that run a .tflite, as a small registry: find one that works here and run a
+model's signature with it.
 
-Order, unless the caller picks one: LiteRT (`ai_edge_litert`, the maintained package and
-our dependency), `tflite_runtime` (the old standalone wheel), then `tensorflow.lite`
-(only present with the export extras). Every import happens inside `open_model`, so
-importing the runtime package never pulls in TensorFlow.
+Each backend has a name, `available()` and `open(model, threads, ...) -> ModelRunner`.
+Registered here: the interpreters of LiteRT (`ai_edge_litert`, the maintained package and
+our dependency), `tflite_runtime` (the old standalone wheel) and `tensorflow.lite` (only
+present with the export extras), tried in that order unless the caller picks one. Every
+import happens when a model is opened, so importing the runtime never pulls in TensorFlow.
 
 The `tflite_runtime` 2.14 wheel was compiled against NumPy 1.x. Under NumPy 2 its import
 succeeds, but creating an interpreter fails with "_ARRAY_API not found" (and NumPy
@@ -21,22 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..contract import SIGNATURE
+from ..host import default_threads
 from .errors import BackendError, ModelError
-
-BACKENDS = ("litert", "tflite_runtime", "tensorflow")
-SIGNATURE = "serving_default"
 
 # Text that identifies a wheel built for NumPy 1.x running under NumPy 2.
 _NUMPY_ABI_MARKERS = ("_ARRAY_API", "numpy.core.multiarray failed to import",
                       "compiled using NumPy 1.x", "numpy.core._multiarray_umath")
-
-
-def default_threads() -> int:
-    """All cores this process may run on (its CPU affinity, where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 @contextlib.contextmanager
@@ -75,17 +68,21 @@ class TensorSpec:
 
 @dataclass
 class ModelRunner:
-    """One interpreter with the model's `serving_default` signature, called by tensor names."""
+    """One opened model's `serving_default` signature, called by tensor names."""
 
     backend: str
     threads: int
-    xnnpack: bool
+    options: dict                  # what the backend was opened with, e.g. {"xnnpack": True}
     inputs: dict[str, TensorSpec]
     outputs: dict[str, TensorSpec]
     _runner: object = field(repr=False)
     _interpreter: object = field(repr=False)
     _log: list[str] = field(default_factory=list, repr=False)
     _first_call_done: bool = field(default=False, repr=False)
+
+    @property
+    def xnnpack(self) -> bool:
+        return bool(self.options.get("xnnpack", False))
 
     @property
     def native_log(self) -> str:
@@ -118,84 +115,146 @@ class ModelRunner:
             raise
 
 
-def open_model(model_path: str | os.PathLike, backend: str | None = None, threads: int | None = None,
-               xnnpack: bool = True) -> ModelRunner:
-    """Load `model_path` with the named backend, or the first one that works here.
+class Backend:
+    """One way of running a .tflite: a name, whether it can run here, and how to open a model.
 
-    Raises BackendError when no backend can run, ModelError when the file is not a
-    usable TFLite model with a `serving_default` signature.
+    A new backend (another interpreter, a GPU accelerator) is one subclass registered with
+    `register`; `bokeh-render --backend`, BokehRenderer, the export parity gate and the
+    benchmark all open models through `open_model`, so they run the same code.
     """
-    if backend not in (None, "auto", *BACKENDS):
-        raise BackendError(f"unknown backend {backend!r}; expected one of auto, {', '.join(BACKENDS)}")
+
+    name: str = ""
+    description: str = ""
+
+    def available(self) -> str | None:
+        """None when this backend can run here, else one line saying why not."""
+        raise NotImplementedError
+
+    def open(self, model_path: str, threads: int, **options) -> ModelRunner:
+        """Load the model's `serving_default` signature; BackendError / ModelError otherwise."""
+        raise NotImplementedError
+
+
+class InterpreterBackend(Backend):
+    """A TFLite `Interpreter` class (LiteRT's, tflite_runtime's or TensorFlow's).
+
+    Options: xnnpack (default True) applies the XNNPACK CPU delegate through the builtin
+    op resolver; delegates (default none) are extra delegate objects, such as a GPU
+    delegate from `load_delegate`. Both are Interpreter-only ideas and stay here.
+    """
+
+    def __init__(self, name: str, package: str, description: str):
+        self.name, self.package, self.description = name, package, description
+
+    def available(self) -> str | None:
+        try:
+            with captured_stderr([]), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._classes()
+        except BackendError as exc:
+            return str(exc)
+        return None
+
+    def _classes(self):
+        """(Interpreter class, OpResolverType enum); BackendError if not importable."""
+        try:
+            if self.name == "litert":
+                from ai_edge_litert.interpreter import Interpreter, OpResolverType
+            elif self.name == "tflite_runtime":
+                from tflite_runtime.interpreter import Interpreter, OpResolverType
+            else:
+                os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+                import tensorflow as tf
+                Interpreter, OpResolverType = tf.lite.Interpreter, tf.lite.experimental.OpResolverType
+        except ImportError as exc:
+            if _is_numpy_abi_error(exc, ""):
+                raise BackendError(_numpy_abi_message(self.name)) from None
+            raise BackendError(f"{self.name} is not installed (pip install {self.package})") from None
+        return Interpreter, OpResolverType
+
+    def open(self, model_path: str, threads: int, xnnpack: bool = True, delegates=(), **unknown) -> ModelRunner:
+        if unknown:
+            raise ValueError(f"the {self.name} backend takes no option {', '.join(sorted(unknown))}")
+        log: list[str] = []
+        with captured_stderr(log), warnings.catch_warnings():
+            warnings.simplefilter("ignore")       # tf.lite.Interpreter's deprecation notice
+            Interpreter, OpResolverType = self._classes()
+            # BUILTIN applies the default delegates (XNNPACK on CPU); the other resolver is the
+            # documented way to run the same optimized kernels without them.
+            resolver = (OpResolverType.BUILTIN if xnnpack
+                        else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            kwargs = {"experimental_delegates": list(delegates)} if delegates else {}
+            try:
+                interpreter = Interpreter(model_path=model_path, num_threads=threads,
+                                          experimental_op_resolver_type=resolver, **kwargs)
+            except Exception as exc:
+                failure = exc
+            else:
+                failure = None
+        if failure is not None:
+            if _is_numpy_abi_error(failure, "".join(log)):
+                raise BackendError(_numpy_abi_message(self.name))
+            text = str(failure).strip()
+            reason = text.splitlines()[0] if text else type(failure).__name__
+            raise ModelError(f"{model_path}: not a loadable TFLite model ({reason})")
+
+        signatures = interpreter.get_signature_list()
+        if SIGNATURE not in signatures:
+            found = ", ".join(signatures) or "none"
+            raise ModelError(f"{model_path}: no '{SIGNATURE}' signature (found: {found}); "
+                             "re-export it with export-tflite")
+        runner = interpreter.get_signature_runner(SIGNATURE)
+        return ModelRunner(backend=self.name, threads=threads, options={"xnnpack": xnnpack},
+                           inputs=_specs(runner.get_input_details()),
+                           outputs=_specs(runner.get_output_details()),
+                           _runner=runner, _interpreter=interpreter, _log=log)
+
+
+REGISTRY: dict[str, Backend] = {}
+# Tried in this order by `open_model(backend=None)`.
+AUTO_ORDER: list[str] = []
+
+
+def register(backend: Backend, auto: bool = False) -> Backend:
+    """Add a backend by its name; `auto` puts it at the end of the automatic choice."""
+    REGISTRY[backend.name] = backend
+    if auto:
+        AUTO_ORDER.append(backend.name)
+    return backend
+
+
+register(InterpreterBackend("litert", "ai-edge-litert", "LiteRT's Interpreter (ai_edge_litert)"), auto=True)
+register(InterpreterBackend("tflite_runtime", "tflite-runtime", "the standalone tflite_runtime wheel"),
+         auto=True)
+register(InterpreterBackend("tensorflow", "tensorflow", "TensorFlow's tf.lite.Interpreter"), auto=True)
+BACKENDS = tuple(REGISTRY)
+
+
+def open_model(model_path: str | os.PathLike, backend: str | None = None, threads: int | None = None,
+               **options) -> ModelRunner:
+    """Load `model_path` with the named backend, or the first one of AUTO_ORDER that works.
+
+    Options go to the backend (interpreters: xnnpack, delegates). Raises BackendError when
+    no backend can run, ModelError when the file is not a usable TFLite model with a
+    `serving_default` signature.
+    """
+    if backend not in (None, "auto", *REGISTRY):
+        raise BackendError(f"unknown backend {backend!r}; expected one of auto, {', '.join(REGISTRY)}")
     if threads is None:
         threads = default_threads()
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    candidates = BACKENDS if backend in (None, "auto") else (backend,)
+    candidates = AUTO_ORDER if backend in (None, "auto") else [backend]
     problems = []
     for name in candidates:
         try:
-            return _open_with(name, os.fspath(model_path), threads, xnnpack)
+            return REGISTRY[name].open(os.fspath(model_path), threads, **options)
         except BackendError as exc:
             if len(candidates) == 1:
                 raise
             problems.append(f"{name}: {exc}")
     raise BackendError("no TFLite interpreter works here (" + "; ".join(problems) +
                        "); install LiteRT: pip install ai-edge-litert")
-
-
-def _import_backend(name: str):
-    """(Interpreter class, OpResolverType enum) of one backend; BackendError if missing."""
-    try:
-        if name == "litert":
-            from ai_edge_litert.interpreter import Interpreter, OpResolverType
-        elif name == "tflite_runtime":
-            from tflite_runtime.interpreter import Interpreter, OpResolverType
-        else:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-            import tensorflow as tf
-            Interpreter, OpResolverType = tf.lite.Interpreter, tf.lite.experimental.OpResolverType
-    except ImportError as exc:
-        if _is_numpy_abi_error(exc, ""):
-            raise BackendError(_numpy_abi_message(name)) from None
-        package = {"litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
-                   "tensorflow": "tensorflow"}[name]
-        raise BackendError(f"{name} is not installed (pip install {package})") from None
-    return Interpreter, OpResolverType
-
-
-def _open_with(name: str, model_path: str, threads: int, xnnpack: bool) -> ModelRunner:
-    log: list[str] = []
-    with captured_stderr(log), warnings.catch_warnings():
-        warnings.simplefilter("ignore")       # tf.lite.Interpreter's deprecation notice
-        Interpreter, OpResolverType = _import_backend(name)
-        # BUILTIN applies the default delegates (XNNPACK on CPU); the other resolver is the
-        # documented way to run the same optimized kernels without them.
-        resolver = (OpResolverType.BUILTIN if xnnpack
-                    else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        try:
-            interpreter = Interpreter(model_path=model_path, num_threads=threads,
-                                      experimental_op_resolver_type=resolver)
-        except Exception as exc:
-            failure = exc
-        else:
-            failure = None
-    if failure is not None:
-        if _is_numpy_abi_error(failure, "".join(log)):
-            raise BackendError(_numpy_abi_message(name))
-        reason = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
-        raise ModelError(f"{model_path}: not a loadable TFLite model ({reason})")
-
-    signatures = interpreter.get_signature_list()
-    if SIGNATURE not in signatures:
-        found = ", ".join(signatures) or "none"
-        raise ModelError(f"{model_path}: no '{SIGNATURE}' signature (found: {found}); "
-                         "re-export it with export-tflite")
-    runner = interpreter.get_signature_runner(SIGNATURE)
-    return ModelRunner(backend=name, threads=threads, xnnpack=xnnpack,
-                       inputs=_specs(runner.get_input_details()),
-                       outputs=_specs(runner.get_output_details()),
-                       _runner=runner, _interpreter=interpreter, _log=log)
 
 
 def _specs(details: dict) -> dict[str, TensorSpec]:

@@ -8,14 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .backends import BACKENDS
+from ..contract import DEFAULT_SIZE, MAX_BLUR_RADIUS, artifact_stem
+from ..files import FolderNotWritable, ensure_writable_dir
+from ..interrupt import run_cli
+from .backends import REGISTRY
 from .depth import CENTRE_BOX, FOCUS_WINDOW, centre_focus, fit_disparity, focus_at, read_disparity
 from .errors import DepthError, OutputError, RuntimeInputError
 from .photo import DEFAULT_MAX_PIXELS, Photo, format_for_path, read_photo, write_photo
@@ -23,20 +25,22 @@ from .progress import Progress
 from .renderer import DEFAULT_APERTURE
 
 PROG = "bokeh-render"
-DEFAULT_MODEL = Path("artifacts") / "bokeh_gpu_1024x1536.tflite"
-DEFAULT_RENDER_MODEL = Path("artifacts") / "bokeh_render_1024x1536.tflite"    # with --depth
+DEFAULT_MODEL = Path("artifacts") / f"{artifact_stem('gpu', DEFAULT_SIZE)}.tflite"
+DEFAULT_RENDER_MODEL = Path("artifacts") / f"{artifact_stem('render', DEFAULT_SIZE)}.tflite"    # with --depth
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
 EXAMPLES = f"""\
 examples:
   {PROG} photo.jpg -o out/
-  {PROG} holidays/ portrait.png -m artifacts/bokeh_cpu_1024x1536.tflite -o out/
+  {PROG} photos/ -o photos/ --suffix _bokeh      # write beside the inputs
+  {PROG} holidays/ portrait.png -m artifacts/{artifact_stem('cpu', DEFAULT_SIZE)}.tflite -o out/
   {PROG} scans/ -o out/ --backend litert --threads 4 --no-xnnpack --json
   {PROG} photo.png --depth disparity.png --focus 610,380 --aperture 40 -o out/
   {PROG} photo.png --depth depth.npy --depth-is-depth --focus-disparity 0.7 -o out/
 
 INPUT may be files or folders (searched recursively for .jpg .png .tif .webp .bmp;
-the folder layout is kept under OUTDIR). Outputs keep the input's name and format.
+the folder layout is kept under OUTDIR). Outputs keep the input's name and format, plus
+--suffix if given; with a suffix, OUTDIR may be the input folder (`-o photos/ --suffix _bokeh`).
 Without -m the default GPU-track model {DEFAULT_MODEL} is used; make it with
 `export-tflite --track gpu`.
 
@@ -53,7 +57,7 @@ The focal plane is the median disparity of the {FOCUS_WINDOW}x{FOCUS_WINDOW} pho
 --focus-disparity V, or by default the median over the centred box {CENTRE_BOX:.0%} of the
 photo's width and height. --aperture is in pixels of the photo; it is scaled with the
 photo into the model, so a photo looks the same at any size. The model caps the blur
-radius at 34 of its own pixels.
+radius at {MAX_BLUR_RADIUS} of its own pixels.
 
 exit codes: 0 all rendered, 2 bad usage or input (any file failed), 1 internal error.
 """
@@ -88,6 +92,12 @@ def _number(low: float, high: float):
     return parse
 
 
+def _suffix(text: str) -> str:
+    if not text or "/" in text or "\\" in text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"expected a file-name suffix such as _bokeh, got {text!r}")
+    return text
+
+
 def _positive_int(text: str) -> int:
     try:
         value = float(text)
@@ -104,10 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="photo files or folders")
     p.add_argument("-o", "--out", required=True, type=Path, metavar="OUTDIR",
                    help="output folder (created if missing); inputs are never overwritten")
+    p.add_argument("--suffix", type=_suffix, metavar="TEXT",
+                   help="add TEXT to each output's name (photo.jpg -> photo_bokeh.jpg with --suffix "
+                        "_bokeh); makes -o the input folder safe")
     p.add_argument("-m", "--model", type=Path, metavar="MODEL.tflite",
                    help=f"exported model with its sidecar .json (default: {DEFAULT_MODEL})")
-    p.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
-                   help="TFLite interpreter (default: auto = the first of litert, tflite_runtime, "
+    p.add_argument("--backend", choices=("auto", *REGISTRY), default="auto",
+                   help="how to run the model (default: auto = the first of litert, tflite_runtime, "
                         "tensorflow that works)")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="interpreter threads (default: all cores)")
@@ -170,26 +183,45 @@ class Job:
     focus: float | None = None
 
 
-def collect_jobs(args_inputs: list[str], out_dir: Path) -> list[Job]:
-    """One job per photo: files as given, folders searched recursively (outputs kept out)."""
+def output_name(rel: Path, suffix: str) -> Path:
+    """photo.jpg -> photo<suffix>.jpg (the format, and so the extension, is kept)."""
+    return rel.with_name(f"{rel.stem}{suffix}{rel.suffix}") if suffix else rel
+
+
+def collect_jobs(args_inputs: list[str], out_dir: Path, suffix: str = "") -> list[Job]:
+    """One job per photo: files as given, folders searched recursively (outputs kept out).
+
+    Writing into an input folder needs a --suffix; files that already carry it are
+    earlier outputs and are not rendered again.
+    """
     jobs: list[Job] = []
     out_resolved = out_dir.resolve()
     for arg in args_inputs:
         path = Path(arg)
         if path.is_dir():
+            beside = path.resolve() == out_resolved
+            if beside and not suffix:
+                raise OutputError(f"the output folder {out_dir} is the input folder {path}: the outputs "
+                                  "would replace the photos; choose another -o, or add --suffix _bokeh "
+                                  "to write each result beside its photo")
             for f in sorted(path.rglob("*")):
                 rel = f.relative_to(path)
-                if (f.is_file() and format_for_path(f) and not any(p.startswith(".") for p in rel.parts)
-                        and not f.resolve().is_relative_to(out_resolved)):
-                    jobs.append(Job(f, out_dir / rel))
+                if not (f.is_file() and format_for_path(f)) or any(p.startswith(".") for p in rel.parts):
+                    continue
+                if beside and f.stem.endswith(suffix):
+                    continue                       # an earlier output of this command
+                if not beside and f.resolve().is_relative_to(out_resolved):
+                    continue                       # -o is a folder inside the input folder
+                jobs.append(Job(f, out_dir / output_name(rel, suffix)))
         else:
-            jobs.append(Job(path, out_dir / path.name))
+            jobs.append(Job(path, out_dir / output_name(Path(path.name), suffix)))
     inputs = {j.input.resolve() for j in jobs}
     claimed: dict[Path, Path] = {}
     for job in jobs:
         target = job.output.resolve()
         if target in inputs:
-            job.error = f"output {job.output} would overwrite an input; choose another -o"
+            job.error = (f"output {job.output} would overwrite an input; choose another -o, "
+                         "or add --suffix _bokeh")
         elif target in claimed:
             job.error = f"output {job.output} is already written for {claimed[target]}; rename one of them"
         else:
@@ -199,13 +231,9 @@ def collect_jobs(args_inputs: list[str], out_dir: Path) -> list[Job]:
 
 def check_out_dir(out_dir: Path) -> None:
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=f".{PROG}-write-test-"):
-            pass
-    except FileExistsError:
-        raise OutputError(f"cannot write to output folder {out_dir}: it exists and is not a folder") from None
-    except OSError as exc:
-        raise OutputError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from None
+        ensure_writable_dir(out_dir)
+    except FolderNotWritable as exc:
+        raise OutputError(str(exc)) from None
 
 
 def render_file(renderer, job: Job, max_pixels: int, depth: DepthSettings | None = None) -> None:
@@ -228,12 +256,7 @@ def render_file(renderer, job: Job, max_pixels: int, depth: DepthSettings | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_cli(PROG, lambda a: _run(build_parser().parse_args(a)), argv)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -260,7 +283,10 @@ def _run(args: argparse.Namespace) -> int:
         if not model.is_file():
             return fail(f"no model given and {model} does not exist; export it with "
                         f"`export-tflite --track {track}` (or pass -m MODEL.tflite)")
-    jobs = collect_jobs(args.inputs, args.out)
+    try:
+        jobs = collect_jobs(args.inputs, args.out, args.suffix or "")
+    except OutputError as exc:
+        return fail(str(exc))
     if not jobs:
         return fail("no photos found in " + ", ".join(args.inputs))
     try:

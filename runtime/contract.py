@@ -1,4 +1,4 @@
-"""The export -> runtime contract (contract/CONTRACT.md), read and checked at load time.
+"""The export -> runtime contract (bokehlite/contract.py), read and checked at load time.
 
 Two sources must agree: the sidecar JSON that export-tflite writes next to the model
 (same stem, .json) and the model's own `serving_default` signature. We check the
@@ -15,17 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import contract
+from ..contract import CHECKED_INPUT_KEYS, IMAGE as INPUT_NAME, SIDECAR_FORMAT, SIDECAR_VERSION, sidecar_path
 from ..files import sha256
 from .backends import TensorSpec
 from .errors import ModelError
-
-SIDECAR_FORMAT = "bokehlite-tflite"
-SIDECAR_VERSION = 1
-INPUT_NAME = "image"
-DEPTH_INPUTS = ("disparity", "focus", "aperture")
-# The inputs each track's signature takes; the render track is guided by a disparity map.
-TRACK_INPUTS = {"cpu": (INPUT_NAME,), "gpu": (INPUT_NAME,), "render": (INPUT_NAME, *DEPTH_INPUTS)}
-TRACKS = tuple(TRACK_INPUTS)
 
 
 @dataclass(frozen=True)
@@ -34,7 +28,7 @@ class ModelContract:
 
     track: str                         # "cpu", "gpu" or "render"
     input_size: tuple[int, int]        # (H, W) of the float32 NHWC RGB [0, 1] input 'image'
-    inputs: tuple[str, ...]            # TRACK_INPUTS[track]
+    inputs: tuple[str, ...]            # the track's contract inputs
     outputs: dict[str, tuple[int, ...]]
     blend_source: str                  # output holding B of Eq. 9
     defocus: str                       # output holding D of Eq. 9
@@ -58,13 +52,7 @@ class ModelContract:
 
 def input_shapes(names, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
     """NHWC shape (or [1, 1] for a scalar) of each named signature input at model size (H, W)."""
-    h, w = size
-    shapes = {INPUT_NAME: (1, h, w, 3), "disparity": (1, h, w, 1), "focus": (1, 1), "aperture": (1, 1)}
-    return {name: shapes[name] for name in names}
-
-
-def sidecar_path(model_path: str | Path) -> Path:
-    return Path(model_path).with_suffix(".json")
+    return {name: contract.INPUTS[name].shape(size) for name in names}
 
 
 def read_sidecar(model_path: str | Path) -> dict:
@@ -108,12 +96,12 @@ def check_contract(model_path: str | Path, sidecar: dict, inputs: dict[str, Tens
         fail("the sidecar JSON belongs to a different .tflite (sha256 mismatch); "
              "copy the model and its sidecar from the same export")
     track = get(sidecar, "track", "track")
-    if track not in TRACKS:
-        fail(f"track {track!r} is not supported by this runtime (supported: {', '.join(TRACKS)})")
+    if track not in contract.TRACKS:
+        fail(f"track {track!r} is not supported by this runtime (supported: {', '.join(contract.TRACKS)})")
 
     # Inputs: 'image' float32 [1, H, W, 3] NHWC RGB [0, 1]; the render track adds 'disparity'
     # [1, H, W, 1] in [0, 1] and the scalars 'focus' and 'aperture' [1, 1].
-    expected_names = TRACK_INPUTS[track]
+    expected_names = contract.TRACKS[track].inputs
     declared_inputs = get(sidecar, "inputs", "inputs")
     if not isinstance(declared_inputs, list) or not all(isinstance(i, dict) for i in declared_inputs):
         fail("sidecar inputs must be a list of objects")
@@ -124,11 +112,10 @@ def check_contract(model_path: str | Path, sidecar: dict, inputs: dict[str, Tens
     if size is None:
         fail(f"input_size must be [H, W] with positive integers, got {sidecar.get('input_size')!r}")
     in_shapes = input_shapes(expected_names, size)
-    extra = {INPUT_NAME: {"color": "RGB", "range": [0.0, 1.0]}, "disparity": {"range": [0.0, 1.0]}}
+    expected_specs = contract.input_specs(expected_names, size)
     for spec in declared_inputs:
         name = spec["name"]
-        wanted = {"shape": list(in_shapes[name]), "dtype": "float32",
-                  "layout": "NHWC" if len(in_shapes[name]) == 4 else "N1", **extra.get(name, {})}
+        wanted = {k: v for k, v in expected_specs[name].items() if k in CHECKED_INPUT_KEYS}
         for key, value in wanted.items():
             if _normal(spec.get(key)) != _normal(value):
                 what = "input" if name == INPUT_NAME else f"input {name!r}"

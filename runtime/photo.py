@@ -6,15 +6,14 @@ atomically: a temporary file in the target folder, renamed into place.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .. import files
 from .errors import BadImageError, OutputError
 from .header import EXTENSIONS, FORMATS, exif_orientation, sniff
 
@@ -125,20 +124,11 @@ def write_photo(path: str | os.PathLike, photo: Photo) -> None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
+    """files.atomic_write, with a failure as one OutputError line."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        files.atomic_write(path, data)
     except OSError as exc:
-        raise OutputError(f"cannot write to {path.parent} ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path} ({exc.strerror or exc})") from None
-        raise
+        raise OutputError(f"cannot write {path} ({exc.strerror or exc})") from None
 
 
 def _to_rgb(pixels: np.ndarray) -> np.ndarray:

@@ -35,7 +35,8 @@ class BokehRenderer:
     """Load and check one exported .tflite (with its sidecar JSON), then render photos.
 
     threads: interpreter threads (default: every core this process may use).
-    backend: "litert", "tflite_runtime", "tensorflow", or None/"auto" for the first that works.
+    backend: a name from backends.REGISTRY ("litert", "tflite_runtime", "tensorflow"), or
+        None/"auto" for the first that works.
     xnnpack: apply the XNNPACK CPU delegate (the interpreters' default).
     Raises ModelError for a missing, corrupt or non-conforming model and BackendError
     when no interpreter can run here.
@@ -49,7 +50,7 @@ class BokehRenderer:
         if self.model_path.stat().st_size == 0:
             raise ModelError(f"{self.model_path}: model file is empty")
         sidecar = read_sidecar(self.model_path)
-        self._runner = backends.open_model(self.model_path, backend, threads, xnnpack)
+        self._runner = backends.open_model(self.model_path, backend, threads, xnnpack=xnnpack)
         self.contract: ModelContract = check_contract(self.model_path, sidecar,
                                                       self._runner.inputs, self._runner.outputs)
 
@@ -97,7 +98,7 @@ class BokehRenderer:
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """Photo (as `render` accepts it) -> model input (1, H, W, 3) float32 and its letterbox."""
-        color, scale = _colour_view(_check_image(image))
+        color, scale = colour_view(_check_image(image))
         box = Letterbox.fit(image.shape[:2], self.input_size)
         return box.to_model(color, scale), box
 
@@ -149,8 +150,8 @@ class BokehRenderer:
         result = np.empty_like(image)
         if image.ndim == 3 and image.shape[2] == 4:
             result[:, :, 3] = image[:, :, 3]
-        color, scale = _colour_view(image)
-        out_color, _ = _colour_view(result)       # a view: the blend writes into `result`
+        color, scale = colour_view(image)
+        out_color, _ = colour_view(result)       # a view: the blend writes into `result`
         blend_full_resolution(color, scale, outputs[c.blend_source][0], outputs[c.defocus][0, :, :, 0],
                               box, c.eta, c.tau, out_color)
         return result
@@ -201,7 +202,7 @@ def _check_number(name: str, value, upper: float) -> float:
     return float(value)
 
 
-def _colour_view(image: np.ndarray) -> tuple[np.ndarray, float]:
+def colour_view(image: np.ndarray) -> tuple[np.ndarray, float]:
     """The colour part of an image (RGB or grey, without alpha) and its white level."""
     if image.ndim == 3 and image.shape[2] == 4:
         color = image[:, :, :3]

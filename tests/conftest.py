@@ -11,7 +11,8 @@ def tiny_export(tmp_path_factory):
     """tiny_export(track) -> (tflite path, report): a real export of a tiny-backbone model
     (the render track has no backbone and ignores it), through ONNX, onnx2tf and the parity
     gates, cached for the session."""
-    from bokehlite.export.pipeline import artifact_stem, export_track
+    from bokehlite.contract import artifact_stem
+    from bokehlite.export.pipeline import export_track
     from bokehlite.model import BackboneConfig
 
     out = tmp_path_factory.mktemp("tiny_artifacts")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -78,3 +79,37 @@ def test_default_output_is_artifacts_under_the_working_folder(tmp_path):
     assert "UNTRAINED" in result.stderr and "[4/7]" in result.stderr
     names = sorted(p.name for p in (tmp_path / "artifacts").iterdir())
     assert names == [f"bokeh_cpu_128x128.{ext}" for ext in ("json", "log", "onnx", "tflite")]
+
+
+def test_sigterm_during_conversion_cleans_up_and_exits_143(tmp_path):
+    """Stopped while onnx2tf runs: the converter child dies, the work folder goes, one line."""
+    import signal
+    import time
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "bokehlite.export.cli", "--track", "cpu", "--tiny",
+                             "--input-size", "128x256", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(out.glob(".bokeh_cpu_128x256.*/convert.log")):
+        time.sleep(0.2)
+    assert list(out.glob(".bokeh_cpu_128x256.*/convert.log")), "the conversion step never started"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "export-tflite: interrupted (SIGTERM)"
+    assert "Traceback" not in err
+    assert [p.name for p in out.iterdir()] == []
+
+
+def test_stale_work_folders_of_dead_processes_are_removed_and_reported(tmp_path):
+    from bokehlite.files import remove_stale_work_dirs
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f".bokeh_cpu_128x256.{dead}.abc123"
+    (stale / "saved_model").mkdir(parents=True)
+    (stale / "saved_model" / "weights.bin").write_bytes(b"x" * 1000)
+    live = tmp_path / f".bokeh_gpu_128x192.{os.getpid()}.def456"
+    live.mkdir()
+    assert remove_stale_work_dirs(tmp_path) == (1, 1000)
+    assert not stale.exists() and live.exists()

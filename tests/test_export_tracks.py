@@ -8,9 +8,11 @@ import torch
 
 from bokehlite.export import parity
 from bokehlite.export.gpu_check import check_gpu_compatibility
-from bokehlite.export.pipeline import ExportError, artifact_stem, export_track
+from bokehlite.contract import artifact_stem
+from bokehlite.export.pipeline import ExportError, export_track
 from bokehlite.export.tflite_inspect import TfliteModel
-from bokehlite.export.tracks import TRACKS, build_model
+from bokehlite.export.track_model import build_model
+from bokehlite.export.tracks import get_track
 from bokehlite.model import BackboneConfig, stage_config
 from bokehlite.model import BokehNet
 
@@ -21,16 +23,16 @@ def test_tiny_export_passes_gates_and_matches_pytorch_independently(tiny_export,
     assert path.is_file() and path.with_suffix(".json").is_file() and path.with_suffix(".onnx").is_file()
     sidecar = json.loads(path.with_suffix(".json").read_text())
     assert sidecar["sha256"] == report["sha256"] and sidecar["weights"] == "untrained"
-    assert sidecar["precision"] == TRACKS[track].precision
+    assert sidecar["precision"] == get_track(track).precision
     assert sidecar["gpu_check"]["compatible"] is True
     # Independent check: rebuild the same seeded model and compare a fresh scene.
-    model, _ = build_model(TRACKS[track], backbone=BackboneConfig.tiny())
+    model, _ = build_model(get_track(track), backbone=BackboneConfig.tiny())
     h, w = sidecar["input_size"]
     x = parity.scenes(h, w, count=3)[2]
     with torch.no_grad():
         expected = [parity.nhwc(o.numpy()) for o in model(torch.from_numpy(x))]
     got = parity.run_tflite(path, {"image": parity.nhwc(x)})
-    for name, ref in zip(TRACKS[track].outputs, expected):
+    for name, ref in zip(get_track(track).outputs, expected):
         stats = parity.compare(ref, got[name])
         assert stats["psnr"] >= 45.0, (name, stats)
 

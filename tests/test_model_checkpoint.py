@@ -1,4 +1,5 @@
 """Checkpoints: our format round trip, the authors' BokehNet2 state dict, bad files."""
+import dataclasses
 import os
 import random
 import re
@@ -6,8 +7,9 @@ import re
 import pytest
 import torch
 
-from bokehlite.model import (BackboneConfig, BokehNet, CheckpointError, load_checkpoint,
-                             save_checkpoint, stage_config)
+from bokehlite.model import (BackboneConfig, BokehNet, CheckpointError, RadianceConfig,
+                             load_checkpoint, load_radiance, save_checkpoint, stage_config)
+from bokehlite.model.checkpoint import load_checkpoint_report
 
 TINY = BackboneConfig.tiny()
 
@@ -188,6 +190,157 @@ def test_author_state_dict_with_a_mis_shaped_key_names_it(tmp_path, tiny_inferen
     sd["midas.scratch.layer2_rn.weight"] = torch.zeros(TINY.features, 7, 3, 3)
     _expect_author_error(tmp_path, sd, tiny_inference.config, "mis-shaped keys",
                          "midas.scratch.layer2_rn.weight")
+
+
+# --- a new defocus head (stage 3 from a stage-1/2 checkpoint) --------------------------------
+
+HEAD = ("defocus_net.head.4.bias", "defocus_net.head.4.weight")
+
+
+def saved(tmp_path, preset: str, seed: int = 0, name: str = "m.pt", **overrides):
+    model = randomised(BokehNet(stage_config(preset, backbone=TINY, **overrides)), seed=seed)
+    save_checkpoint(model, tmp_path / name)
+    return model, tmp_path / name
+
+
+@pytest.mark.parametrize("source,target", [("stage1", "stage3"), ("stage3", "stage2")],
+                         ids=["6-to-1", "1-to-6"])
+def test_replace_head_loads_everything_else_and_starts_the_head_like_a_fresh_model(
+        tmp_path, source, target):
+    model, path = saved(tmp_path, source)
+    config = stage_config(target, backbone=TINY)
+    torch.manual_seed(7)
+    fresh = BokehNet(config).state_dict()
+    torch.manual_seed(7)
+    loaded, replaced = load_checkpoint_report(path, config, replace_head=True)
+    assert replaced == list(HEAD)
+    assert loaded.config == config
+    ours, theirs = model.state_dict(), loaded.state_dict()
+    assert ours.keys() == theirs.keys()
+    for k in ours:
+        if k in HEAD:
+            assert theirs[k].shape[0] == config.defocus_channels and torch.equal(theirs[k], fresh[k]), k
+        else:
+            assert torch.equal(ours[k], theirs[k]), k
+    if config.defocus_channels == 1:
+        assert float(theirs["defocus_net.head.4.bias"]) == 0.5
+
+
+def test_head_mismatch_without_the_flag_lists_the_head_keys_and_names_the_flag(tmp_path):
+    _, path = saved(tmp_path, "stage1")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path, stage_config("stage3", backbone=TINY))
+    message = str(info.value)
+    assert re.search(r"mis-shaped keys: .*defocus_net\.head\.4\.weight \(6, 8, 1, 1\) != \(1, 8, 1, 1\)", message)
+    assert "defocus_net.head.4.bias (6,) != (1,)" in message
+    assert "replace_head=True" in message and "\n" not in message
+
+
+def test_replace_head_with_a_fitting_head_replaces_nothing(tmp_path, image):
+    model, path = saved(tmp_path, "stage1")
+    loaded, replaced = load_checkpoint_report(path, replace_head=True)
+    assert replaced == []
+    assert_same_outputs(model, loaded.eval(), image)
+
+
+def test_replace_head_keeps_every_other_key_strict(tmp_path):
+    _, path = saved(tmp_path, "stage1")
+    payload = torch.load(path, weights_only=True)
+    sd = payload["state_dict"]
+    sd["defocus_net.extra.weight"] = torch.zeros(3)
+    sd["radiance.conv3.weight"] = torch.zeros(2, 16, 1, 1)            # out channels, but not the head
+    del sd["defocus_net.adapters.0.weight"]
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint_report(tmp_path / "bad.pt", stage_config("stage3", backbone=TINY), replace_head=True)
+    message = str(info.value)
+    assert re.search(r"missing keys: defocus_net\.adapters\.0\.weight", message)
+    assert re.search(r"unexpected keys: defocus_net\.extra\.weight", message)
+    assert re.search(r"mis-shaped keys: radiance\.conv3\.weight", message)
+    assert "head.4" not in message                     # the head itself was replaceable
+
+
+def test_replace_head_does_not_cover_a_head_of_another_width(tmp_path):
+    _, path = saved(tmp_path, "stage1")
+    wider = dataclasses.replace(TINY, head_features=12)
+    with pytest.raises(CheckpointError, match=r"mis-shaped keys: .*defocus_net\.head\.4\.weight"):
+        load_checkpoint_report(path, stage_config("stage3", backbone=wider), replace_head=True)
+
+
+def test_replace_head_turns_the_authors_one_channel_head_into_six_layers(tmp_path, tiny_inference):
+    torch.save({"net": author_state_dict(tiny_inference)}, tmp_path / "authors.pth")
+    config = stage_config("stage1", backbone=TINY)
+    with pytest.raises(CheckpointError, match=r"midas\.scratch\.output_conv\.4\.weight .*replace_head"):
+        load_checkpoint(tmp_path / "authors.pth", config)
+    loaded, replaced = load_checkpoint_report(tmp_path / "authors.pth", config, replace_head=True)
+    assert replaced == list(HEAD)
+    ours, theirs = tiny_inference.state_dict(), loaded.state_dict()
+    assert theirs["defocus_net.head.4.weight"].shape[0] == 6
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours if k not in HEAD)
+
+
+# --- just the radiance module ---------------------------------------------------------------
+
+def assert_same_radiance(expected, actual):
+    ours, theirs = expected.state_dict(), actual.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    x[..., 0, 0] = 1.0                                                 # a bright pixel
+    with torch.no_grad():
+        assert torch.equal(expected(x), actual(x))
+
+
+def test_load_radiance_reads_our_config_and_weights_without_building_bokehnet(tmp_path, monkeypatch):
+    cfg = RadianceConfig(hidden=8, alpha=2.0, threshold=0.9)
+    model, path = saved(tmp_path, "stage1", radiance=cfg)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("load_radiance must not build a BokehNet")
+    monkeypatch.setattr(BokehNet, "__init__", refuse)
+    radiance = load_radiance(path)
+    assert radiance.cfg == cfg and radiance.conv1.weight.shape[0] == 8
+    assert_same_radiance(model.radiance, radiance)
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["bare", "net-wrapped"])
+def test_load_radiance_reads_the_authors_weights_with_the_width_from_conv1(tmp_path, monkeypatch, wrapped):
+    model = randomised(BokehNet(stage_config("inference", backbone=TINY,
+                                             radiance=RadianceConfig(hidden=12))), seed=2)
+    sd = author_state_dict(model)
+    torch.save({"net": sd} if wrapped else sd, tmp_path / "authors.pth")
+    monkeypatch.setattr(BokehNet, "__init__", lambda *a, **k: pytest.fail("built a BokehNet"))
+    radiance = load_radiance(tmp_path / "authors.pth")
+    assert radiance.cfg == RadianceConfig(hidden=12)              # the paper's threshold, alpha, beta
+    assert_same_radiance(model.radiance, radiance)
+
+
+def test_load_radiance_lists_missing_unexpected_and_mis_shaped_radiance_keys(tmp_path):
+    _, path = saved(tmp_path, "stage1")
+    payload = torch.load(path, weights_only=True)
+    sd = payload["state_dict"]
+    del sd["radiance.conv2.bias"]
+    sd["radiance.conv4.weight"] = torch.zeros(1)
+    sd["radiance.conv3.weight"] = torch.zeros(1, 5, 1, 1)
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_radiance(tmp_path / "bad.pt")
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in ("missing keys: radiance.conv2.bias", "unexpected keys: radiance.conv4.weight",
+                     "mis-shaped keys: radiance.conv3.weight (1, 5, 1, 1) != (1, 16, 1, 1)"):
+        assert fragment in message, (fragment, message)
+
+
+def test_load_radiance_of_a_bad_file_gives_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_radiance(tmp_path / "nope.pt")
+    (tmp_path / "noise.pt").write_bytes(random.Random(0).randbytes(4096))
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_radiance(tmp_path / "noise.pt")
+    torch.save({"midas.scratch.layer1_rn.weight": torch.zeros(1)}, tmp_path / "a.pth")
+    with pytest.raises(CheckpointError, match="missing keys: radiance.conv1.weight"):
+        load_radiance(tmp_path / "a.pth")
 
 
 # --- files that are not checkpoints -----------------------------------------------------------

@@ -7,6 +7,7 @@ import torch
 
 from bokehlite.model import hard_disk_kernel, soft_disk_kernel
 from bokehlite.model.config import STAGE1_KERNELS, STAGE2_KERNELS, STAGE3_KERNELS
+from bokehlite.model.kernels import coarse_soft_disk_values, render_kernel, soft_disk_values
 
 SIZES = (1, 3, 5, 11, 19, 35, 69)
 
@@ -87,3 +88,31 @@ def test_stage_kernel_sets_equal_paper_table1():
     assert STAGE1_KERNELS == (1, 5, 11, 19, 27, 35)
     assert STAGE2_KERNELS == (1, 9, 21, 37, 53, 69)
     assert STAGE3_KERNELS == (1, 3, 5, 7, 11, 15, 19, 23, 27, 33, 39, 45, 53, 61, 69)
+
+
+# --- the renderer's cached kernels ----------------------------------------------------------
+
+@pytest.mark.parametrize("size,factor", [(1, 1), (11, 1), (35, 2), (69, 4)])
+def test_render_kernel_is_the_soft_disk_or_its_coarse_form_in_the_asked_dtype(size, factor):
+    expected = soft_disk_values(size) if factor == 1 else coarse_soft_disk_values(size, factor)
+    k64 = render_kernel(size, factor, dtype=torch.float64)
+    assert k64.dtype == torch.float64 and k64.shape == expected.shape
+    np.testing.assert_array_equal(k64.numpy(), expected)
+    # float32 is the float64 values rounded once: the same as the old `from_numpy(...).float()`.
+    assert torch.equal(render_kernel(size, factor), torch.from_numpy(expected).float())
+    for dtype in (torch.float16, torch.bfloat16):
+        k = render_kernel(size, factor, dtype=dtype)
+        assert k.dtype == dtype and k.device.type == "cpu"
+        assert float(k.double().sum()) == pytest.approx(1.0, abs=1e-2)
+
+
+def test_render_kernel_returns_a_fresh_tensor_so_the_cache_cannot_be_corrupted():
+    k = render_kernel(11)
+    k.fill_(0.0)
+    assert float(render_kernel(11).sum()) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("size,factor", [(4, 1), (11, 0), (11, -2)])
+def test_render_kernel_rejects_even_sizes_and_non_positive_factors(size, factor):
+    with pytest.raises(ValueError, match="odd|factor"):
+        render_kernel(size, factor)

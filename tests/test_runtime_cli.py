@@ -137,6 +137,32 @@ def test_an_input_is_never_overwritten(gpu_model, photos, capsys):
     assert (photos / "a.jpg").read_bytes() == before
 
 
+def test_the_input_folder_as_output_says_so_and_suffix_writes_beside_the_photos(gpu_model, photos, capsys):
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    code, _, err = run([photos, "-m", gpu_model, "-o", photos], capsys)
+    assert code == 2 and len(err) == 1
+    assert "is the input folder" in err[0] and "--suffix" in err[0] and "no photos found" not in err[0]
+    code, _, err = run([photos, "-m", gpu_model, "-o", photos, "--suffix", "_bokeh"], capsys)
+    assert code == 0, err
+    names = sorted(p.name for p in photos.iterdir())
+    assert names == sorted([*PHOTOS, *(f"{Path(n).stem}_bokeh{Path(n).suffix}" for n in PHOTOS)])
+    assert {n: (photos / n).read_bytes() for n in PHOTOS} == before
+    code, _, err = run([photos, "-m", gpu_model, "-o", photos, "--suffix", "_bokeh"], capsys)
+    assert code == 0 and "rendered 5 of 5" in err[-1]         # earlier outputs are not inputs
+
+
+def test_outputs_get_the_permissions_of_a_plain_open(gpu_model, photos, tmp_path, capsys):
+    import os
+    import stat
+    old = os.umask(0o022)
+    try:
+        code, _, err = run([photos / "a.jpg", "-m", gpu_model, "-o", tmp_path / "out"], capsys)
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert stat.S_IMODE((tmp_path / "out" / "a.jpg").stat().st_mode) == 0o644
+
+
 def test_two_inputs_with_one_name_do_not_share_an_output(gpu_model, photos, tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()

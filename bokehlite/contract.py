@@ -1,0 +1,149 @@
+"""The export -> runtime contract, in one place: tracks, tensors, sidecar, artifact names.
+
+export-tflite writes each sidecar through `input_specs`, `output_spec` and `postprocess`;
+the runtime checks a model against the same functions (runtime/contract.py); the
+benchmark and the tests name files with `artifact_stem`. Plain Python only, so every
+stage, the phone-side runtime included, can import it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_SIZE = (1024, 1536)     # EBB! / AIM 2020 full resolution, (H, W)
+# The render track's largest blur radius in model pixels: its largest kernel is 2 * 34 + 1 = 69
+# (paper Table 1, stage 3). model/config.py checks that the kernels agree.
+MAX_BLUR_RADIUS = 34
+EQ9_ETA, EQ9_TAU = 20.0, 0.125  # Eq. 9 mask M = sigmoid(eta * (tau - D)), the paper's constants
+
+SIDECAR_FORMAT = "bokehlite-tflite"
+SIDECAR_VERSION = 1
+SIGNATURE = "serving_default"
+PRECISIONS = ("float32", "float16")
+IMAGE = "image"
+
+
+@dataclass(frozen=True)
+class TensorRole:
+    """One named signature tensor: float32, NHWC with `channels`, or a [1, 1] scalar (channels None)."""
+
+    name: str
+    channels: int | None
+    value_range: tuple[float, float]
+    meaning: str
+    color: str | None = None
+
+    def shape(self, size: tuple[int, int], factor: int = 1) -> tuple[int, ...]:
+        """NHWC shape at model size (H, W), or at 1/factor of it; (1, 1) for a scalar."""
+        if self.channels is None:
+            return (1, 1)
+        return (1, size[0] // factor, size[1] // factor, self.channels)
+
+
+INPUTS = {
+    IMAGE: TensorRole(IMAGE, 3, (0.0, 1.0), "the photo, RGB, fitted into the model size (aspect kept, "
+                      "borders mirrored)", color="RGB"),
+    "disparity": TensorRole("disparity", 1, (0.0, 1.0), "disparity normalised to [0, 1], larger = nearer"),
+    "focus": TensorRole("focus", None, (0.0, 1.0), "focal-plane disparity in [0, 1]"),
+    "aperture": TensorRole("aperture", None, (0.0, 100.0), "blur radius in pixels per unit of "
+                           f"|disparity - focus| (radius capped at {MAX_BLUR_RADIUS} px)"),
+}
+OUTPUTS = {
+    "bokeh": TensorRole("bokeh", 3, (0.0, 1.0), "final bokeh image at the input size (Eq. 9 applied at "
+                        "the model resolution)"),
+    "blur": TensorRole("blur", 3, (0.0, 1.0), "rendered bokeh at the render resolution, before the "
+                       "Eq. 9 blend"),
+    "defocus": TensorRole("defocus", 1, (0.0, 1.0), f"defocus map D in [0, 1] (render track: blur radius "
+                          f"/ {MAX_BLUR_RADIUS} px); Eq. 9 mask M = sigmoid(eta * (tau - D))"),
+}
+
+
+@dataclass(frozen=True)
+class TrackContract:
+    """What one exported track takes and gives, independent of how it was built."""
+
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    blend_source: str           # output holding B of Eq. 9, blended at the photo's resolution
+    precision: str              # default precision of the weights (I/O stay float32)
+    description: str
+
+    @property
+    def depth_guided(self) -> bool:
+        return "disparity" in self.inputs
+
+
+TRACKS = {
+    "cpu": TrackContract("cpu", (IMAGE,), ("bokeh", "defocus"), "bokeh", "float32",
+                         "stage 1 + residual module, float32, XNNPACK-friendly (AIM 2020 track 1)"),
+    "gpu": TrackContract("gpu", (IMAGE,), ("bokeh", "blur", "defocus"), "blur", "float16",
+                         "stage 3 + Eq. 9, float16 weights, TFLite GPU delegate (AIM 2020 track 2)"),
+    "render": TrackContract("render", (IMAGE, "disparity", "focus", "aperture"), ("bokeh", "defocus"),
+                            "bokeh", "float16", "depth-guided renderer: photo + disparity + focus + "
+                            "aperture (paper Eq. 1-2, 4-8)"),
+}
+
+
+def track_contract(name: str) -> TrackContract:
+    if name not in TRACKS:
+        raise ValueError(f"unknown track {name!r}; expected one of {', '.join(TRACKS)}")
+    return TRACKS[name]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1024x1536' -> (1024, 1536); ValueError naming the expected form otherwise."""
+    try:
+        h, w = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"expected HxW such as 1024x1536, got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise ValueError(f"sizes must be positive, got {text!r}")
+    return h, w
+
+
+def artifact_stem(track: str, size: tuple[int, int], precision: str | None = None) -> str:
+    """File stem of an export: bokeh_<track>_<H>x<W>, plus _<precision> when it is not the
+    track's default, so two precisions of one track can share a folder."""
+    default = track_contract(track).precision
+    stem = f"bokeh_{track}_{size[0]}x{size[1]}"
+    if precision is not None and precision != default:
+        stem += f"_{precision}"
+    return stem
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """The sidecar JSON that travels with a .tflite: same stem, .json."""
+    return Path(model_path).with_suffix(".json")
+
+
+def input_specs(names, size: tuple[int, int]) -> dict[str, dict]:
+    """Sidecar entry of each named input at model size (H, W)."""
+    specs = {}
+    for name in names:
+        role = INPUTS[name]
+        shape = role.shape(size)
+        spec = {"name": name, "shape": list(shape), "dtype": "float32",
+                "layout": "NHWC" if len(shape) == 4 else "N1", "meaning": role.meaning,
+                "range": list(role.value_range)}
+        if role.color:
+            spec["color"] = role.color
+        specs[name] = spec
+    return specs
+
+
+def output_spec(name: str, shape) -> dict:
+    role = OUTPUTS[name]
+    return {"name": name, "shape": [int(s) for s in shape], "dtype": "float32", "layout": "NHWC",
+            "range": list(role.value_range), "meaning": role.meaning}
+
+
+def postprocess(source: str, eta: float, tau: float) -> dict:
+    """The Eq. 9 blend the runtime applies at the photo's resolution."""
+    return {"blend": "eq9", "source": source, "defocus": "defocus", "eta": float(eta), "tau": float(tau),
+            "at": "the original photo's resolution",
+            "formula": "M = sigmoid(eta*(tau - D)); out = M*I + (1-M)*B"}
+
+
+# Keys of an input spec that are contract (the rest, such as `meaning`, is documentation).
+CHECKED_INPUT_KEYS = ("shape", "dtype", "layout", "range", "color")

@@ -1,0 +1,62 @@
+"""The PyTorch model behind a track, wrapped to take and return the track's named tensors.
+
+ONNX names, the TFLite signature, the sidecar and the parity inputs all follow the
+track's contract; the network says which of its results are those outputs
+(`export_outputs`) and which Eq. 9 mask they are meant for (`eq9`).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..model import BackboneConfig, BokehNet, load_checkpoint, load_radiance, stage_config
+from ..model.checkpoint import load_state_strict
+from ..model.depth_render import DepthRenderNet
+from .tracks import Track
+
+
+class TrackModel(nn.Module):
+    """A network with the track's inputs and outputs, as tuples in contract order."""
+
+    def __init__(self, net: nn.Module, track: Track):
+        super().__init__()
+        self.net = net.eval()
+        self.track = track
+
+    def forward(self, *inputs: torch.Tensor):
+        named = self.net.export_outputs(self.net(*inputs))
+        return tuple(named[n] for n in self.track.outputs)
+
+    @property
+    def eq9(self) -> tuple[float, float]:
+        return self.net.eq9
+
+
+def build_model(track: Track, checkpoint=None, backbone: BackboneConfig | None = None,
+                seed: int = 0) -> tuple[TrackModel, bool]:
+    """(wrapped model, trained?). Without a checkpoint: seeded untrained weights.
+
+    A checkpoint keeps its architecture (backbone, radiance width); the track sets the
+    stage semantics and the pyramid render. Stage-1 weights fit the CPU track with an
+    identity residual module; stage-3 weights fit the GPU track; the render track takes
+    the radiance module of any checkpoint, with its threshold, alpha and beta. `backbone`
+    is only needed for an authors' checkpoint of a non-paper width (tests).
+    """
+    if track.preset is None:
+        if checkpoint is None:
+            return TrackModel(DepthRenderNet(), track), False
+        radiance = load_radiance(checkpoint)
+        net = DepthRenderNet(radiance=radiance.cfg)
+        net.radiance.load_state_dict(radiance.state_dict())
+        return TrackModel(net, track), True
+    if checkpoint is None:
+        torch.manual_seed(seed)
+        config = stage_config(track.preset, **({"backbone": backbone} if backbone else {}))
+        return TrackModel(BokehNet(config), track), False
+    loaded = load_checkpoint(checkpoint, stage_config(track.preset, backbone=backbone) if backbone else None)
+    config = stage_config(track.preset, backbone=loaded.config.backbone, radiance=loaded.config.radiance,
+                          residual_features=loaded.config.residual_features,
+                          eta=loaded.config.eta, tau=loaded.config.tau)
+    net = BokehNet(config)
+    load_state_strict(net, loaded.state_dict(), optional_prefix="residual.")
+    return TrackModel(net, track), True
