@@ -10,6 +10,7 @@ from ..contract import parse_size
 from ..interrupt import run_cli
 from .backends import GpuDelegateUnavailable, find_gpu_delegate
 from .inputs import image_files
+from .peak import GEMM_SIZE
 from .report import sections, to_text, write_json, write_markdown, write_plot
 from .suite import FULL_SIZE, SWEEP_SIZES, BenchError, Settings, Suite, all_cores
 from .timing import Protocol
@@ -96,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     adv.add_argument("--tiny", action="store_true",
                      help="tiny test backbone; needs its own --artifacts folder")
     adv.add_argument("--sweep-sizes", type=sizes_arg, help="sizes for --sweep, e.g. 256x384,512x768")
+    adv.add_argument("--gemm-size", type=int, default=GEMM_SIZE, metavar="N",
+                     help=f"GEMM peak product size (default: {GEMM_SIZE}; smaller ones do not reach the peak)")
     return p
 
 
@@ -118,6 +121,8 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
         raise UsageError(f"--max-secs must be > 0, got {args.max_secs}")
     if args.tiny and args.artifacts is None:
         raise UsageError("--tiny needs its own --artifacts folder (tiny models share the real models' file names)")
+    if args.gemm_size < 64:
+        raise UsageError(f"--gemm-size must be >= 64, got {args.gemm_size}")
     if args.sweep_sizes and not args.sweep:
         raise UsageError("--sweep-sizes needs --sweep")
     check_output(args.json, "--json")
@@ -136,6 +141,7 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
     return Settings(device=args.device, tracks=tracks, size=args.size,
                     artifacts=args.artifacts or Path("artifacts"), checkpoint=args.checkpoint,
                     images=args.images, threads=threads, sweep_sizes=sweep, tiny=args.tiny,
+                    gemm_size=args.gemm_size,
                     protocol=Protocol(runs=args.runs, min_secs=args.min_secs, warmup_secs=args.warmup_secs,
                                       max_secs=args.max_secs),
                     command=[PROG, *argv])

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import atomic_write
 from .backends import HEADLINE
 from .inputs import describe
 from .paper import HARDWARE_NOTE, NO_PAPER_ROW, OUR_PAPER_TEAM, PAPER_TABLES, TABLE9_PYTORCH_GPU_S
@@ -123,9 +122,9 @@ def _lower_bound(flops: float, peak: float, row: dict) -> str:
 
 
 def _peak_source(g: dict) -> str:
-    return (f"best of {g['reps']} square fp32 {g['n']}^3 GEMMs in each of "
-            f"{', '.join(k for k, v in g['before']['libraries'].items() if not v.get('absent'))}, "
-            "the faster library, the better of before and after the rows")
+    libraries = " and ".join(k for k, v in g["before"]["libraries"].items() if not v.get("absent"))
+    return (f"per thread count, the best of {g['reps']} square fp32 {g['n']}^3 GEMMs in {libraries} (the "
+            "faster library), the better of the measurements before and after the rows")
 
 
 def efficiency_section(results: dict) -> Section:
@@ -302,24 +301,12 @@ def _finite(x):
     return x
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path, results: dict) -> None:
-    write_atomic(path, (json.dumps(_finite(results), indent=2, allow_nan=False) + "\n").encode())
+    atomic_write(path, (json.dumps(_finite(results), indent=2, allow_nan=False) + "\n").encode())
 
 
 def write_markdown(path, results: dict) -> None:
-    write_atomic(path, (to_markdown(sections(results)) + "\n").encode())
+    atomic_write(path, (to_markdown(sections(results)) + "\n").encode())
 
 
 def write_plot(path, results: dict) -> None:
@@ -368,4 +355,4 @@ def write_plot(path, results: dict) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    write_atomic(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())

@@ -18,47 +18,29 @@ import time
 
 import torch
 
-REMAINDER = "upsample/blend"
-DEPTH_REMAINDER = "radius/masks"
-STAGES = ("defocus net", "radiance", "render", REMAINDER)               # BokehNet (cpu, gpu tracks)
-DEPTH_STAGES = ("defocus net", "radiance", "render", DEPTH_REMAINDER)   # DepthRenderNet (render track)
-NO_DEFOCUS_NET = "not in this model: the disparity map is an input (no defocus estimation)"
 
-
-def _is_depth_guided(net) -> bool:
-    return not hasattr(net, "defocus_net")
-
-
+# The networks say what their stages are (model/stages.py, `net.stages()`); these read it.
 def stage_names(net) -> tuple[str, ...]:
     """Every stage reported for this model, present or absent; the remainder last."""
-    return DEPTH_STAGES if _is_depth_guided(net) else STAGES
+    return tuple(s.name for s in net.stages())
 
 
 def remainder_stage(net) -> str:
-    return stage_names(net)[-1]
+    return next(s.name for s in net.stages() if s.remainder)
 
 
 def absent_stages(net) -> dict[str, str]:
     """{stage: why} for the stages this model does not have."""
-    return {"defocus net": NO_DEFOCUS_NET} if _is_depth_guided(net) else {}
+    return {s.name: s.about for s in net.stages() if s.absent}
 
 
 def stage_modules(net) -> dict:
-    """The sub-modules behind this model's named stages (the remainder has none; absent ones are left out)."""
-    modules = {"radiance": net.radiance, "render": net.renderer}
-    if not _is_depth_guided(net):
-        modules = {"defocus net": net.defocus_net, **modules}
-    return modules
+    """The sub-modules behind this model's named stages (not the remainder, not absent ones)."""
+    return {s.name: s.module for s in net.stages() if s.module is not None}
 
 
 def remainder_contents(net) -> str:
-    if _is_depth_guided(net):
-        return "Eq. 1-2 blur radius R = K |d - d_f| and the tent masks over the kernel radii"
-    parts = ["input average pooling", "bilinear upsampling to the input size"]
-    parts.append("Eq. 9 blend" if net.config.blend else "no Eq. 9 blend")
-    if net.residual is not None:
-        parts.append("residual refiner at full resolution")
-    return ", ".join(parts)
+    return next(s.about for s in net.stages() if s.remainder)
 
 
 def as_inputs(inputs) -> tuple[torch.Tensor, ...]:

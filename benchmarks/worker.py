@@ -18,11 +18,11 @@ RESULT (JSON) is written atomically; failures go to stderr with exit code 1.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import sys
-import tempfile
 from pathlib import Path
+
+from ..files import atomic_write
 
 
 def rss_mb() -> float:
@@ -82,10 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:   # noqa: BLE001 - reported to the parent as one line
         print(f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500], file=sys.stderr)
         return 1
-    fd, tmp = tempfile.mkstemp(dir=Path(result_path).parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, result_path)
+    atomic_write(result_path, json.dumps(result))
     return 0
 
 

@@ -13,7 +13,12 @@ EXAMPLES = """examples:
   export-tflite --track gpu                       # artifacts/bokeh_gpu_1024x1536.tflite
   export-tflite --track all --input-size 512x768 -o out/
   export-tflite --track cpu --checkpoint stage1.pth --json
-  export-tflite --check-gpu some_model.tflite     # lint any model for the GPU delegate
+  export-tflite --check-gpu some_model.tflite     # our GPU-delegate rules + LiteRT's GPU accelerator
+  export-tflite --track gpu --require-gpu         # fail (exit 2) if the accelerator cannot verify it
+
+Every float16 export is compiled GPU-only on LiteRT's GPU accelerator and run on the
+parity inputs when a Vulkan adapter exists (a GPU driver, or SwiftShader: apt-get install
+chromium-common libvulkan1); its sidecar records the result as `gpu_accelerator`.
 """
 
 
@@ -44,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="artifacts", help="output folder (default: ./artifacts)")
     p.add_argument("--json", action="store_true", help="print the report(s) as JSON on stdout")
     p.add_argument("--check-gpu", metavar="FILE.tflite",
-                   help="only check FILE.tflite against the TFLite GPU delegate's rules")
+                   help="only check FILE.tflite: against the TFLite GPU delegate's rules, and by "
+                        "compiling and running it GPU-only on LiteRT's GPU accelerator")
+    p.add_argument("--require-gpu", action="store_true",
+                   help="exit 2 instead of warning when there is no Vulkan adapter to verify a "
+                        "float16 export (or --check-gpu FILE) on LiteRT's GPU accelerator")
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests: tiny backbone
     return p
 
@@ -54,7 +63,13 @@ def fail(message: str) -> int:
     return 2
 
 
-def check_gpu(path: str, as_json: bool) -> int:
+def warn(message: str) -> None:
+    print(f"export-tflite: warning: {message}", file=sys.stderr)
+
+
+def check_gpu(path: str, as_json: bool, require_gpu: bool = False) -> int:
+    """Both opinions: our reading of the GPU delegate's rules, and LiteRT's GPU accelerator."""
+    from .accelerator import check_file
     from .gpu_check import check_gpu_compatibility, format_problems
     from .tflite_inspect import ModelFileError
     if not os.path.isfile(path):
@@ -63,14 +78,25 @@ def check_gpu(path: str, as_json: bool) -> int:
         result = check_gpu_compatibility(path)
     except ModelFileError as exc:
         return fail(str(exc))
+    on_gpu = check_file(path)
+    if on_gpu["compatible"] is None and require_gpu:
+        return fail(on_gpu["reason"])
     if as_json:
-        print(json.dumps(result, indent=2))
-    elif result["compatible"]:
-        print(f"{path}: all {result['ops']} ops are accepted by the TFLite GPU delegate")
+        print(json.dumps({**result, "gpu_accelerator": on_gpu}, indent=2))
     else:
-        print(f"{path}: {len(result['problems'])} problem(s) for the TFLite GPU delegate:\n"
-              + format_problems(result))
-    return 0 if result["compatible"] else 1
+        if result["compatible"]:
+            print(f"{path}: all {result['ops']} ops are accepted by the TFLite GPU delegate")
+        else:
+            print(f"{path}: {len(result['problems'])} problem(s) for the TFLite GPU delegate:\n"
+                  + format_problems(result))
+        if on_gpu["compatible"]:
+            print(f"{path}: LiteRT's GPU accelerator runs it GPU-only on {on_gpu['adapter']}, "
+                  "in agreement with its CPU")
+        elif on_gpu["compatible"] is False:
+            print(f"{path}: LiteRT's GPU accelerator: {on_gpu['reason']}")
+    if on_gpu["compatible"] is None:
+        warn(f"not checked on LiteRT's GPU accelerator: {on_gpu['reason']}")
+    return 0 if result["compatible"] and on_gpu["compatible"] is not False else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +107,7 @@ def _main(argv: list[str] | None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
     if args.check_gpu:
-        return check_gpu(args.check_gpu, args.json)
+        return check_gpu(args.check_gpu, args.json, args.require_gpu)
 
     tracks = ("cpu", "gpu") if args.track == "all" else (args.track,)
     if args.checkpoint and not os.path.isfile(args.checkpoint):
@@ -92,9 +118,16 @@ def _main(argv: list[str] | None) -> int:
             check_size(get_track(track, args.precision), args.input_size)
     except ValueError as exc:
         return fail(str(exc))
+    if args.require_gpu and any(get_track(t, args.precision).precision == "float16" for t in tracks):
+        from ..runtime.errors import BackendError
+        from ..runtime.litert_gpu import find_adapter
+        try:
+            find_adapter()              # no adapter: say so now, not after minutes of export
+        except BackendError as exc:
+            return fail(str(exc))
 
     from ..model import BackboneConfig, CheckpointError
-    from .pipeline import ExportError, export_track
+    from .pipeline import ExportError, GpuRequiredError, export_track
     from .quiet import native_stderr_to_devnull
     if not args.checkpoint and set(tracks) - {"render"}:
         print("export-tflite: warning: no --checkpoint given; exporting seeded UNTRAINED weights "
@@ -107,12 +140,15 @@ def _main(argv: list[str] | None) -> int:
                     track, args.input_size, args.out, args.checkpoint,
                     BackboneConfig.tiny() if args.tiny else None,
                     progress=lambda line: print(line, file=sys.stderr, flush=True),
-                    precision=args.precision))
-        except (ValueError, CheckpointError) as exc:
+                    precision=args.precision, require_gpu=args.require_gpu))
+        except (ValueError, CheckpointError, GpuRequiredError) as exc:
             return fail(str(exc))
         except ExportError as exc:
             print(f"export-tflite: {track} track failed: {exc}", file=sys.stderr)
             return 1
+        on_gpu = reports[-1]["gpu_accelerator"]
+        if reports[-1]["precision"] == "float16" and not on_gpu["verified"]:
+            warn(f"{track} track not verified on LiteRT's GPU accelerator: {on_gpu['reason']}")
     if args.json:
         print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
     return 0

@@ -6,6 +6,7 @@ into place only after every gate has passed, so a failed export leaves nothing.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import os
@@ -24,7 +25,8 @@ from ..compare import merge
 from ..files import ensure_writable_dir, remove_stale_work_dirs, sha256, work_dir
 from ..host import tool_versions
 from ..model import BackboneConfig
-from . import gpu_check, onnx_export, parity
+from . import accelerator, gpu_check, onnx_export, parity
+from .gpu_rewrite import rewrite_for_gpu
 from .tflite_inspect import TfliteModel
 from .track_model import TrackModel, build_model
 from .tracks import Track, check_size, example_inputs, get_track, input_shapes
@@ -35,6 +37,10 @@ TOOLS = ("bokehlite", "torch", "onnx", "onnxruntime", "onnxslim", "onnx2tf", "te
 
 class ExportError(RuntimeError):
     """A step of the export failed; the message says which and why."""
+
+
+class GpuRequiredError(ExportError):
+    """`require_gpu` was set and there is no Vulkan adapter for LiteRT's GPU accelerator."""
 
 
 class _Steps:
@@ -90,9 +96,12 @@ def _convert(onnx_path: Path, workdir: Path, tflite_path: Path, track: Track, ke
 def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
                  out_dir: str | Path = "artifacts", checkpoint: str | Path | None = None, backbone: BackboneConfig | None = None,
                  progress: Callable[[str], None] | None = None, gates: dict | None = None,
-                 parity_images: int = 2, precision: str | None = None) -> dict:
+                 parity_images: int = 2, precision: str | None = None, require_gpu: bool = False) -> dict:
     """Export one track; return its report (also written as the sidecar JSON).
 
+    A float16 (GPU-track) export is rewritten for LiteRT's GPU accelerator (gpu_rewrite.py)
+    and, where a Vulkan adapter exists, compiled GPU-only and run on the parity inputs;
+    without one, the report says `"verified": false` (GpuRequiredError with `require_gpu`).
     Raises ValueError for bad arguments, CheckpointError for a bad checkpoint and
     ExportError when a step or a gate fails. Nothing is left in `out_dir` on failure.
     """
@@ -106,18 +115,28 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
     if stale and progress:
         progress(f"removed {stale} temporary folder(s) of interrupted exports from {out_dir} "
                  f"({freed / 1e6:.0f} MB)")
-    step = _Steps(7, progress)
+    for_gpu = track.precision == "float16"
+    if for_gpu and require_gpu:
+        adapter, reason = accelerator.adapter_or_reason()       # before minutes of work
+        if adapter is None:
+            raise GpuRequiredError(reason)
+    step = _Steps(8 if for_gpu else 7, progress)
 
     step(f"{track.name} track: building the {track.preset or 'depth-guided renderer'} model")
     model, trained = build_model(track, checkpoint, backbone)
     inputs = [example_inputs(track, size, seed) for seed in range(parity_images)]
     reference = [_torch_outputs(model, x) for x in inputs]
+    exported, rewrites = model, []
+    if for_gpu:         # the reference above stays the untouched model
+        exported = copy.deepcopy(model)
+        rewrites = rewrite_for_gpu(exported.net)
 
     with work_dir(out_dir, stem) as tmp:
         work = Path(tmp)
         raw, slim = work / "raw.onnx", work / f"{stem}.onnx"
-        step(f"exporting ONNX at {size[0]}x{size[1]}")
-        onnx_export.export_onnx(model, input_shapes(track, size), track.outputs, raw)
+        step(f"exporting ONNX at {size[0]}x{size[1]}"
+             + (f" ({len(rewrites)} layer(s) rewritten for the GPU)" if rewrites else ""))
+        onnx_export.export_onnx(exported, input_shapes(track, size), track.outputs, raw)
         _onnx_parity("ONNX Runtime vs PyTorch", raw, inputs, reference, gates)
 
         step("simplifying the ONNX graph (onnxslim)")
@@ -143,11 +162,18 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
         if track.precision == "float16" and not gpu["compatible"]:
             raise ExportError("GPU delegate check failed:\n" + gpu_check.format_problems(gpu))
 
+        if for_gpu:
+            step("running it on LiteRT's GPU accelerator, GPU-only")
+            on_gpu = _verify_on_accelerator(tflite, inputs, reference, names, gates, require_gpu)
+        else:
+            on_gpu = {"verified": False, "reason": "float32 export: made for the CPU, not run on the "
+                                                   "GPU accelerator"}
+
         step("writing the report")
         report = _report(track, size, tflite, trained, checkpoint, model, reference[0],
                          {"onnxruntime_vs_pytorch": ort, "tflite_vs_pytorch": vs_torch,
                           "tflite_vs_onnxruntime": vs_ort, "images": len(inputs),
-                          "gate": gates[track.precision].__dict__}, gpu)
+                          "gate": gates[track.precision].__dict__}, gpu, on_gpu, rewrites)
         (work / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
         for suffix in (".onnx", ".tflite", ".json"):
             os.replace(work / f"{stem}{suffix}", out_dir / f"{stem}{suffix}")
@@ -159,8 +185,22 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
     return report
 
 
+def _verify_on_accelerator(tflite: Path, inputs: list[dict], reference: list[list[np.ndarray]],
+                           names: tuple[str, ...], gates: dict, require: bool) -> dict:
+    """The sidecar's `gpu_accelerator`; ExportError when the accelerator says no."""
+    gate = gates.get("accelerator", parity.ACCELERATOR_GATE)
+    try:
+        return accelerator.verify_export(
+            tflite, [{k: parity.nhwc(v) for k, v in x.items()} for x in inputs],
+            [{n: parity.nhwc(r) for n, r in zip(names, ref)} for ref in reference], gate, require)
+    except accelerator.NoAdapterError as exc:
+        raise GpuRequiredError(str(exc)) from None
+    except accelerator.AcceleratorError as exc:
+        raise ExportError(f"LiteRT's GPU accelerator check failed: {exc}") from None
+
+
 def _report(track: Track, size, tflite: Path, trained: bool, checkpoint, model: TrackModel,
-            outputs: list[np.ndarray], parity_stats: dict, gpu: dict) -> dict:
+            outputs: list[np.ndarray], parity_stats: dict, gpu: dict, on_gpu: dict, rewrites: list) -> dict:
     """The sidecar: the contract's tensors and Eq. 9 settings, as this very model was exported."""
     h, w = size
     config = model.net.config if track.preset is not None else None
@@ -183,6 +223,8 @@ def _report(track: Track, size, tflite: Path, trained: bool, checkpoint, model: 
         "op_histogram": lite.op_histogram(),
         "parity": parity_stats,
         "gpu_check": gpu,
+        "gpu_accelerator": on_gpu,
+        "gpu_rewrites": rewrites,
         "versions": tool_versions(TOOLS),
         "sha256": sha256(tflite), "size_bytes": tflite.stat().st_size,
     }

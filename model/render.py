@@ -19,6 +19,8 @@ Two modes give the same picture:
 """
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
 from functools import partial
 from typing import Callable, Sequence
 
@@ -33,6 +35,22 @@ from .kernels import render_kernel
 EPS = 1e-4
 # Slope of the tanh layer masks of a single-channel defocus map (authors' value).
 MASK_SHARPNESS = 100.0
+# How composite's running sums are stored between layers: None means as computed. A
+# reduced-precision emulation (export/fp16.py) rounds them here, as a float16 GPU would
+# store them; set only through `accumulator_storage`, never while tracing an export.
+_ACCUMULATOR_STORAGE: ContextVar[Callable[[torch.Tensor], torch.Tensor] | None] = \
+    ContextVar("accumulator_storage", default=None)
+
+
+@contextlib.contextmanager
+def accumulator_storage(store: Callable[[torch.Tensor], torch.Tensor]):
+    """Within this block, `composite` passes its running sums (num, den) through `store`
+    after every layer, e.g. a round trip through float16."""
+    token = _ACCUMULATOR_STORAGE.set(store)
+    try:
+        yield
+    finally:
+        _ACCUMULATOR_STORAGE.reset(token)
 
 
 def layer_masks(defocus: torch.Tensor, num_layers: int) -> torch.Tensor:
@@ -114,6 +132,7 @@ def composite(image: torch.Tensor, weight: torch.Tensor, masks: torch.Tensor,
                          f"got {tuple(masks.shape)}")
     weight = weight.expand_as(image)
     weighted = image * weight
+    store = _ACCUMULATOR_STORAGE.get()
     num = den = None
     for i in reversed(range(len(blurs))):
         m = masks[:, i:i + 1]
@@ -124,6 +143,8 @@ def composite(image: torch.Tensor, weight: torch.Tensor, masks: torch.Tensor,
         else:
             num = num * (1 - alpha) + b[:, 0:3]
             den = den * (1 - alpha) + b[:, 3:6]
+        if store is not None:
+            num, den = store(num), store(den)
     return num / torch.clamp(den, min=EPS)
 
 

@@ -4,7 +4,8 @@ model's signature with it.
 Each backend has a name, `available()` and `open(model, threads, ...) -> ModelRunner`.
 Registered here: the interpreters of LiteRT (`ai_edge_litert`, the maintained package and
 our dependency), `tflite_runtime` (the old standalone wheel) and `tensorflow.lite` (only
-present with the export extras), tried in that order unless the caller picks one. Every
+present with the export extras), tried in that order unless the caller picks one; and
+`litert-gpu`, LiteRT's GPU accelerator, GPU-only, only when asked for (litert_gpu.py). Every
 import happens when a model is opened, so importing the runtime never pulls in TensorFlow.
 
 The `tflite_runtime` 2.14 wheel was compiled against NumPy 1.x. Under NumPy 2 its import
@@ -33,29 +34,38 @@ _NUMPY_ABI_MARKERS = ("_ARRAY_API", "numpy.core.multiarray failed to import",
 
 
 @contextlib.contextmanager
-def captured_stderr(sink: list[str]):
+def captured_stderr(sink: list[str], stdout: bool = False):
     """Collect what Python code and native libraries write to stderr; append it to `sink`.
 
     TFLite prints "INFO: Created TensorFlow Lite XNNPACK delegate" and NumPy prints its
     ABI warning straight to file descriptor 2; a command line tool wants one clear line
     per error instead, so we catch the noise and keep it for error messages and tests.
+    `stdout` also catches file descriptor 1, where LiteRT's GPU accelerator prints some
+    of its notices (they would corrupt a `--json` report).
     """
+    fds = (1, 2) if stdout else (2,)
+    sys.stdout.flush()
     sys.stderr.flush()
-    try:
-        saved_fd = os.dup(2)
-    except OSError:                 # no usable fd 2 (embedded interpreters): capture Python only
-        saved_fd = None
+    saved = {}
+    for fd in fds:
+        try:
+            saved[fd] = os.dup(fd)
+        except OSError:             # no usable fd (embedded interpreters): capture Python only
+            pass
     with tempfile.TemporaryFile(mode="w+b") as tmp:
         python_text = io.StringIO()
         try:
-            if saved_fd is not None:
-                os.dup2(tmp.fileno(), 2)
-            with contextlib.redirect_stderr(python_text):
+            for fd in saved:
+                os.dup2(tmp.fileno(), fd)
+            with contextlib.ExitStack() as python:
+                python.enter_context(contextlib.redirect_stderr(python_text))
+                if stdout:
+                    python.enter_context(contextlib.redirect_stdout(python_text))
                 yield
         finally:
-            if saved_fd is not None:
-                os.dup2(saved_fd, 2)
-                os.close(saved_fd)
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
             tmp.seek(0)
             sink.append(python_text.getvalue() + tmp.read().decode("utf-8", "replace"))
 
@@ -78,6 +88,9 @@ class ModelRunner:
     _runner: object = field(repr=False)
     _interpreter: object = field(repr=False)
     _log: list[str] = field(default_factory=list, repr=False)
+    # Where it runs, as the backend found out while opening: for the GPU accelerator
+    # {"adapter": {...}, "fully_accelerated": True}; empty for the CPU interpreters.
+    info: dict = field(default_factory=dict)
     _first_call_done: bool = field(default=False, repr=False)
 
     @property
@@ -227,6 +240,9 @@ register(InterpreterBackend("litert", "ai-edge-litert", "LiteRT's Interpreter (a
 register(InterpreterBackend("tflite_runtime", "tflite-runtime", "the standalone tflite_runtime wheel"),
          auto=True)
 register(InterpreterBackend("tensorflow", "tensorflow", "TensorFlow's tf.lite.Interpreter"), auto=True)
+# GPU-only, so never an automatic choice: a user asks for it by name.
+from .litert_gpu import LiteRtGpuBackend  # noqa: E402 - it subclasses Backend, defined above
+register(LiteRtGpuBackend())
 BACKENDS = tuple(REGISTRY)
 
 

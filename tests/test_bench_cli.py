@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
-
-import os
 
 import cv2
 import numpy as np
@@ -17,6 +17,7 @@ from bokehlite.benchmarks.paper import TABLE2_CPU, TABLE3_GPU
 from bokehlite.benchmarks.stats import FIELDS
 
 SIZE = "128x256"     # the cpu track needs multiples of 128; conftest's tiny_export uses this size
+SWEEP_EXTRA = "128x128"   # a sweep size other than SIZE: exported and measured by the run itself
 RUNS = 2
 BACKENDS = {"litert-xnnpack", "litert-builtin", "onnxruntime", "pytorch"}
 # One thread only: fast, and immune to a busy machine's oversubscribed thread pools.
@@ -31,17 +32,22 @@ def bench(*args):
 
 @pytest.fixture(scope="module")
 def run(tiny_export, tmp_path_factory):
-    """One tiny run with every output requested, timed on two real image files."""
+    """One tiny run with every output requested, timed on two real image files; its sweep
+    reuses the SIZE measurement and exports and measures SWEEP_EXTRA."""
     tflite, _ = tiny_export("cpu")
     out = tmp_path_factory.mktemp("bench")
+    artifacts = out / "artifacts"       # a copy: the SWEEP_EXTRA export must not land in the shared folder
+    artifacts.mkdir()
+    for path in tflite.parent.glob(f"{tflite.stem}.*"):
+        shutil.copy(path, artifacts)
     images = out / "images"
     images.mkdir()
     for i in range(2):
         cv2.imwrite(str(images / f"photo{i}.png"), np.full((100, 150, 3), 60 * (i + 1), np.uint8))
-    proc = bench("--device", "cpu", "--track", "cpu", "--tiny", "--artifacts", str(tflite.parent),
+    proc = bench("--device", "cpu", "--track", "cpu", "--tiny", "--artifacts", str(artifacts),
                  "--size", SIZE, "--runs", str(RUNS), "--min-secs", "0", "--warmup-secs", "0",
-                 "--threads", "1",
-                 "--images", str(images), "--sweep", "--sweep-sizes", SIZE,
+                 "--threads", "1", "--gemm-size", "512",
+                 "--images", str(images), "--sweep", "--sweep-sizes", f"{SWEEP_EXTRA},{SIZE}",
                  "--json", str(out / "bench.json"), "--markdown", str(out / "bench.md"),
                  "--plot", str(out / "bench.png"))
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -56,14 +62,21 @@ def test_json_schema_is_complete(run):
         assert key in results, key
     for key in ("cpu_model", "cores", "platform", "versions", "load_avg_before", "load_avg_after"):
         assert key in results["machine"], key
-    for key in ("runs", "min_secs", "warmup_runs", "warmup_secs", "statistic", "size", "threads", "input",
-                "images", "backends", "isolation"):
+    for key in ("runs", "min_secs", "warmup_runs", "warmup_secs", "max_secs", "statistic", "size", "threads",
+                "input", "images", "backends", "isolation"):
         assert key in results["protocol"], key
-    assert results["protocol"]["images"] == ["photo0.png", "photo1.png"]
+    assert results["protocol"]["images"] == ["photo0.png", "photo1.png"] and results["protocol"]["max_secs"] == 150
     threads = [1]
     assert results["machine"]["cores"] == CORES and results["protocol"]["threads"] == threads
     assert [g["threads"] for g in results["gemm_peak"]] == threads
-    assert all(g["gflops"] > 0 for g in results["gemm_peak"])
+    for g in results["gemm_peak"]:
+        # Measured before the first row and after the last, in torch and numpy; the best one counts.
+        assert g["n"] == 512 and g["reps"] >= 5 and g["when"] in ("before", "after")
+        assert g["gflops"] == max(g["before"]["gflops"], g["after"]["gflops"]) > 0
+        winner = g[g["when"]]
+        assert set(winner["libraries"]) == {"torch", "numpy"} and g["library"] == winner["library"]
+        assert winner["libraries"][g["library"]]["gflops"] == g["gflops"]
+        assert all(v["gflops"] <= g["gflops"] for m in (g["before"], g["after"]) for v in m["libraries"].values())
 
     track = results["tracks"]["cpu"]
     assert track["size"] == [128, 256] and track["artifact"]["tiny_backbone"] is True
@@ -73,16 +86,16 @@ def test_json_schema_is_complete(run):
         for key in ("init_ms", "first_ms", "warmup", "stats", "samples_ms", "peak_rss_mb", "baseline_rss_mb",
                     "vs_pytorch"):
             assert key in r, key
-        assert set(FIELDS) <= set(r["stats"]) and r["stats"]["count"] >= RUNS
+        assert set(FIELDS) <= set(r["stats"]) and r["stats"]["count"] >= RUNS and r["capped"] is False
         assert r["warmup"]["count"] >= 1 and r["peak_rss_mb"] >= r["baseline_rss_mb"] > 0
     assert [s["name"] for s in track["stages"]["stages"]] == ["defocus net", "radiance", "render", "upsample/blend"]
     assert track["stages"]["backend"] == "pytorch" and track["stages"]["threads"] == 1
     eff = track["efficiency"]
     for key in ("flops", "stage_flops", "peak", "backends", "defocus_net"):
         assert key in eff, key
-    for key in ("gemm_gflops", "lower_bound_ms"):
+    for key in ("gemm_gflops", "lower_bound_ms", "faster_than_bound"):
         assert key in eff["peak"][0]
-    for key in ("gflops", "percent_of_peak"):
+    for key in ("gflops", "percent_of_peak", "exceeds_peak"):
         assert key in eff["backends"][0] and key in eff["defocus_net"]
     assert results["sweep"] and {"track", "size", "avg", "peak_rss_mb"} <= set(results["sweep"][0])
     assert len(results["paper"]["table2_cpu"]) == 8 and len(results["paper"]["table3_gpu"]) == 3
@@ -108,8 +121,22 @@ def test_statistics_and_ratios_come_from_this_runs_samples(run):
         assert b["percent_of_peak"] == pytest.approx(100 * gflops / peaks[b["threads"]])
     for p in eff["peak"]:
         assert p["lower_bound_ms"] == pytest.approx(eff["flops"] / peaks[p["threads"]] / 1e6)
-    sweep = results["sweep"][0]    # the sweep's size is the run's size: the same measurement, reused
+    sweep = next(r for r in results["sweep"] if r["size"] == [128, 256])   # the run's size: reused
     assert sweep["avg"] == avg["litert-xnnpack", max(peaks)]
+
+
+def test_sweep_exports_and_measures_a_size_other_than_the_run_size(run):
+    proc, results, out = run
+    rows = {tuple(r["size"]): r for r in results["sweep"]}
+    assert list(rows) == [(128, 128), (128, 256)]
+    extra = rows[128, 128]
+    assert (out / "artifacts" / "bokeh_cpu_128x128.tflite").is_file()        # exported by this run
+    assert "sweep cpu 128x128: avg" in proc.stderr                           # measured, not reused
+    assert extra["backend"] == "litert-xnnpack" and extra["threads"] == 1 and extra["capped"] is False
+    assert extra["count"] >= RUNS and extra["min"] <= extra["median"] <= extra["max"]
+    assert extra["min"] <= extra["avg"] <= extra["max"] and extra["peak_rss_mb"] > 0
+    assert extra["megapixels"] == pytest.approx(128 * 128 / 1e6)
+    assert "Scaling with input size" in proc.stdout
 
 
 def test_every_backend_ran_the_same_model(run):
@@ -146,7 +173,9 @@ def test_terminal_output_prints_the_paper_tables_beside_our_rows(run):
 
 def test_progress_goes_to_stderr_and_files_are_complete(run):
     proc, _, out = run
-    assert "[1/4]" in proc.stderr and "[4/4]" in proc.stderr and "[1/4]" not in proc.stdout
+    # 4 backends x 1 thread, 1 extra sweep size, the GEMM peak before and after: 7 steps.
+    assert "[1/7]" in proc.stderr and "[7/7]" in proc.stderr and "[1/7]" not in proc.stdout
+    assert "fp32 GEMM peak before the rows" in proc.stderr and "fp32 GEMM peak after the rows" in proc.stderr
     md = (out / "bench.md").read_text()
     assert md.startswith("# ") and "| Track |" in md and "TFLite/ORT" in md and "Table 2" in md
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -167,7 +196,7 @@ def test_device_gpu_exits_2_with_one_clear_line_on_this_host():
 @pytest.mark.parametrize("argv", [
     ["--runs", "0"], ["--size", "12x"], ["--track", "npu"], ["--tiny"], ["--plot", "chart.jpg"],
     ["--images", "/nonexistent/folder"], ["--size", "100x200", "--track", "cpu"], ["--threads", "0"],
-    ["--json", "/nonexistent/folder/out.json"], ["--sweep-sizes", "256x384"],
+    ["--json", "/nonexistent/folder/out.json"], ["--sweep-sizes", "256x384"], ["--max-secs", "0"],
 ])
 def test_bad_usage_exits_2_with_one_line(argv, capsys):
     assert main(argv) == 2
@@ -181,7 +210,9 @@ def test_default_thread_counts_are_one_and_all_cores():
     assert settings.thread_counts() == tuple(sorted({1, CORES}))
     assert settings.tracks == ("cpu", "gpu") and settings.size == (1024, 1536)
     assert settings.protocol.runs == 20 and settings.protocol.warmup_runs == 1
-    assert settings.protocol.warmup_secs == 0.5
+    assert settings.protocol.warmup_secs == 0.5 and settings.protocol.max_secs == 150.0
+    settings = settings_from(build_parser().parse_args(["--max-secs", "7.5"]), [])
+    assert settings.protocol.max_secs == 7.5
 
 
 def test_help_shows_examples(capsys):

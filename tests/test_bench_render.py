@@ -27,7 +27,8 @@ def run(tiny_export, tmp_path_factory):
     proc = subprocess.run(
         [sys.executable, "-m", "bokehlite.benchmarks.cli", "--track", "render", "--artifacts", str(tflite.parent),
          "--size", SIZE, "--runs", str(RUNS), "--min-secs", "0", "--warmup-secs", "0", "--threads", "1",
-         "--json", str(out / "bench.json"), "--markdown", str(out / "bench.md"), "--plot", str(out / "bench.png")],
+         "--gemm-size", "512", "--json", str(out / "bench.json"), "--markdown", str(out / "bench.md"),
+         "--plot", str(out / "bench.png")],
         capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc, json.loads((out / "bench.json").read_text()), out

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from bokehlite.benchmarks.efficiency import efficiency, over_peak_warning, ratios
 from bokehlite.benchmarks.inputs import make_inputs
+from bokehlite.benchmarks.peak import combine, gemm_peak
 from bokehlite.benchmarks.stats import percentile, summarize
 from bokehlite.benchmarks.targets import TARGETS, evaluate_targets
 from bokehlite.benchmarks.timing import Protocol, measure
+from bokehlite.model.stages import Stage
 
 # ---------------------------------------------------------------- statistics
 
@@ -197,8 +199,6 @@ class SleepNet(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.config = SimpleNamespace(blend=True)
-        self.residual = None
         self.defocus_net, self.radiance = Sleep(0.040), Sleep(0.010)
         self.renderer = Sleep(0.020, inner=self.radiance)
 
@@ -206,6 +206,10 @@ class SleepNet(torch.nn.Module):
         x = self.renderer(self.defocus_net(x))
         time.sleep(0.005)
         return x
+
+    def stages(self):
+        return [Stage("defocus net", self.defocus_net), Stage("radiance", self.radiance),
+                Stage("render", self.renderer), Stage("upsample/blend", None, "sleep", remainder=True)]
 
 
 class Wrapped(torch.nn.Module):
@@ -218,7 +222,8 @@ class Wrapped(torch.nn.Module):
 
 
 def test_stage_times_match_known_sleeps_and_a_nested_stage_counts_once():
-    from bokehlite.benchmarks.stages import STAGES, time_stages
+    from bokehlite.benchmarks.stages import time_stages
+    STAGES = ("defocus net", "radiance", "render", "upsample/blend")
     result = time_stages(Wrapped(SleepNet()), torch.zeros(1), runs=3)
     ms = {s["name"]: s["ms"] for s in result["stages"]}
     assert list(ms) == list(STAGES)
@@ -231,7 +236,8 @@ def test_stage_times_match_known_sleeps_and_a_nested_stage_counts_once():
 
 
 def test_stage_breakdown_of_the_real_model_has_no_negative_stage_and_removes_its_hooks(tiny_cpu_model):
-    from bokehlite.benchmarks.stages import STAGES, time_stages
+    from bokehlite.benchmarks.stages import time_stages
+    STAGES = ("defocus net", "radiance", "render", "upsample/blend")
     result = time_stages(tiny_cpu_model, torch.rand(1, 3, 128, 256), runs=2)
     assert [s["name"] for s in result["stages"]] == list(STAGES)
     assert all(s["ms"] >= 0 for s in result["stages"]), result["stages"]      # the remainder included
@@ -244,17 +250,54 @@ def test_stage_breakdown_of_the_real_model_has_no_negative_stage_and_removes_its
 # ---------------------------------------------------------------- targets
 
 
-def fake_results(size=(1024, 1536), lite_ms=400.0, ort_ms=500.0, torch_ms=1000.0, rss=900.0, tiny=False):
+def gemm_entry(threads, gflops, library="numpy"):
+    """A measured GEMM peak as peak.combine() leaves it (before == after)."""
+    libs = {"torch": {"gflops": gflops * 0.9}, library: {"gflops": gflops}}
+    one = {"threads": threads, "n": 4096, "reps": 5, "gflops": gflops, "library": library, "libraries": libs}
+    return combine([one], [dict(one)])[0]
+
+
+def fake_track(size=(1024, 1536), lite_ms=400.0, ort_ms=500.0, torch_ms=1000.0, rss=900.0, tiny=False,
+               defocus_ms=70.0, peak=100.0):
+    """One CPU track at 2 threads. 10 GFLOP in all, 4.2 of them in the defocus net: at a
+    100 GFLOP/s peak the defocus net's 70 ms is 60 GFLOP/s, 60% of peak."""
     def entry(backend, ms):
-        return {"backend": backend, "threads": 2, "stats": {"avg": ms}, "peak_rss_mb": rss}
-    stages = {"backend": "pytorch", "threads": 2, "total_ms": 100.0, "stages": [
-        {"name": "defocus net", "ms": 70.0, "percent": 70.0}, {"name": "radiance", "ms": 5.0, "percent": 5.0},
-        {"name": "render", "ms": 20.0, "percent": 20.0}, {"name": "upsample/blend", "ms": 5.0, "percent": 5.0}]}
-    track = {"size": list(size), "artifact": {"tiny_backbone": tiny},
+        return {"backend": backend, "threads": 2, "stats": summarize([ms]), "peak_rss_mb": rss,
+                "baseline_rss_mb": rss / 2, "init_ms": 1.0, "first_ms": ms, "capped": False}
+    stages = {"backend": "pytorch", "threads": 2, "runs": 3, "total_ms": 100.0, "remainder_stage": "upsample/blend",
+              "remainder": "bilinear upsampling", "stages": [
+                  {"name": "defocus net", "ms": defocus_ms, "percent": defocus_ms},
+                  {"name": "radiance", "ms": 5.0, "percent": 5.0},
+                  {"name": "render", "ms": 20.0, "percent": 20.0},
+                  {"name": "upsample/blend", "ms": 5.0, "percent": 5.0}]}
+    track = {"size": list(size), "artifact": {"tiny_backbone": tiny, "weights": "untrained"}, "inputs": {},
              "results": [entry("litert-xnnpack", lite_ms), entry("onnxruntime", ort_ms), entry("pytorch", torch_ms)],
-             "ratios": [{"threads": 2, "tflite_ort": lite_ms / ort_ms, "tflite_pytorch": lite_ms / torch_ms}],
-             "stages": stages, "efficiency": {"defocus_net": {"percent_of_peak": 60.0}}}
-    return {"device": "cpu", "tracks": {"cpu": track}}
+             "stages": stages, "flops": {"total": 10e9, "stages": {"defocus net": 4.2e9, "radiance": 1e9,
+                                                                   "render": 3e9, "upsample/blend": 1.8e9}}}
+    gemm = [gemm_entry(2, peak)]
+    track["ratios"] = ratios(track, (2,))
+    track["efficiency"] = efficiency(track, gemm)
+    return track, gemm
+
+
+def fake_results(**kwargs):
+    track, gemm = fake_track(**kwargs)
+    return {"device": "cpu", "tracks": {"cpu": track}, "gemm_peak": gemm}
+
+
+def full_results(**kwargs):
+    """fake_results with everything the report reads, warnings and targets as the suite derives them."""
+    results = fake_results(**kwargs)
+    warning = over_peak_warning(results["tracks"])
+    results.update(
+        command=["bench-runtime"], created="2025-01-01T00:00:00+00:00", sweep=[], paper={},
+        machine={"cpu_model": "Test CPU", "cores": 2, "platform": "Linux", "python": "3.11", "versions": {},
+                 "load_avg_before": 0.1, "load_avg_after": 0.2},
+        protocol={**Protocol().to_dict(), "statistic": "avg", "size": [1024, 1536], "threads": [2],
+                  "input": "generated", "images": ["scene"], "backends": {}, "isolation": "one process each"},
+        warnings=[warning] if warning else [])
+    results["targets"] = evaluate_targets(results)
+    return results
 
 
 def by_id(rows):
@@ -281,6 +324,80 @@ def test_full_size_targets_are_not_evaluated_on_small_or_tiny_models():
         rows = by_id(evaluate_targets(results))
         assert rows["cpu-latency"]["met"] is None and rows["cpu-peak-rss"]["met"] is None
         assert rows["cpu-tflite-ort"]["met"] is True           # ratios hold at any size
+
+
+# ---------------------------------------------------------------- efficiency and the GEMM peak
+
+
+def test_efficiency_arithmetic_matches_hand_computed_values():
+    track, _ = fake_track(lite_ms=400.0, ort_ms=500.0, torch_ms=1000.0, defocus_ms=70.0)
+    eff = efficiency(track, [gemm_entry(2, 100.0), gemm_entry(1, 50.0)])
+    rows = {b["backend"]: b for b in eff["backends"]}
+    # 10 GFLOP in 0.4 s = 25 GFLOP/s = 25% of 100; in 0.5 s 20; in 1 s 10.
+    assert rows["litert-xnnpack"]["gflops"] == pytest.approx(25.0)
+    assert rows["litert-xnnpack"]["percent_of_peak"] == pytest.approx(25.0)
+    assert rows["onnxruntime"]["gflops"] == pytest.approx(20.0) and rows["pytorch"]["gflops"] == pytest.approx(10.0)
+    assert not any(b["exceeds_peak"] for b in eff["backends"])
+    # Lower bound = 10 GFLOP / peak: 100 ms at 100 GFLOP/s (2 threads), 200 ms at 50 (1 thread).
+    bounds = {p["threads"]: p["lower_bound_ms"] for p in eff["peak"]}
+    assert bounds == {1: pytest.approx(200.0), 2: pytest.approx(100.0)}
+    # Defocus net: 4.2 GFLOP in 70 ms = 60 GFLOP/s = 60% of the 2-thread peak.
+    assert eff["defocus_net"]["gflops"] == pytest.approx(60.0)
+    assert eff["defocus_net"]["percent_of_peak"] == pytest.approx(60.0)
+    assert over_peak_warning({"cpu": track}) is None
+
+
+def test_a_row_faster_than_the_gemm_peak_is_flagged_everywhere_and_the_target_not_met():
+    from bokehlite.benchmarks.report import sections, to_text
+    # Issue 12's shape: ORT at 10 GFLOP / 62.5 ms = 160 GFLOP/s against a 100 GFLOP/s peak,
+    # which puts the lower bound (100 ms) above ORT's measured 62.5 ms.
+    results = full_results(ort_ms=62.5, defocus_ms=70.0)
+    eff = results["tracks"]["cpu"]["efficiency"]
+    ort = next(b for b in eff["backends"] if b["backend"] == "onnxruntime")
+    assert ort["gflops"] == pytest.approx(160.0) and ort["exceeds_peak"] is True
+    assert eff["peak"][0]["faster_than_bound"] == ["onnxruntime"]
+    assert eff["defocus_net"]["exceeds_peak"] is False       # 60%: but the peak it is measured against is wrong
+    [warning] = results["warnings"]
+    assert "onnxruntime" in warning and "160.0 > 100.0" in warning and "\n" not in warning
+    target = by_id(results["targets"])["cpu-defocus-efficiency"]
+    assert target["met"] is None and target["value"] is None
+    assert "not evaluated" in target["note"] and "onnxruntime" in target["note"]
+
+    text = to_text(sections(results))
+    row = next(line for line in text.splitlines() if line.startswith("cpu 1024x1536") and "onnxruntime" in line
+               and "160.0" in line)
+    assert "> peak" in row and "> measured" in row and "160.0 %" not in row
+    assert warning in text
+    targets = next(line for line in text.splitlines() if line.startswith("CPU track, defocus net"))
+    assert "not evaluated" in targets and " met " not in f" {targets} "
+
+
+def test_a_defocus_net_faster_than_the_peak_is_flagged_and_not_met():
+    results = full_results(defocus_ms=30.0)                  # 4.2 GFLOP in 30 ms = 140 GFLOP/s, "140%"
+    assert results["tracks"]["cpu"]["efficiency"]["defocus_net"]["exceeds_peak"] is True
+    assert "defocus net (pytorch) 2t 140.0 > 100.0" in results["warnings"][0]
+    assert by_id(results["targets"])["cpu-defocus-efficiency"]["met"] is None
+
+
+def test_gemm_peak_is_the_faster_library_and_the_better_of_before_and_after():
+    before = {"threads": 2, "n": 4096, "reps": 5, "gflops": 150.0, "library": "torch",
+              "libraries": {"torch": {"gflops": 150.0}, "numpy": {"gflops": 140.0}}}
+    after = {**before, "gflops": 161.0, "library": "numpy",
+             "libraries": {"torch": {"gflops": 149.0}, "numpy": {"gflops": 161.0}}}
+    [g] = combine([before], [after])
+    assert (g["threads"], g["gflops"], g["library"], g["when"]) == (2, 161.0, "numpy", "after")
+    assert g["before"] is before and g["after"] is after
+    [g] = combine([after], [before])
+    assert (g["gflops"], g["when"]) == (161.0, "before")
+
+
+def test_gemm_peak_measures_every_library_present_and_picks_the_fastest():
+    g = gemm_peak(1, n=128, reps=5)          # a small n for speed: it says nothing about the real peak
+    assert g["threads"] == 1 and g["n"] == 128 and g["reps"] == 5
+    assert set(g["libraries"]) == {"torch", "numpy"}
+    assert all(len(v["secs"]) == 5 and v["gflops"] >= v["median_gflops"] > 0 for v in g["libraries"].values())
+    assert g["gflops"] == max(v["gflops"] for v in g["libraries"].values())
+    assert g["libraries"][g["library"]]["gflops"] == g["gflops"]
 
 
 # ---------------------------------------------------------------- inputs
@@ -368,7 +485,8 @@ def render_model_and_inputs():
 
 
 def test_depth_renderer_stages_are_not_negative_and_its_defocus_net_is_absent(render_model_and_inputs):
-    from bokehlite.benchmarks.stages import DEPTH_STAGES, time_stages
+    from bokehlite.benchmarks.stages import time_stages
+    DEPTH_STAGES = ("defocus net", "radiance", "render", "radius/masks")
     model, inputs = render_model_and_inputs
     result = time_stages(model, inputs, runs=2)
     stages = {s["name"]: s for s in result["stages"]}
@@ -405,3 +523,16 @@ def test_targets_ignore_the_render_track_and_never_name_an_absent_stage():
     results["tracks"]["render"] = render
     assert evaluate_targets(results) == evaluate_targets(fake_results())
     assert not any(t.track == "render" for t in TARGETS)
+
+
+def test_bench_photos_are_letterboxed_like_the_runtime_not_stretched(tmp_path):
+    """A disc in a portrait photo stays a disc in the landscape model input."""
+    from bokehlite.benchmarks.inputs import read_image
+    photo = np.zeros((160, 80, 3), np.uint8)
+    cv2.circle(photo, (40, 80), 20, (255, 255, 255), -1)
+    cv2.imwrite(str(tmp_path / "tall.png"), photo)
+    x = read_image(tmp_path / "tall.png", (64, 96))
+    assert x.shape == (64, 96, 3) and x.dtype == np.float32
+    rows, cols = np.nonzero(x[:, 32:64, 0] > 0.5)        # the photo's own columns (box 32 wide)
+    height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+    assert abs(height - width) <= 1 and 14 <= height <= 18     # radius 20 * 0.4, round

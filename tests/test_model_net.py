@@ -77,6 +77,15 @@ def test_untrained_residual_refiner_is_the_identity():
     torch.testing.assert_close(out["bokeh"], up, atol=1e-6, rtol=0)
 
 
+def test_cpu_track_bokeh_stays_in_the_contract_range_whatever_the_residual_adds():
+    model = tiny_net("cpu-track").eval()
+    with torch.no_grad():
+        model.residual.conv3.bias.copy_(torch.tensor([5.0, -5.0, 0.0]))    # pushes far outside [0, 1]
+        out = model(torch.rand(1, 3, 64, 128))["bokeh"]
+    assert float(out.min()) == 0.0 and float(out.max()) == 1.0
+    assert float(out[:, 0].min()) == 1.0 and float(out[:, 1].max()) == 0.0
+
+
 # --- the paper-size encoder (ResNeXt50-32x4d) ------------------------------------------------
 
 def torchvision_resnext50_keys_without_fc() -> set[str]:

@@ -1,0 +1,118 @@
+"""The second opinion on the GPU track: LiteRT's own GPU accelerator, GPU-only.
+
+Our checker (gpu_check.py) reads the flatbuffer against TFLite's published rules; here
+LiteRT compiles the model for its ML Drift GPU accelerator (runtime/litert_gpu.py) and
+runs it, so an op it rejects fails with the delegate's own message, and a model that
+compiles but computes wrong (8192-row textures at full size) fails on its outputs.
+
+It runs in a child process, like the converter, for three reasons measured here: the
+accelerator can crash the process (a grouped convolution with 6 channels per group died
+of SIGILL in SwiftShader), it prints to file descriptors 1 and 2 (which `--json` and the
+progress lines own), and at 1024x1536 a software Vulkan device allocates gigabytes that
+are best returned when it exits. The child runs the runtime's own `litert-gpu` backend,
+torch-free, on the adapter this process found.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..compare import compare, merge
+from ..runtime.errors import BackendError
+from ..runtime.litert_gpu import Adapter, find_adapter, run_child
+
+RUN_TIMEOUT_S = 1800         # a full-size export's first run on SwiftShader takes minutes
+# --check-gpu on any model: the accelerator against LiteRT's CPU on uniform inputs. A
+# float32 device agrees to ~140 dB and fp16 arithmetic to ~50-70 dB; the failures it must
+# catch (a layer over the texture limit) come out near 6 dB.
+CHECK_MIN_PSNR = 30.0
+
+
+class AcceleratorError(RuntimeError):
+    """The accelerator rejected the model, crashed, or computed it wrong; one line."""
+
+
+class NoAdapterError(AcceleratorError):
+    """There is no Vulkan adapter to verify on (and the caller required one)."""
+
+
+def adapter_or_reason() -> tuple[Adapter | None, str | None]:
+    try:
+        return find_adapter(), None
+    except BackendError as exc:
+        return None, str(exc)
+
+
+def _child(args: list[str], adapter: Adapter) -> dict:
+    result, log = run_child([*args, "--adapter", adapter.to_json()], adapter.env, RUN_TIMEOUT_S)
+    if result is None:
+        tail = log.strip().splitlines()[-1:] or ["no output"]
+        raise AcceleratorError(f"LiteRT's GPU accelerator {tail[0]}")
+    if not result.get("ok"):
+        raise AcceleratorError(result.get("error", "failed"))
+    return result
+
+
+def run_on_accelerator(tflite: str | Path, inputs: list[dict[str, np.ndarray]],
+                       adapter: Adapter) -> tuple[dict, list[dict[str, np.ndarray]]]:
+    """Compile `tflite` GPU-only and run it on each input set (NHWC, by signature name):
+    (the child's report: adapter, fully_accelerated, timings; the outputs per input set)."""
+    with tempfile.TemporaryDirectory(prefix="bokehlite-gpu-") as tmp:
+        given, taken = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
+        np.savez(given, **{f"{i}/{name}": value for i, x in enumerate(inputs) for name, value in x.items()})
+        result = _child(["run", str(tflite), str(given), str(taken)], adapter)
+        with np.load(taken) as data:
+            outputs = [{} for _ in inputs]
+            for key in data.files:
+                index, name = key.split("/", 1)
+                outputs[int(index)][name] = data[key]
+    return result, outputs
+
+
+def verify_export(tflite: str | Path, inputs: list[dict[str, np.ndarray]],
+                  reference: list[dict[str, np.ndarray]], gate, require: bool = False) -> dict:
+    """The sidecar's `gpu_accelerator`: run on the parity inputs, compared with PyTorch.
+
+    Raises AcceleratorError when the accelerator rejects the model or misses `gate`, and
+    NoAdapterError when there is no adapter and `require` is set; without an adapter
+    otherwise, {"verified": False, "reason": ...}.
+    """
+    adapter, reason = adapter_or_reason()
+    if adapter is None:
+        if require:
+            raise NoAdapterError(reason)
+        return {"verified": False, "reason": reason}
+    result, outputs = run_on_accelerator(tflite, inputs, adapter)
+    stats = merge([compare(ref[name], out[name]) for ref, out in zip(reference, outputs) for name in ref])
+    failures = gate.failures(stats)
+    if failures:
+        raise AcceleratorError(f"its outputs on {adapter.name} miss the gate against PyTorch: "
+                               + "; ".join(failures))
+    return {"verified": True, "fully_accelerated": result["fully_accelerated"], "adapter": adapter.name,
+            "adapter_type": adapter.type, "psnr_vs_pytorch": stats["psnr"], "max_abs_err": stats["max_abs"],
+            "off_fraction": stats["off_fraction"], "images": len(inputs), "gate": gate.__dict__,
+            "compile_seconds": result["compile_seconds"], "run_seconds": result["run_seconds"]}
+
+
+def check_file(path: str | Path) -> dict:
+    """`export-tflite --check-gpu`: GPU-only compile and one run of any model, against
+    LiteRT's CPU on the same inputs. {"verified", "compatible", ...}; `compatible` is None
+    when there is no adapter to ask."""
+    adapter, reason = adapter_or_reason()
+    if adapter is None:
+        return {"verified": False, "compatible": None, "reason": reason}
+    try:
+        result = _child(["check", str(path)], adapter)
+    except AcceleratorError as exc:
+        return {"verified": True, "compatible": False, "adapter": adapter.name, "reason": str(exc)}
+    worst = min((a["psnr"] for a in result["agreement_with_cpu"].values() if a["psnr"] is not None),
+                default=None)
+    report = {"verified": True, "compatible": worst is None or worst >= CHECK_MIN_PSNR,
+              "adapter": adapter.name, "fully_accelerated": result["fully_accelerated"],
+              "agreement_with_cpu": result["agreement_with_cpu"], "min_psnr": CHECK_MIN_PSNR}
+    if not report["compatible"]:
+        report["reason"] = (f"its outputs disagree with LiteRT's CPU: {worst:.1f} dB < {CHECK_MIN_PSNR:.0f} dB "
+                            "(peak = the CPU output's largest magnitude)")
+    return report
