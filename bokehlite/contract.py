@@ -19,7 +19,8 @@ EQ9_ETA, EQ9_TAU = 20.0, 0.125  # Eq. 9 mask M = sigmoid(eta * (tau - D)), the p
 SIDECAR_FORMAT = "bokehlite-tflite"
 SIDECAR_VERSION = 1
 SIGNATURE = "serving_default"
-PRECISIONS = ("float32", "float16")
+# int8: dynamic-range quantized weights, float32 activations and I/O (cpu track only)
+PRECISIONS = ("float32", "float16", "int8")
 IMAGE = "image"
 
 

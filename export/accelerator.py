@@ -45,13 +45,15 @@ def adapter_or_reason() -> tuple[Adapter | None, str | None]:
         return None, str(exc)
 
 
-def _child(args: list[str], adapter: Adapter) -> dict:
+def _child(args: list[str], model: str | Path, adapter: Adapter) -> dict:
+    """The child's report; AcceleratorError with one line (not starting with the model's path)."""
     result, log = run_child([*args, "--adapter", adapter.to_json()], adapter.env, RUN_TIMEOUT_S)
     if result is None:
         tail = log.strip().splitlines()[-1:] or ["no output"]
         raise AcceleratorError(f"LiteRT's GPU accelerator {tail[0]}")
     if not result.get("ok"):
-        raise AcceleratorError(result.get("error", "failed"))
+        error = result.get("error", "LiteRT's GPU accelerator failed")
+        raise AcceleratorError(error.removeprefix(f"{model}: "))
     return result
 
 
@@ -62,7 +64,7 @@ def run_on_accelerator(tflite: str | Path, inputs: list[dict[str, np.ndarray]],
     with tempfile.TemporaryDirectory(prefix="bokehlite-gpu-") as tmp:
         given, taken = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
         np.savez(given, **{f"{i}/{name}": value for i, x in enumerate(inputs) for name, value in x.items()})
-        result = _child(["run", str(tflite), str(given), str(taken)], adapter)
+        result = _child(["run", str(tflite), str(given), str(taken)], tflite, adapter)
         with np.load(taken) as data:
             outputs = [{} for _ in inputs]
             for key in data.files:
@@ -104,7 +106,7 @@ def check_file(path: str | Path) -> dict:
     if adapter is None:
         return {"verified": False, "compatible": None, "reason": reason}
     try:
-        result = _child(["check", str(path)], adapter)
+        result = _child(["check", str(path)], path, adapter)
     except AcceleratorError as exc:
         return {"verified": True, "compatible": False, "adapter": adapter.name, "reason": str(exc)}
     worst = min((a["psnr"] for a in result["agreement_with_cpu"].values() if a["psnr"] is not None),
@@ -113,6 +115,7 @@ def check_file(path: str | Path) -> dict:
               "adapter": adapter.name, "fully_accelerated": result["fully_accelerated"],
               "agreement_with_cpu": result["agreement_with_cpu"], "min_psnr": CHECK_MIN_PSNR}
     if not report["compatible"]:
-        report["reason"] = (f"its outputs disagree with LiteRT's CPU: {worst:.1f} dB < {CHECK_MIN_PSNR:.0f} dB "
-                            "(peak = the CPU output's largest magnitude)")
+        report["reason"] = (f"LiteRT's GPU accelerator runs it, but its outputs disagree with LiteRT's "
+                            f"CPU: {worst:.1f} dB < {CHECK_MIN_PSNR:.0f} dB (peak: the CPU output's largest "
+                            "magnitude)")
     return report

@@ -93,7 +93,7 @@ def check_gpu(path: str, as_json: bool, require_gpu: bool = False) -> int:
             print(f"{path}: LiteRT's GPU accelerator runs it GPU-only on {on_gpu['adapter']}, "
                   "in agreement with its CPU")
         elif on_gpu["compatible"] is False:
-            print(f"{path}: LiteRT's GPU accelerator: {on_gpu['reason']}")
+            print(f"{path}: {on_gpu['reason']}")
     if on_gpu["compatible"] is None:
         warn(f"not checked on LiteRT's GPU accelerator: {on_gpu['reason']}")
     return 0 if result["compatible"] and on_gpu["compatible"] is not False else 1

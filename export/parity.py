@@ -2,7 +2,8 @@
 
 float32 must match PyTorch to max |err| <= 1e-4 and PSNR >= 60 dB; float16 to
 PSNR >= 45 dB with fewer than 0.1% of values off by more than 1/255, and to 40 dB on
-LiteRT's GPU accelerator.
+LiteRT's GPU accelerator. int8 is gated on held-out real photos instead (photo_gate.py):
+bokeh PSNR >= 30 dB and defocus mean |err| <= 0.02 against the float32 PyTorch model.
 """
 from __future__ import annotations
 
@@ -33,7 +34,26 @@ class Gate:
         return out
 
 
-GATES = {"float32": Gate(1e-4, 60.0, None), "float16": Gate(None, 45.0, 1e-3)}
+@dataclass(frozen=True)
+class PhotoGate:
+    """The int8 gate, on held-out real photos against the float32 PyTorch model
+    (photo_gate.evaluate gives the figures): every photo's bokeh at `min_bokeh_psnr` dB or
+    more, its defocus map within `max_defocus_mae` mean absolute error."""
+
+    min_bokeh_psnr: float
+    max_defocus_mae: float
+
+    def failures(self, stats: dict) -> list[str]:
+        out = []
+        for p in stats["photos"]:
+            if p["bokeh_psnr"] is not None and p["bokeh_psnr"] < self.min_bokeh_psnr:   # None: identical
+                out.append(f"{p['photo']}: bokeh PSNR {p['bokeh_psnr']:.1f} dB < {self.min_bokeh_psnr:g} dB")
+            if p["defocus_mae"] > self.max_defocus_mae:
+                out.append(f"{p['photo']}: defocus mean |err| {p['defocus_mae']:.4f} > {self.max_defocus_mae:g}")
+        return out
+
+
+GATES = {"float32": Gate(1e-4, 60.0, None), "float16": Gate(None, 45.0, 1e-3), "int8": PhotoGate(30.0, 0.02)}
 # A float16 export on LiteRT's GPU accelerator against PyTorch (export-tflite runs it when an
 # adapter exists); `gates["accelerator"]` overrides it. 40 dB leaves room for a real GPU's
 # fp16 arithmetic, while a layer the accelerator runs wrong comes out near 6 dB.

@@ -25,7 +25,7 @@ from ..compare import merge
 from ..files import ensure_writable_dir, remove_stale_work_dirs, sha256, work_dir
 from ..host import tool_versions
 from ..model import BackboneConfig
-from . import accelerator, gpu_check, onnx_export, parity
+from . import accelerator, gpu_check, onnx_export, parity, photo_gate, quantization
 from .gpu_rewrite import rewrite_for_gpu
 from .tflite_inspect import TfliteModel
 from .track_model import TrackModel, build_model
@@ -65,6 +65,25 @@ def _gate(label: str, precision: str, stats: dict, gates: dict) -> None:
     failures = gates[precision].failures(stats)
     if failures:
         raise ExportError(f"parity gate failed ({label}, {precision}): " + "; ".join(failures))
+
+
+def _int8_gate(tflite: Path, model: TrackModel, size, gates: dict, progress) -> dict:
+    """Check in the flatbuffer that only weights became int8, then gate the model on held-out
+    real photos against float32 PyTorch: {"quantization": ..., "real_photos": ...}."""
+    quant = quantization.summary(TfliteModel(tflite))
+    if quant["problems"]:
+        raise ExportError("int8 check failed: " + "; ".join(quant["problems"]))
+    try:
+        photos = photo_gate.evaluate(tflite, model, size)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ExportError(f"int8 gate: {exc}") from None
+    if progress:
+        worst = photos["worst"]
+        psnr = "identical" if worst["bokeh_psnr"] is None else f"{worst['bokeh_psnr']:.1f} dB"
+        progress(f"int8 vs float32 PyTorch on {len(photos['photos'])} real photos: worst bokeh {psnr}, "
+                 f"worst defocus mean |err| {worst['defocus_mae']:.2g}")
+    _gate("TFLite int8 vs float32 PyTorch on real photos", "int8", photos, gates)
+    return {"quantization": quant, "real_photos": photos}
 
 
 def _onnx_parity(label: str, path: Path, inputs: list[dict], reference: list[list[np.ndarray]],
@@ -155,7 +174,11 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
                           for r, n in zip(ref, names)])
         vs_ort = merge([parity.compare(parity.nhwc(r), out[n]) for ref, out in zip(ort_outputs, lite)
                         for r, n in zip(ref, names)])
-        _gate("TFLite vs PyTorch", track.precision, vs_torch, gates)
+        int8 = None
+        if track.precision == "int8":       # gated on held-out real photos, not on the scenes above
+            int8 = _int8_gate(tflite, model, size, gates, progress)
+        else:
+            _gate("TFLite vs PyTorch", track.precision, vs_torch, gates)
 
         step("checking TFLite GPU delegate compatibility")
         gpu = gpu_check.check_gpu_compatibility(tflite)
@@ -166,14 +189,17 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
             step("running it on LiteRT's GPU accelerator, GPU-only")
             on_gpu = _verify_on_accelerator(tflite, inputs, reference, names, gates, require_gpu)
         else:
-            on_gpu = {"verified": False, "reason": "float32 export: made for the CPU, not run on the "
-                                                   "GPU accelerator"}
+            on_gpu = {"verified": False, "reason": f"{track.precision} export: made for the CPU, not run "
+                                                   "on the GPU accelerator"}
 
         step("writing the report")
         report = _report(track, size, tflite, trained, checkpoint, model, reference[0],
                          {"onnxruntime_vs_pytorch": ort, "tflite_vs_pytorch": vs_torch,
                           "tflite_vs_onnxruntime": vs_ort, "images": len(inputs),
                           "gate": gates[track.precision].__dict__}, gpu, on_gpu, rewrites)
+        if int8:
+            report["quantization"] = int8["quantization"]
+            report["parity"]["real_photos"] = int8["real_photos"]
         (work / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
         for suffix in (".onnx", ".tflite", ".json"):
             os.replace(work / f"{stem}{suffix}", out_dir / f"{stem}{suffix}")

@@ -11,7 +11,7 @@ image inputs unless `calibration_image_sample_data_20x128x128x3_float32.npy` is 
 its working directory, so we write one from our synthetic scenes first. onnx2tf
 also rewrites its input file, so it is given a copy.
 
-Usage: python -m bokehlite.export.tf_convert MODEL.onnx WORKDIR OUT.tflite {float32,float16} OUT1,OUT2,...
+Usage: python -m bokehlite.export.tf_convert MODEL.onnx WORKDIR OUT.tflite {float32,float16,int8} OUT1,OUT2,...
 """
 from __future__ import annotations
 
@@ -76,6 +76,11 @@ def saved_model_to_tflite(saved_model: Path, out_path: Path, precision: str) -> 
     if precision == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
+    elif precision == "int8":
+        # Dynamic range: int8 weights, float32 activations and I/O (XNNPACK quantizes activations
+        # on the fly). With no representative dataset only weighted ops are touched, so the
+        # softmax, divisions and radiance power stay float; export/quantization.py checks that.
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     out_path.write_bytes(converter.convert())
 
 

@@ -20,8 +20,12 @@ class TrackModel(nn.Module):
 
     def __init__(self, net: nn.Module, track: Track):
         super().__init__()
-        self.net = net.eval()
+        self.net = net
         self.track = track
+        # The wrapper too, not only the net: torch.onnx.export restores the wrapper's mode
+        # afterwards, and a wrapper left in training mode would switch the BatchNorms back to
+        # batch statistics for every PyTorch run after the export (the int8 photo gate's).
+        self.eval()
 
     def forward(self, *inputs: torch.Tensor):
         named = self.net.export_outputs(self.net(*inputs))

@@ -14,6 +14,9 @@ from ..model.synthetic import defocus_ramp, test_scene
 
 # Each track's model: a BokehNet preset, or None for the depth-guided renderer.
 PRESETS = {"cpu": "cpu-track", "gpu": "inference", "render": None}
+# int8 is gated on real photos for the XNNPACK (CPU) track only: the GPU delegate runs float16,
+# and the render track has no learned weights to quantize.
+INT8_TRACKS = ("cpu",)
 # The depth-guided renderer renders with the stage-3 kernels (model/depth_render.py).
 RENDER_KERNELS = STAGE3_KERNELS
 
@@ -22,7 +25,7 @@ RENDER_KERNELS = STAGE3_KERNELS
 class Track:
     contract: TrackContract
     preset: str | None        # BokehNet preset; None for the depth-guided renderer
-    precision: str            # "float32" or "float16" (weights; I/O stay float32)
+    precision: str            # "float32", "float16" or "int8" (weights; I/O stay float32)
 
     @property
     def name(self) -> str:
@@ -49,6 +52,9 @@ def get_track(name: str, precision: str | None = None) -> Track:
     contract = track_contract(name)
     if precision not in (None, *PRECISIONS):
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "int8" and name not in INT8_TRACKS:
+        raise ValueError(f"precision int8 is only built for the {', '.join(INT8_TRACKS)} track, "
+                         f"not the {name} track")
     return Track(contract, PRESETS[name], precision or contract.precision)
 
 

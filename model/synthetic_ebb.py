@@ -80,7 +80,7 @@ def render_bokeh(image: np.ndarray, disparity: np.ndarray, focus: float, apertur
     """The depth-guided renderer's bokeh of one scene, (H, W, 3) float32 in [0, 1]."""
     import torch
 
-    net = _renderer()
+    net = _renderer(aperture)
     with torch.no_grad():
         out = net(torch.from_numpy(image).permute(2, 0, 1)[None],
                   torch.from_numpy(disparity)[None, None],
@@ -88,14 +88,21 @@ def render_bokeh(image: np.ndarray, disparity: np.ndarray, focus: float, apertur
     return out[0].permute(1, 2, 0).clamp(0, 1).numpy()
 
 
-_RENDERER = []
+_RENDERERS: dict = {}
 
 
-def _renderer():
-    if not _RENDERER:
-        from .depth_render import DepthRenderNet
-        _RENDERER.append(DepthRenderNet(render_mode="exact").eval())
-    return _RENDERER[0]
+def _renderer(aperture: float):
+    """A renderer with stage 3's kernels up to the first that covers `aperture` (the
+    largest radius |d - d_f| <= 1 can ask for): the larger kernels would cost time and
+    never be used."""
+    from .config import STAGE3_KERNELS
+    from .depth_render import DepthRenderNet
+
+    sizes = tuple(k for k in STAGE3_KERNELS if k // 2 < aperture)
+    sizes += tuple(k for k in STAGE3_KERNELS if k // 2 >= aperture)[:1]
+    if sizes not in _RENDERERS:
+        _RENDERERS[sizes] = DepthRenderNet(sizes, render_mode="pyramid").eval()
+    return _RENDERERS[sizes]
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:

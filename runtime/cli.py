@@ -35,6 +35,7 @@ examples:
   {PROG} photos/ -o photos/ --suffix _bokeh      # write beside the inputs
   {PROG} holidays/ portrait.png -m artifacts/{artifact_stem('cpu', DEFAULT_SIZE)}.tflite -o out/
   {PROG} scans/ -o out/ --backend litert --threads 4 --no-xnnpack --json
+  {PROG} photo.jpg -o out/ --backend litert-gpu     # LiteRT's GPU accelerator (Vulkan)
   {PROG} photo.png --depth disparity.png --focus 610,380 --aperture 40 -o out/
   {PROG} photo.png --depth depth.npy --depth-is-depth --focus-disparity 0.7 -o out/
 
@@ -121,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"exported model with its sidecar .json (default: {DEFAULT_MODEL})")
     p.add_argument("--backend", choices=("auto", *REGISTRY), default="auto",
                    help="how to run the model (default: auto = the first of litert, tflite_runtime, "
-                        "tensorflow that works)")
+                        "tensorflow that works; litert-gpu: LiteRT's GPU accelerator, GPU-only, on a "
+                        "Vulkan driver or SwiftShader)")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="interpreter threads (default: all cores)")
     p.add_argument("--no-xnnpack", dest="xnnpack", action="store_false",
@@ -322,8 +324,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_report(renderer, model, args.out, jobs, elapsed, depth), indent=2))
     done = len(jobs) - len(failed)
+    where = (f"on {renderer.adapter['name']}" if renderer.adapter is not None
+             else f"{renderer.threads} threads")
     summary = (f"{PROG}: rendered {done} of {len(jobs)} photos into {args.out} in {elapsed:.1f} s "
-               f"({renderer.backend}, {renderer.threads} threads)")
+               f"({renderer.backend}, {where})")
     if failed:
         summary += f"; {len(failed)} failed: " + ", ".join(str(j.input) for j in failed)
     if len(jobs) > 1 or not failed:      # a single failure has already said everything
@@ -367,7 +371,9 @@ def _report(renderer, model: Path, out_dir: Path, jobs: list[Job], elapsed: floa
     failed = sum(not f["ok"] for f in files)
     report = {"model": str(model), "track": renderer.contract.track,
               "input_size": list(renderer.input_size), "backend": renderer.backend,
-              "threads": renderer.threads, "xnnpack": renderer.xnnpack, "out_dir": str(out_dir),
+              "threads": renderer.threads, "xnnpack": renderer.xnnpack,
+              "adapter": renderer.adapter["name"] if renderer.adapter is not None else None,
+              "out_dir": str(out_dir),
               "rendered": len(files) - failed, "failed": failed, "seconds": round(elapsed, 3), "files": files}
     if depth is not None:
         focus = ({"point": list(depth.point)} if depth.point is not None

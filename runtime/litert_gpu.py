@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+import functools
 import gc
 import json
 import os
@@ -311,11 +312,14 @@ class LiteRtGpuBackend(Backend):
                              "re-export it with export-tflite")
         inputs = _specs(compiled.get_input_tensor_details(key), signatures[key]["inputs"])
         outputs = _specs(compiled.get_output_tensor_details(key), signatures[key]["outputs"])
-        run = _runner(compiled, key, inputs, outputs, model_path, log)
-        return ModelRunner(backend=self.name, threads=threads, options={"xnnpack": False},
-                           inputs=inputs, outputs=outputs, _runner=run, _interpreter=compiled, _log=log,
-                           info={"adapter": adapter.to_dict(), "fully_accelerated": True,
-                                 "compile_seconds": round(seconds, 3)})
+        run, buffers = _runner(compiled, key, inputs, outputs, model_path, log)
+        runner = ModelRunner(backend=self.name, threads=threads, options={"xnnpack": False},
+                             inputs=inputs, outputs=outputs, _runner=run, _interpreter=compiled, _log=log,
+                             info={"adapter": adapter.to_dict(), "fully_accelerated": True,
+                                   "compile_seconds": round(seconds, 3)})
+        weakref.finalize(runner, _release, compiled, buffers)     # also at exit
+        _quiet_teardown()
+        return runner
 
 
 def _specs(details: dict, order: list[str]) -> dict[str, TensorSpec]:
@@ -329,7 +333,6 @@ def _runner(compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str
     for accelerator errors: the outputs of a run that logged one are not to be trusted."""
     in_buffers = {n: compiled.create_input_buffer_by_name(key, n) for n in inputs}
     out_buffers = {n: compiled.create_output_buffer_by_name(key, n) for n in outputs}
-    _release_at_exit(compiled, [*in_buffers.values(), *out_buffers.values()])
     state = {"checked": False, "broken": None}
 
     def invoke(given: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -362,32 +365,35 @@ def _runner(compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str
             raise ModelError(state["broken"])
         return result
 
-    return run
+    return run, [*in_buffers.values(), *out_buffers.values()]
 
 
-_open_models: list = []      # (compiled model, its buffers) still open, released at exit
+@functools.cache
+def _quiet_teardown() -> None:
+    """At exit, point file descriptors 1 and 2 at /dev/null: LiteRT destroys its internal GPU
+    environment during interpreter shutdown and prints "DestroyAccelerator" lines after a
+    command's last line. (Handlers registered before this one, such as logging's final
+    flush, run after it; by then a program has said what it had to say.)"""
+    def silence():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+    atexit.register(silence)
 
 
-def _release_at_exit(compiled, buffers: list) -> None:
-    """Release the model at exit with its log caught: destroying LiteRT's environment prints
+def _release(compiled, buffers: list) -> None:
+    """Release a compiled model with its log caught: destroying LiteRT's environment prints
     "DestroyAccelerator" lines, which would otherwise follow a command's last line."""
-    if not _open_models:
-        atexit.register(_release_all)
-    _open_models.append((weakref.ref(compiled), [weakref.ref(b) for b in buffers]))
-
-
-def _release_all() -> None:
     with captured_stderr([], stdout=True):
-        for compiled_ref, buffer_refs in _open_models:
-            for buffer in (ref() for ref in buffer_refs):
-                if buffer is not None and buffer._capsule is not None:
-                    buffer.destroy()
-            compiled = compiled_ref()
-            if compiled is not None:
-                environment = compiled.environment
-                compiled.close()
-                environment.close()
-        _open_models.clear()
+        for buffer in buffers:
+            if buffer._capsule is not None:
+                buffer.destroy()
+        environment = compiled.environment
+        compiled.close()
+        environment.close()
         gc.collect()
 
 

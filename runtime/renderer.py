@@ -35,8 +35,9 @@ class BokehRenderer:
     """Load and check one exported .tflite (with its sidecar JSON), then render photos.
 
     threads: interpreter threads (default: every core this process may use).
-    backend: a name from backends.REGISTRY ("litert", "tflite_runtime", "tensorflow"), or
-        None/"auto" for the first that works.
+    backend: a name from backends.REGISTRY ("litert", "tflite_runtime", "tensorflow", or
+        "litert-gpu": LiteRT's GPU accelerator, GPU-only), or None/"auto" for the first of
+        the CPU interpreters that works.
     xnnpack: apply the XNNPACK CPU delegate (the interpreters' default).
     Raises ModelError for a missing, corrupt or non-conforming model and BackendError
     when no interpreter can run here.
@@ -62,6 +63,12 @@ class BokehRenderer:
     @property
     def threads(self) -> int:
         return self._runner.threads
+
+    @property
+    def adapter(self) -> dict | None:
+        """The GPU it runs on ({"name": "SwiftShader Device (Subzero)", "type", "software",
+        ...}) for the litert-gpu backend; None for the CPU interpreters."""
+        return self._runner.info.get("adapter")
 
     @property
     def xnnpack(self) -> bool:

@@ -25,3 +25,22 @@ def tiny_export(tmp_path_factory):
         return cache[track]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def full_size_export(tmp_path_factory):
+    """full_size_export(track) -> (tflite path, report): a paper-size 1024x1536 export with one
+    parity image, made once per session (the slow tests of several files share it)."""
+    from bokehlite.contract import DEFAULT_SIZE, artifact_stem
+    from bokehlite.export.pipeline import export_track
+
+    out = tmp_path_factory.mktemp("full_size_artifacts")
+    cache = {}
+
+    def get(track: str):
+        if track not in cache:
+            report = export_track(track, DEFAULT_SIZE, out, parity_images=1)
+            cache[track] = (out / f"{artifact_stem(track, DEFAULT_SIZE)}.tflite", report)
+        return cache[track]
+
+    return get

@@ -4,14 +4,12 @@ from __future__ import annotations
 import pytest
 
 from bokehlite.export.gpu_check import check_gpu_compatibility
-from bokehlite.export.pipeline import export_track
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("track", ["cpu", "gpu"])
-def test_full_size_export_passes_its_gates(tmp_path, track):
-    report = export_track(track, (1024, 1536), tmp_path, parity_images=1)
-    tflite = tmp_path / f"bokeh_{track}_1024x1536.tflite"
+def test_full_size_export_passes_its_gates(full_size_export, track):
+    tflite, report = full_size_export(track)     # shared with test_gpu_accelerator.py
     assert tflite.stat().st_size == report["size_bytes"] > 50e6   # the paper-size ResNeXt50
     assert report["inputs"][0]["shape"] == [1, 1024, 1536, 3]
     assert check_gpu_compatibility(tflite)["compatible"] or track == "cpu"

@@ -1,0 +1,133 @@
+"""The int8 CPU track (`--precision int8`): dynamic-range weights, float32 activations and I/O,
+gated on held-out real photos. Tiny backbone at 128x256: real onnx2tf, real LiteRT."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from bokehlite.compare import compare
+from bokehlite.contract import artifact_stem
+from bokehlite.export import onnx_export, parity, photo_gate, quantization
+from bokehlite.export.pipeline import ExportError, export_track
+from bokehlite.export.tflite_inspect import TfliteModel
+from bokehlite.export.track_model import build_model
+from bokehlite.export.tracks import get_track, input_shapes
+from bokehlite.model import BackboneConfig
+
+SIZE = (128, 256)
+
+
+@pytest.fixture(scope="module")
+def int8_export(tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8")
+    report = export_track("cpu", SIZE, out, backbone=BackboneConfig.tiny(), precision="int8")
+    return out / f"{artifact_stem('cpu', SIZE, 'int8')}.tflite", report
+
+
+def test_tiny_int8_export_carries_int8_weights_with_float32_io_and_float_softmax(int8_export):
+    path, report = int8_export
+    assert path.name == "bokeh_cpu_128x256_int8.tflite" and path.with_suffix(".json").is_file()
+    model = TfliteModel(path)
+    int8_weights = [i for i in range(len(model.graph.tensors))
+                    if model.dtype(i) == "int8" and model.is_constant(i)]
+    assert int8_weights, "no int8 weight tensor in the file"
+    for t in list(model.graph.inputs) + list(model.graph.outputs):
+        assert model.dtype(int(t)) == "float32"
+    # The ops int8 would break compute in float32: read from the file, not from the report.
+    for op in model.ops:
+        if op.name in ("SOFTMAX", "DIV"):
+            assert all(model.dtype(t) == "float32" for t in op.inputs + op.outputs if t >= 0), op
+    assert {"SOFTMAX", "DIV"} <= set(report["quantization"]["kept_float"])
+    assert report["quantization"]["quantized_ops"].get("CONV_2D", 0) > 0
+    assert report["quantization"]["int8_weight_tensors"] == len(int8_weights)
+
+
+def test_int8_sidecar_records_method_gate_and_per_photo_figures(int8_export):
+    path, report = int8_export
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["sha256"] == report["sha256"] and sidecar["precision"] == "int8"
+    q = sidecar["quantization"]
+    assert q["method"] == "dynamic-range" and q["weights"] == "int8" and q["activations"] == "float32"
+    assert q["granularity"] == "per-channel" and q["symmetric"] is True and q["problems"] == []
+    assert sidecar["parity"]["gate"] == {"min_bokeh_psnr": 30.0, "max_defocus_mae": 0.02}
+    photos = sidecar["parity"]["real_photos"]
+    assert [p["photo"] for p in photos["photos"]] == list(photo_gate.HELD_OUT)
+    assert photos["held_out"] is True
+    assert photos["worst"]["bokeh_psnr"] == min(p["bokeh_psnr"] for p in photos["photos"])
+    assert photos["worst"]["defocus_mae"] == max(p["defocus_mae"] for p in photos["photos"])
+    assert not parity.GATES["int8"].failures(photos)
+
+
+def test_int8_gate_figures_match_an_independent_pytorch_run(int8_export):
+    """Rebuild the seeded float32 model (never exported, so never touched by torch.onnx) and
+    recompute one photo's figures: the gate compared against the right reference."""
+    path, report = int8_export
+    model, _ = build_model(get_track("cpu"), backbone=BackboneConfig.tiny())
+    x = photo_gate.fitted(photo_gate.load_photo(photo_gate.photo_path("coffee.png")), SIZE)
+    with torch.no_grad():
+        bokeh, defocus = (o.numpy().transpose(0, 2, 3, 1) for o in model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())))
+    got = parity.run_tflite(path, {"image": x})
+    recorded = next(p for p in report["parity"]["real_photos"]["photos"] if p["photo"] == "coffee.png")
+    assert compare(bokeh, got["bokeh"])["psnr"] == pytest.approx(recorded["bokeh_psnr"], abs=0.01)
+    assert float(np.abs(defocus - got["defocus"]).mean()) == pytest.approx(recorded["defocus_mae"], rel=1e-3, abs=1e-7)
+
+
+def test_int8_file_is_under_half_the_float32_one_which_has_no_int8_weights(int8_export, tiny_export):
+    path, _ = int8_export
+    float_path, _ = tiny_export("cpu")
+    assert path.stat().st_size < 0.5 * float_path.stat().st_size
+    assert quantization.summary(TfliteModel(float_path))["problems"] == [
+        "no op carries int8 weights: the converter did not quantize"]
+
+
+def test_int8_gate_set_impossibly_high_fails_the_export_and_leaves_nothing(tmp_path):
+    gates = dict(parity.GATES, int8=parity.PhotoGate(min_bokeh_psnr=1e9, max_defocus_mae=0.0))
+    with pytest.raises(ExportError, match=r"parity gate failed \(TFLite int8 vs float32 PyTorch on real "
+                                          r"photos.*astronaut\.png: bokeh PSNR"):
+        export_track("cpu", SIZE, tmp_path, backbone=BackboneConfig.tiny(), gates=gates, precision="int8")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_photo_gate_names_each_failing_photo_and_figure():
+    stats = {"photos": [{"photo": "a.png", "bokeh_psnr": 29.0, "defocus_mae": 0.001},
+                        {"photo": "b.png", "bokeh_psnr": None, "defocus_mae": 0.03}]}
+    assert parity.PhotoGate(30.0, 0.02).failures(stats) == [
+        "a.png: bokeh PSNR 29.0 dB < 30 dB", "b.png: defocus mean |err| 0.0300 > 0.02"]
+
+
+@pytest.mark.parametrize("track", ["gpu", "render", "all"])
+def test_int8_on_a_track_other_than_cpu_exits_2_with_one_line(tmp_path, track):
+    result = subprocess.run([sys.executable, "-m", "bokehlite.export.cli", "--track", track, "--precision",
+                             "int8", "--tiny", "-o", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "int8 is only built for the cpu track" in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_onnx_export_leaves_the_track_model_in_eval_mode(tmp_path):
+    """torch.onnx.export restores the wrapper's mode; the photo gate's PyTorch reference runs
+    after the export and must still use the BatchNorms' running statistics."""
+    track = get_track("cpu", "int8")
+    model, _ = build_model(track, backbone=BackboneConfig.tiny())
+    x = torch.rand(1, 3, *SIZE)
+    with torch.no_grad():
+        before = model(x)
+    onnx_export.export_onnx(model, input_shapes(track, SIZE), track.outputs, tmp_path / "m.onnx")
+    assert not any(m.training for m in model.modules())
+    with torch.no_grad():
+        after = model(x)
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_calibration_set_sharing_a_gate_photo_is_refused():
+    coffee = photo_gate.load_photo(photo_gate.photo_path("coffee.png"))
+    with pytest.raises(ValueError, match="coffee.png is one of the int8 gate's held-out photos"):
+        photo_gate.check_held_out([coffee[:, ::-1], coffee.copy()])
+    photo_gate.check_held_out([coffee[:, ::-1]])        # a mirrored copy is a different photo
