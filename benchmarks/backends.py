@@ -5,11 +5,11 @@ disparity, focus and aperture) in its own native layout, prepared outside the ti
 window: LiteRT takes NHWC (the contract), ONNX Runtime and PyTorch take NCHW (the
 ONNX graph is PyTorch's). Every backend computes all of the track's outputs.
 Heavy imports happen inside the openers, so a LiteRT child never loads torch.
+`litert-gpu` is the runtime's backend of the same name: LiteRT's GPU accelerator, GPU-only,
+on the Vulkan adapter runtime/litert_gpu.py finds (a GPU driver, or SwiftShader).
 """
 from __future__ import annotations
 
-import gc
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -21,16 +21,14 @@ CPU_BACKENDS = {
     "onnxruntime": "ONNX Runtime, CPU execution provider",
     "pytorch": "PyTorch eager (torch.inference_mode)",
 }
-GPU_BACKENDS = {"litert-gpu": "TFLite via LiteRT, GPU delegate (load_delegate)"}
+GPU_BACKENDS = {"litert-gpu": "TFLite via LiteRT's GPU accelerator (CompiledModel, GPU-only, Vulkan)"}
 BACKENDS = {**CPU_BACKENDS, **GPU_BACKENDS}
 HEADLINE = "litert-xnnpack"   # "TFLite" in the ratio columns
 
-# Names the TFLite GPU delegate is built under (bazel target //tensorflow/lite/delegates/gpu).
-GPU_DELEGATE_LIBRARIES = ("libtensorflowlite_gpu_delegate.so", "libtensorflowlite_gpu_gl.so")
-GPU_ADVICE = ("run the produced .tflite with TFLite's benchmark_model --use_gpu=true on the phone")
+GPU_ADVICE = "on a phone, time the .tflite with TFLite's benchmark_model --use_gpu=true"
 
 
-class GpuDelegateUnavailable(RuntimeError):
+class GpuUnavailable(RuntimeError):
     pass
 
 
@@ -47,40 +45,30 @@ def nchw(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if x.ndim == 4 else x, dtype=np.float32)
 
 
-def find_gpu_delegate(library: str | None = None) -> str:
-    """The first GPU delegate library LiteRT can load; GpuDelegateUnavailable otherwise."""
-    from ai_edge_litert.interpreter import load_delegate
-    candidates = (library,) if library else GPU_DELEGATE_LIBRARIES
-    # A failed load_delegate leaves a half-built Delegate whose __del__ prints a
-    # traceback; it is noise, not information, so it is silenced for the probe.
-    hook, sys.unraisablehook = sys.unraisablehook, lambda *_: None
+def find_gpu_adapter():
+    """The Vulkan adapter LiteRT's GPU accelerator runs on here (a runtime.litert_gpu.Adapter,
+    found once by the parent so that no worker probes inside its timed init); GpuUnavailable
+    with one line otherwise."""
+    from ..runtime.errors import BackendError
+    from ..runtime.litert_gpu import find_adapter
     try:
-        for lib in candidates:
-            try:
-                load_delegate(lib)
-                return lib
-            except Exception:   # noqa: BLE001 - OSError, ValueError or AttributeError by library
-                pass
-            gc.collect()
-    finally:
-        gc.collect()
-        sys.unraisablehook = hook
-    raise GpuDelegateUnavailable(
-        f"no GPU delegate on this host (tried {', '.join(candidates)}); {GPU_ADVICE}")
+        return find_adapter()
+    except BackendError as exc:
+        raise GpuUnavailable(f"{exc}; {GPU_ADVICE}") from None
 
 
-def open_litert(tflite: str, threads: int, mode: str, delegate: str | None = None) -> Runner:
-    """mode: 'xnnpack' (LiteRT's default CPU path), 'builtin' (no default delegates) or 'gpu'.
+def open_litert(tflite: str, threads: int, mode: str, adapter=None) -> Runner:
+    """mode: 'xnnpack' (LiteRT's default CPU path), 'builtin' (no default delegates) or 'gpu'
+    (LiteRT's GPU accelerator, GPU-only).
 
     Opened through the runtime's backend layer, so the timed call is the one `bokeh-render`
-    makes: `ModelRunner(**inputs)` on LiteRT's signature runner.
+    makes: `ModelRunner(**inputs)`.
     """
     from ..runtime.backends import open_model
-    options: dict = {"xnnpack": mode == "xnnpack"}
     if mode == "gpu":
-        from ai_edge_litert.interpreter import load_delegate
-        options["delegates"] = [load_delegate(delegate)]
-    runner = open_model(tflite, "litert", threads, **options)
+        runner = open_model(tflite, "litert-gpu", threads, adapter=adapter)
+    else:
+        runner = open_model(tflite, "litert", threads, xnnpack=mode == "xnnpack")
     return Runner(prepare=lambda x: {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in x.items()},
                   run=lambda x: runner(**x), bokeh=lambda out: out["bokeh"])
 
@@ -121,13 +109,13 @@ def open_pytorch(track: str, threads: int, tiny: bool, checkpoint: str | None) -
 
 
 def open_backend(backend: str, *, threads: int, tflite: str, onnx: str, track: str, tiny: bool = False,
-                 checkpoint: str | None = None, delegate: str | None = None) -> Runner:
+                 checkpoint: str | None = None, adapter=None) -> Runner:
     if backend == "litert-xnnpack":
         return open_litert(tflite, threads, "xnnpack")
     if backend == "litert-builtin":
         return open_litert(tflite, threads, "builtin")
     if backend == "litert-gpu":
-        return open_litert(tflite, threads, "gpu", delegate)
+        return open_litert(tflite, threads, "gpu", adapter)
     if backend == "onnxruntime":
         return open_onnxruntime(onnx, threads)
     if backend == "pytorch":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..contract import parse_size
 from ..interrupt import run_cli
-from .backends import GpuDelegateUnavailable, find_gpu_delegate
+from .backends import GpuUnavailable, find_gpu_adapter
 from .inputs import image_files
 from .peak import GEMM_SIZE
 from .report import sections, to_text, write_json, write_markdown, write_plot
@@ -23,11 +23,16 @@ examples:
   {PROG} --track cpu --runs 5 --min-secs 1 --json bench.json --markdown bench.md
   {PROG} --images ~/ebb/val --plot bench.png   # time on real photos, draw a chart
   {PROG} --sweep --track gpu                # 256x384, 512x768 and 1024x1536
-  {PROG} --device gpu                       # needs a TFLite GPU delegate on this host
+  {PROG} --device gpu --track gpu           # LiteRT's GPU accelerator on a Vulkan device
 
 Models come from --artifacts (bokeh_<track>_<H>x<W>.tflite and the .onnx beside it) and
 are exported there first if missing (a few minutes). Exit codes: 0 done, 1 a step failed,
-2 bad usage or no GPU delegate.
+2 bad usage or no Vulkan adapter for --device gpu.
+
+--device gpu times the `litert-gpu` backend, LiteRT's GPU accelerator, GPU-only, under the
+same protocol, on the Vulkan adapter it finds: your GPU's driver, else SwiftShader
+(apt-get install chromium-common libvulkan1). The adapter is printed and kept in the JSON;
+SwiftShader is a software device on this CPU, and the report says its times are not a phone's.
 
 The render track takes disparity, focus and aperture beside the image. On the generated
 scene they are export-tflite's parity inputs (a disparity ramp, focus 0.3, aperture 24);
@@ -72,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                "ONNX Runtime, PyTorch) with TFLite benchmark_model's protocol, side by side, and show "
                "where the time goes.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
-                   help="cpu: everything below; gpu: LiteRT with a TFLite GPU delegate only (default: cpu)")
+                   help="cpu: everything below; gpu: LiteRT's GPU accelerator (litert-gpu) only "
+                        "(default: cpu)")
     p.add_argument("--track", choices=("cpu", "gpu", "render", "all"), default="all",
                    help="which track; all = cpu and gpu, the paper's tracks; render (the depth-guided "
                         "renderer) is opt-in (default: all)")
@@ -91,7 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write the full results to FILE")
     p.add_argument("--markdown", type=Path, help="write a Markdown report to FILE")
     p.add_argument("--plot", type=Path, help="write a latency and stage chart to FILE.png")
-    p.add_argument("--gpu-delegate", metavar="LIB", help="GPU delegate library for --device gpu")
     adv = p.add_argument_group("advanced (tests and experiments; results are not the AIM protocol)")
     adv.add_argument("--size", type=size_arg, default=FULL_SIZE, help="input size HxW (default: 1024x1536)")
     adv.add_argument("--tiny", action="store_true",
@@ -167,9 +172,9 @@ def _main(argv: list[str] | None) -> int:
         args = build_parser().parse_args(argv)
         settings = settings_from(args, argv)
         if settings.device == "gpu":
-            settings.delegate = find_gpu_delegate(args.gpu_delegate)
+            settings.adapter = find_gpu_adapter()
         check_sizes(settings)
-    except (UsageError, GpuDelegateUnavailable) as exc:
+    except (UsageError, GpuUnavailable) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     try:

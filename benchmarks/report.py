@@ -185,6 +185,11 @@ def our_rows(results: dict, track_name: str) -> list[list[str]]:
     quality = "n/a (untrained)" if weights != "trained" else "not measured"
     rows = []
     for r in track["results"]:
+        if r["backend"] == "litert-gpu" and results.get("gpu_adapter"):
+            a = results["gpu_adapter"]
+            where = f"LiteRT GPU accelerator on {a['name']}" + (" (software)" if a["software"] else "")
+            rows.append([f"ours, {track_name} track, {where}, {_size(track)}", "-",
+                         quality, quality, _f(r["stats"]["avg"] / 1e3, 3)])
         if r["backend"] == HEADLINE:
             where = "LiteRT XNNPACK on CPU" + (" (no GPU here)" if track_name == "gpu" else "")
             rows.append([f"ours, {track_name} track, {where}, {m['cpu_model']}, {_threads(r['threads'])}, "
@@ -254,6 +259,10 @@ def machine_section(results: dict) -> Section:
             ["Threads", ", ".join(map(str, p["threads"]))],
             ["Versions", ", ".join(f"{k} {v}" for k, v in m["versions"].items())],
             ["GEMM peak", "; ".join(_gemm_peak(g) for g in results.get("gemm_peak", [])) or "-"]]
+    if results.get("gpu_adapter"):
+        a = results["gpu_adapter"]
+        rows.insert(4, ["GPU adapter", f"{a['name']} ({a['backend']}, {a['type']})"
+                        + (": software, on this CPU" if a["software"] else "")])
     if p.get("tiny_backbone"):
         rows.append(["Model", "TINY test backbone (not the real model)"])
     return Section("Machine and protocol", ["", ""], rows, results.get("warnings", []))

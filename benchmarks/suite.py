@@ -61,7 +61,7 @@ class Settings:
     threads: tuple[int, ...] = ()          # () means (1, all cores)
     sweep_sizes: tuple[tuple[int, int], ...] = ()
     tiny: bool = False                     # tiny backbone (tests); needs its own --artifacts
-    delegate: str | None = None            # GPU delegate library (device gpu)
+    adapter: object = None                 # device gpu: runtime.litert_gpu.Adapter, found by the CLI
     gemm_size: int = GEMM_SIZE             # tests only: smaller products do not reach the peak
     command: list[str] = field(default_factory=list)
 
@@ -168,6 +168,13 @@ class Suite:
         with tempfile.TemporaryDirectory(prefix="bench-runtime-") as tmp:
             work = Path(tmp)
             artifacts = {t: ensure_artifacts(t, s.size, s, self.progress) for t in s.tracks}
+            if s.adapter is not None:
+                self.say(f"GPU: LiteRT's GPU accelerator on {s.adapter.name} ({s.adapter.backend}, "
+                         f"{s.adapter.type})")
+                if s.adapter.software:
+                    self.warnings.append(
+                        f"{s.adapter.name} is a software Vulkan device running on this machine's CPU: "
+                        "these are a software device's times, not a phone GPU's")
             inputs = {t: self.write_inputs(work, t, s.size) for t in s.tracks}
             names = inputs[s.tracks[0]][1]
             load_before = os.getloadavg()[0]
@@ -196,6 +203,7 @@ class Suite:
             "format": FORMAT, "version": 1,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": s.command, "device": s.device,
+            "gpu_adapter": s.adapter.to_dict() if s.adapter is not None else None,
             "machine": {**machine(), "load_avg_before": load_before, "load_avg_after": os.getloadavg()[0]},
             "protocol": {**s.protocol.to_dict(), "statistic": "avg", "size": list(s.size),
                          "threads": list(threads), "input": "images" if s.images else "generated",
@@ -222,7 +230,8 @@ class Suite:
         s = self.s
         return {"task": "latency", "backend": backend, "threads": threads, "track": track,
                 "tflite": artifact["tflite"], "onnx": artifact["onnx"], "tiny": s.tiny,
-                "checkpoint": s.checkpoint, "delegate": s.delegate, "inputs": inputs,
+                "checkpoint": s.checkpoint, "inputs": inputs,
+                "adapter": s.adapter.to_json() if backend == "litert-gpu" else None,
                 "protocol": s.protocol.to_dict(), "output": None, "analyse": False}
 
     def measure_track(self, track: str, artifact: dict, prepared: tuple[str, list[str], dict], work: Path,

@@ -5,7 +5,7 @@ this process's own high-water mark, not the sum of everything timed before) and
 keeps one backend's thread pools and caches from warming another's.
 
 SPEC (JSON) tasks:
-  latency: backend, threads, tflite, onnx, track, tiny, checkpoint, delegate,
+  latency: backend, threads, tflite, onnx, track, tiny, checkpoint, adapter (litert-gpu),
            inputs (.npz: the track's named inputs, N samples each, NHWC for 4-D:
            image N x H x W x 3, and on the render track disparity N x H x W x 1,
            focus N x 1, aperture N x 1), protocol, output (.npy for the first 'bokeh'),
@@ -48,13 +48,17 @@ def latency(spec: dict) -> dict:
     from .timing import Protocol, measure
     with np.load(spec["inputs"]) as data:
         arrays = {name: data[name] for name in data.files}
+    adapter = None
+    if spec.get("adapter"):
+        from ..runtime.litert_gpu import Adapter
+        adapter = Adapter.from_json(spec["adapter"])
     count = len(arrays["image"])
     images = [{name: a[i:i + 1] for name, a in arrays.items()} for i in range(count)]   # one sample each
     baseline = rss_mb()
     timings, runner, first = measure(
         lambda: open_backend(spec["backend"], threads=spec["threads"], tflite=spec["tflite"],
                              onnx=spec["onnx"], track=spec["track"], tiny=spec["tiny"],
-                             checkpoint=spec["checkpoint"], delegate=spec.get("delegate")),
+                             checkpoint=spec["checkpoint"], adapter=adapter),
         images, Protocol(**spec["protocol"]))
     result = {"timing": timings, "baseline_rss_mb": baseline, "peak_rss_mb": rss_mb(),
               "input_mb": sum(a.nbytes for a in arrays.values()) / 1e6}

@@ -148,3 +148,14 @@ def postprocess(source: str, eta: float, tau: float) -> dict:
 
 # Keys of an input spec that are contract (the rest, such as `meaning`, is documentation).
 CHECKED_INPUT_KEYS = ("shape", "dtype", "layout", "range", "color")
+
+
+# Portrait mode: a person segmenter drives the render track (runtime/portrait.py). Its
+# sidecar, bokeh_portrait_<H>x<W>.json, names and fingerprints both models.
+PORTRAIT_FORMAT = "bokehlite-portrait"
+PORTRAIT_VERSION = 1
+SEGMENTER_FILE = "bokeh_portrait_segmenter.tflite"
+
+
+def portrait_stem(size: tuple[int, int]) -> str:
+    return f"bokeh_portrait_{size[0]}x{size[1]}"

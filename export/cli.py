@@ -34,10 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Export the bokeh model: PyTorch -> ONNX -> TFLite, "
                                             "parity-gated against PyTorch.")
-    p.add_argument("--track", choices=(*TRACKS, "all"), default="gpu",
+    p.add_argument("--track", choices=(*TRACKS, "portrait", "all"), default="gpu",
                    help="cpu: stage 1 + residual, float32; gpu: stage 3 + Eq. 9, float16 weights; "
                         "render: depth-guided renderer (photo + disparity + focus + aperture), "
-                        "float16; all: cpu and gpu (default: gpu)")
+                        "float16; portrait: a person segmenter + the render track (bokeh-render "
+                        "--portrait); all: cpu and gpu (default: gpu)")
+    p.add_argument("--segmenter", metavar="FILE.tflite",
+                   help="portrait: MediaPipe's selfie_segmentation.tflite (default: taken from the "
+                        "mediapipe wheel on PyPI once, then cached in $BOKEHLITE_HOME)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="override the track's precision (float16 tracks must pass the GPU check); "
                         "the file name then says it, e.g. bokeh_cpu_1024x1536_float16.tflite")
@@ -112,10 +116,13 @@ def _main(argv: list[str] | None) -> int:
     tracks = ("cpu", "gpu") if args.track == "all" else (args.track,)
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         return fail(f"checkpoint not found: {args.checkpoint}")
+    if args.segmenter and args.track != "portrait":
+        return fail("--segmenter goes with --track portrait")
     from .tracks import check_size, get_track       # no torch: bad sizes are refused at once
     try:
         for track in tracks:
-            check_size(get_track(track, args.precision), args.input_size)
+            check_size(get_track("render" if track == "portrait" else track, args.precision),
+                       args.input_size)
     except ValueError as exc:
         return fail(str(exc))
     if args.require_gpu and any(get_track(t, args.precision).precision == "float16" for t in tracks):
@@ -129,18 +136,27 @@ def _main(argv: list[str] | None) -> int:
     from ..model import BackboneConfig, CheckpointError
     from .pipeline import ExportError, GpuRequiredError, export_track
     from .quiet import native_stderr_to_devnull
-    if not args.checkpoint and set(tracks) - {"render"}:
+    if not args.checkpoint and set(tracks) - {"render", "portrait"}:
         print("export-tflite: warning: no --checkpoint given; exporting seeded UNTRAINED weights "
               "(the pipeline and timings are real, the bokeh is not)", file=sys.stderr)
     reports = []
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     for track in tracks:
         try:
+            if track == "portrait":
+                from .portrait import export_portrait
+                with native_stderr_to_devnull():
+                    reports.append(export_portrait(args.input_size, args.out, args.segmenter, args.checkpoint,
+                                                   args.precision, progress, args.require_gpu))
+                continue
             with native_stderr_to_devnull():
                 reports.append(export_track(
                     track, args.input_size, args.out, args.checkpoint,
                     BackboneConfig.tiny() if args.tiny else None,
-                    progress=lambda line: print(line, file=sys.stderr, flush=True),
-                    precision=args.precision, require_gpu=args.require_gpu))
+                    progress=progress, precision=args.precision, require_gpu=args.require_gpu))
         except (ValueError, CheckpointError, GpuRequiredError) as exc:
             return fail(str(exc))
         except ExportError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+from importlib.metadata import version as _version
 from pathlib import Path
 
 import cv2
@@ -19,13 +20,12 @@ import numpy as np
 import torch
 
 from ..compare import compare, worst_psnr
+from ..runtime.backends import open_model
 from ..runtime.fit import Letterbox
-from .parity import run_tflite
 
 # Real photos from scikit-image's wheel: a portrait, food, a cat, an outdoor scene with sky,
 # and a studio shot (Middlebury 2014 Motorcycle). Different colours, textures and highlights.
 HELD_OUT = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png")
-SOURCE = "scikit-image wheel, skimage/data"
 
 
 def photo_path(name: str) -> Path:
@@ -74,6 +74,7 @@ def evaluate(tflite: str | Path, model, size: tuple[int, int], names=HELD_OUT,
     TrackModel with outputs bokeh, defocus): bokeh PSNR and max |err|, defocus mean and max
     |err|, per photo and worst. The figures the int8 gate (parity.PhotoGate) judges."""
     outputs = model.track.outputs
+    runner = open_model(tflite, "litert", threads)       # the code path users run (parity.run_tflite's)
     photos = []
     for name in names:
         rgb = load_photo(photo_path(name))
@@ -81,13 +82,14 @@ def evaluate(tflite: str | Path, model, size: tuple[int, int], names=HELD_OUT,
         with torch.no_grad():
             ref = model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
         ref = {n: r.numpy().transpose(0, 2, 3, 1) for n, r in zip(outputs, ref)}
-        got = run_tflite(tflite, {"image": x}, threads)
+        got = runner(image=x)
         bokeh = compare(ref["bokeh"], got["bokeh"])
         defocus_err = np.abs(ref["defocus"].astype(np.float64) - got["defocus"].astype(np.float64))
         photos.append({"photo": name, "photo_size": list(rgb.shape[:2]),
                        "bokeh_psnr": bokeh["psnr"], "bokeh_max_abs": bokeh["max_abs"],
                        "defocus_mae": float(defocus_err.mean()), "defocus_max_abs": float(defocus_err.max())})
-    return {"source": SOURCE, "held_out": True, "fit": "letterbox as bokeh-render (aspect kept, mirrored)",
+    return {"source": f"scikit-image {_version('scikit-image')} wheel, skimage/data", "held_out": True,
+            "fit": "letterbox as bokeh-render (aspect kept, mirrored)",
             "photos": photos,
             "worst": {"bokeh_psnr": worst_psnr(p["bokeh_psnr"] for p in photos),
                       "defocus_mae": max(p["defocus_mae"] for p in photos)}}

@@ -80,7 +80,7 @@ def render_bokeh(image: np.ndarray, disparity: np.ndarray, focus: float, apertur
     """The depth-guided renderer's bokeh of one scene, (H, W, 3) float32 in [0, 1]."""
     import torch
 
-    net = _renderer(aperture)
+    net = _renderer(aperture * float(np.abs(disparity - focus).max()))
     with torch.no_grad():
         out = net(torch.from_numpy(image).permute(2, 0, 1)[None],
                   torch.from_numpy(disparity)[None, None],
@@ -91,15 +91,14 @@ def render_bokeh(image: np.ndarray, disparity: np.ndarray, focus: float, apertur
 _RENDERERS: dict = {}
 
 
-def _renderer(aperture: float):
-    """A renderer with stage 3's kernels up to the first that covers `aperture` (the
-    largest radius |d - d_f| <= 1 can ask for): the larger kernels would cost time and
-    never be used."""
+def _renderer(radius: float):
+    """A renderer with stage 3's kernels up to the first that covers `radius`, the scene's
+    largest blur radius: larger kernels would cost time and never be used."""
     from .config import STAGE3_KERNELS
     from .depth_render import DepthRenderNet
 
-    sizes = tuple(k for k in STAGE3_KERNELS if k // 2 < aperture)
-    sizes += tuple(k for k in STAGE3_KERNELS if k // 2 >= aperture)[:1]
+    sizes = tuple(k for k in STAGE3_KERNELS if k // 2 < radius)
+    sizes += tuple(k for k in STAGE3_KERNELS if k // 2 >= radius)[:1]
     if sizes not in _RENDERERS:
         _RENDERERS[sizes] = DepthRenderNet(sizes, render_mode="pyramid").eval()
     return _RENDERERS[sizes]

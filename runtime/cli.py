@@ -27,6 +27,7 @@ from .renderer import DEFAULT_APERTURE
 PROG = "bokeh-render"
 DEFAULT_MODEL = Path("artifacts") / f"{artifact_stem('gpu', DEFAULT_SIZE)}.tflite"
 DEFAULT_RENDER_MODEL = Path("artifacts") / f"{artifact_stem('render', DEFAULT_SIZE)}.tflite"    # with --depth
+DEFAULT_MODELS = Path("artifacts")                                   # with --portrait
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
 EXAMPLES = f"""\
@@ -145,7 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
                             f"(default: the median over the middle {CENTRE_BOX:.0%}% of the photo)")
     d.add_argument("--aperture", type=_number(0.0, float("inf")), metavar="A",
                    help="blur radius in photo pixels per unit of |disparity - focus| "
-                        f"(default: {DEFAULT_APERTURE:g})")
+                        f"(default: {DEFAULT_APERTURE:g}); also for --portrait")
+    q = p.add_argument_group("portrait mode (a photo alone; see below)")
+    q.add_argument("--portrait", action="store_true",
+                   help="find the person, keep them sharp and blur the rest (a person segmenter + the "
+                        "render track: export-tflite --track portrait)")
+    q.add_argument("--models", type=Path, metavar="DIR",
+                   help=f"folder of the portrait pipeline (default: {DEFAULT_MODELS})")
+    q.add_argument("--save-depth", action="store_true",
+                   help="also write the derived disparity beside each output, as <name>_depth.png "
+                        "(16-bit; edit it and pass it back with --depth)")
     return p
 
 
@@ -183,6 +193,7 @@ class Job:
     size: tuple[int, int] | None = None
     warning: str | None = None
     focus: float | None = None
+    depth_output: Path | None = None
 
 
 def output_name(rel: Path, suffix: str) -> Path:
@@ -238,11 +249,16 @@ def check_out_dir(out_dir: Path) -> None:
         raise OutputError(str(exc)) from None
 
 
-def render_file(renderer, job: Job, max_pixels: int, depth: DepthSettings | None = None) -> None:
+def render_file(renderer, job: Job, max_pixels: int, depth: DepthSettings | None = None,
+                portrait=None, aperture: float | None = None, save_depth: bool = False) -> None:
     t0 = time.perf_counter()
     photo = read_photo(job.input, max_pixels)
     job.size = photo.pixels.shape[:2]
-    if depth is None:
+    disparity = None
+    if portrait is not None:
+        result = portrait.render(photo.pixels, aperture)
+        pixels, disparity, job.focus, job.warning = result.pixels, result.disparity, result.focus, result.warning
+    elif depth is None:
         pixels = renderer.render(photo.pixels)
     else:
         disparity, job.focus, notes = depth.for_photo(job.size)
@@ -254,6 +270,10 @@ def render_file(renderer, job: Job, max_pixels: int, depth: DepthSettings | None
     except OSError as exc:
         raise OutputError(f"cannot create {job.output.parent} ({exc.strerror or exc})") from None
     write_photo(job.output, Photo(pixels, photo.format, photo.lossless))
+    if save_depth and disparity is not None:
+        job.depth_output = job.output.with_name(f"{job.output.stem}_depth.png")
+        depth16 = np.rint(np.clip(disparity, 0.0, 1.0) * 65535.0).astype(np.uint16)
+        write_photo(job.depth_output, Photo(depth16, "png"))
     job.seconds = time.perf_counter() - t0
 
 
@@ -269,7 +289,16 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
-    if args.depth is None:
+    if args.portrait:
+        given = {"--depth": args.depth, "-m": args.model, "--focus": args.focus,
+                 "--focus-disparity": args.focus_disparity, "--depth-is-depth": args.depth_is_depth}
+        clash = [flag for flag, value in given.items() if value not in (None, False)]
+        if clash:
+            return fail(f"{clash[0]} does not go with --portrait: the segmenter gives the depth, the "
+                        "person is the focus, and the models come from --models DIR")
+    elif args.models is not None or args.save_depth:
+        return fail(f"{'--models' if args.models is not None else '--save-depth'} goes with --portrait")
+    elif args.depth is None:
         given = {"--focus": args.focus, "--focus-disparity": args.focus_disparity,
                  "--aperture": args.aperture, "--depth-is-depth": args.depth_is_depth}
         companions = [flag for flag, value in given.items() if value not in (None, False)]
@@ -280,7 +309,9 @@ def _run(args: argparse.Namespace) -> int:
         return fail(f"--depth is the disparity map of one photo; give exactly one photo file, "
                     f"not {', '.join(args.inputs)}")
     model = args.model
-    if model is None:
+    if args.portrait:
+        model = args.models or DEFAULT_MODELS
+    elif model is None:
         model, track = (DEFAULT_MODEL, "gpu") if args.depth is None else (DEFAULT_RENDER_MODEL, "render")
         if not model.is_file():
             return fail(f"no model given and {model} does not exist; export it with "
@@ -293,9 +324,16 @@ def _run(args: argparse.Namespace) -> int:
         return fail("no photos found in " + ", ".join(args.inputs))
     try:
         check_out_dir(args.out)
-        from .renderer import BokehRenderer
-        renderer = BokehRenderer(model, threads=args.threads, backend=args.backend, xnnpack=args.xnnpack)
-        depth = _depth_settings(args, renderer, model)
+        portrait = depth = None
+        if args.portrait:
+            from .portrait import PortraitRenderer, find_pipeline
+            model = find_pipeline(model)
+            portrait = PortraitRenderer(model, threads=args.threads, backend=args.backend, xnnpack=args.xnnpack)
+            renderer = portrait.renderer
+        else:
+            from .renderer import BokehRenderer
+            renderer = BokehRenderer(model, threads=args.threads, backend=args.backend, xnnpack=args.xnnpack)
+            depth = _depth_settings(args, renderer, model)
     except RuntimeInputError as exc:
         return fail(str(exc))
 
@@ -305,7 +343,7 @@ def _run(args: argparse.Namespace) -> int:
         progress.update(i, job.input.name)
         if job.error is None:
             try:
-                render_file(renderer, job, args.max_pixels, depth)
+                render_file(renderer, job, args.max_pixels, depth, portrait, args.aperture, args.save_depth)
             except RuntimeInputError as exc:
                 job.error = str(exc)
             except Exception as exc:              # a bug: report it, keep going with the batch
@@ -322,7 +360,11 @@ def _run(args: argparse.Namespace) -> int:
     failed = [j for j in jobs if j.error is not None]
     elapsed = time.perf_counter() - t0
     if args.json:
-        print(json.dumps(_report(renderer, model, args.out, jobs, elapsed, depth), indent=2))
+        report = _report(renderer, model, args.out, jobs, elapsed, depth)
+        if portrait is not None:
+            report["portrait"] = {"pipeline": str(model), "segmenter": portrait.spec["segmenter"]["file"],
+                                  "aperture": DEFAULT_APERTURE if args.aperture is None else args.aperture}
+        print(json.dumps(report, indent=2))
     done = len(jobs) - len(failed)
     where = (f"on {renderer.adapter['name']}" if renderer.adapter is not None
              else f"{renderer.threads} threads")
@@ -363,6 +405,8 @@ def _report(renderer, model: Path, out_dir: Path, jobs: list[Job], elapsed: floa
             entry.update(size=list(j.size), seconds=round(j.seconds, 4))
             if j.focus is not None:
                 entry["focus_disparity"] = round(j.focus, 6)
+            if j.depth_output is not None:
+                entry["depth"] = str(j.depth_output)
         else:
             entry["error"] = j.error
         if j.warning is not None:

@@ -197,7 +197,8 @@ def run_child(args: list[str], env: dict, timeout: float) -> tuple[dict | None, 
                 return json.loads(line), log
             except json.JSONDecodeError:
                 break
-    return None, log + f"\nexited with code {done.returncode} and no result"
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return None, log + f"\nexited with code {done.returncode} and no result ({last[:300]})"
 
 
 def _text(data) -> str:
@@ -344,9 +345,14 @@ def _runner(compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str
                 got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
                 raise ValueError(f"expected {spec.dtype} {name} of shape {spec.shape}, got {got}")
             in_buffers[name].write(value)
-        compiled.run_by_name(key, in_buffers, out_buffers)
-        return {n: out_buffers[n].read(int(np.prod(s.shape)), s.dtype).reshape(s.shape)
-                for n, s in outputs.items()}
+        try:
+            compiled.run_by_name(key, in_buffers, out_buffers)
+            return {n: out_buffers[n].read(int(np.prod(s.shape)), s.dtype).reshape(s.shape)
+                    for n, s in outputs.items()}
+        except RuntimeError as exc:      # LiteRT's status, e.g. a lost device
+            lines = [line.strip(" └") for line in str(exc).splitlines() if line.strip(" └")]
+            raise ModelError(f"{model_path}: LiteRT's GPU accelerator failed to run it: "
+                             f"{lines[-1] if lines else type(exc).__name__}") from None
 
     def run(**given: np.ndarray) -> dict[str, np.ndarray]:
         if state["broken"]:
@@ -354,9 +360,14 @@ def _runner(compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str
         if state["checked"]:
             return invoke(given)
         first: list[str] = []
-        with captured_stderr(first, stdout=True):
-            result = invoke(given)
-        log.extend(first)
+        try:
+            with captured_stderr(first, stdout=True):
+                result = invoke(given)
+        except ModelError as exc:
+            errors = accelerator_errors("".join(first))    # the accelerator's own reason first
+            raise ModelError(f"{exc}" + (f" ({errors[0]})" if errors else "")) from None
+        finally:
+            log.extend(first)
         errors = accelerator_errors("".join(first))
         state["checked"] = True
         if errors:
@@ -532,6 +543,12 @@ def main(argv: list[str] | None = None) -> int:
             result = _check_main(args.model, args.adapter)
     except RuntimeInputError as exc:
         result = {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+    except Exception as exc:               # a bug, or a failure we do not know yet: one line
+        import traceback
+        traceback.print_exc()
+        line = (str(exc).strip().splitlines() or [""])[-1]
+        result = {"ok": False, "error": f"internal error in the accelerator's child process: "
+                                        f"{type(exc).__name__}: {line}", "kind": "internal"}
     print(json.dumps(result), flush=True)
     return 0 if result.get("ok") else 2
 

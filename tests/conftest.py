@@ -1,6 +1,8 @@
 """Shared fixtures: real tiny exports, made once per test session."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 TINY_SIZES = {"gpu": (128, 192), "cpu": (128, 256), "render": (128, 192)}
@@ -44,3 +46,18 @@ def full_size_export(tmp_path_factory):
         return cache[track]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def gpu_adapter():
+    """The Vulkan adapter LiteRT's GPU accelerator runs on here. Without one the test skips,
+    unless BOKEHLITE_REQUIRE_GPU is set (.ci/run sets it: there a missing adapter is a broken
+    install, not a reason to skip)."""
+    from bokehlite.runtime import BackendError
+    from bokehlite.runtime.litert_gpu import find_adapter
+    try:
+        return find_adapter()
+    except BackendError as exc:
+        if os.environ.get("BOKEHLITE_REQUIRE_GPU"):
+            pytest.fail(f"BOKEHLITE_REQUIRE_GPU is set, but: {exc}")
+        pytest.skip(str(exc))

@@ -183,14 +183,37 @@ def test_progress_goes_to_stderr_and_files_are_complete(run):
     json.loads((out / "bench.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
 
 
-def test_device_gpu_exits_2_with_one_clear_line_on_this_host():
-    proc = bench("--device", "gpu")
+def test_device_gpu_without_a_vulkan_adapter_exits_2_with_one_clear_line(tmp_path):
+    env = {**os.environ, "VK_ICD_FILENAMES": str(tmp_path / "no_such_icd.json")}   # the only one tried
+    proc = subprocess.run([sys.executable, "-m", "bokehlite.benchmarks.cli", "--device", "gpu"],
+                          capture_output=True, text=True, env=env)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert "no GPU delegate on this host" in lines[0]
-    assert "benchmark_model --use_gpu=true" in lines[0] and "on the phone" in lines[0]
+    assert "no Vulkan adapter" in lines[0] and "apt-get install chromium-common libvulkan1" in lines[0]
+    assert "benchmark_model --use_gpu=true" in lines[0]
     assert proc.stdout == ""
+
+
+def test_device_gpu_times_the_gpu_track_on_the_accelerator_and_names_the_adapter(tiny_export, gpu_adapter,
+                                                                                 tmp_path):
+    tflite, _ = tiny_export("gpu")
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    for path in tflite.parent.glob(f"{tflite.stem}.*"):
+        shutil.copy(path, artifacts)
+    proc = bench("--device", "gpu", "--track", "gpu", "--tiny", "--artifacts", str(artifacts),
+                 "--size", "128x192", "--runs", "2", "--min-secs", "0", "--warmup-secs", "0",
+                 "--gemm-size", "512", "--json", str(tmp_path / "bench.json"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((tmp_path / "bench.json").read_text())
+    assert results["device"] == "gpu" and results["gpu_adapter"]["name"] == gpu_adapter.name
+    [row] = results["tracks"]["gpu"]["results"]
+    assert row["backend"] == "litert-gpu" and row["stats"]["count"] >= 2
+    assert f"GPU: LiteRT's GPU accelerator on {gpu_adapter.name}" in proc.stderr
+    assert any(l.startswith("GPU adapter") and gpu_adapter.name in l for l in proc.stdout.splitlines())
+    software = [w for w in results["warnings"] if "not a phone GPU's" in w]
+    assert bool(software) == gpu_adapter.software
 
 
 @pytest.mark.parametrize("argv", [

@@ -1,8 +1,8 @@
 """LiteRT's GPU accelerator (`litert-gpu`): the GPU track compiled GPU-only and run on a real
 Vulkan device (a GPU driver, or SwiftShader in CI), as a second opinion beside our checker.
 
-Without an adapter these tests skip, unless BOKEHLITE_REQUIRE_GPU is set (CI sets it: there a
-missing adapter is a broken install, not a reason to skip).
+Without an adapter the tests that need one skip (conftest's `gpu_adapter`), unless
+BOKEHLITE_REQUIRE_GPU is set, as .ci/run does.
 """
 from __future__ import annotations
 
@@ -34,13 +34,8 @@ MOCK_ICD = Path("/usr/lib/chromium/libVkICD_mock_icd.so")
 
 
 @pytest.fixture(scope="session")
-def adapter():
-    try:
-        return litert_gpu.find_adapter()
-    except BackendError as exc:
-        if os.environ.get("BOKEHLITE_REQUIRE_GPU"):
-            pytest.fail(f"BOKEHLITE_REQUIRE_GPU is set, but: {exc}")
-        pytest.skip(str(exc))
+def adapter(gpu_adapter):
+    return gpu_adapter
 
 
 def cli(module: str, *args, env: dict | None = None) -> subprocess.CompletedProcess:
