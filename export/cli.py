@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   export-tflite --track gpu                       # artifacts/bokeh_gpu_1024x1536.tflite
   export-tflite --track all --input-size 512x768 -o out/
   export-tflite --track cpu --checkpoint stage1.pth --json
+  export-tflite --track cpu --precision int8      # artifacts/bokeh_cpu_1024x1536_int8.tflite
   export-tflite --check-gpu some_model.tflite     # our GPU-delegate rules + LiteRT's GPU accelerator
   export-tflite --track gpu --require-gpu         # fail (exit 2) if the accelerator cannot verify it
 
@@ -43,8 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="portrait: MediaPipe's selfie_segmentation.tflite (default: taken from the "
                         "mediapipe wheel on PyPI once, then cached in $BOKEHLITE_HOME)")
     p.add_argument("--precision", choices=PRECISIONS,
-                   help="override the track's precision (float16 tracks must pass the GPU check); "
+                   help="override the track's precision (float16 tracks must pass the GPU check; "
+                        "int8, cpu track only, is gated on real photos); "
                         "the file name then says it, e.g. bokeh_cpu_1024x1536_float16.tflite")
+    p.add_argument("--calibration", metavar="DIR",
+                   help="with --precision int8: static int8 (int8 activations in the convolutions), "
+                        "calibrated on the photos in DIR (at least 32, fitted as bokeh-render fits "
+                        "them); without it, int8 is dynamic range (int8 weights only)")
     p.add_argument("--input-size", type=size_arg, default=DEFAULT_SIZE, metavar="HxW",
                    help=f"fixed input size (default: {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}, "
                         "the EBB!/AIM 2020 resolution)")
@@ -125,6 +131,14 @@ def _main(argv: list[str] | None) -> int:
                        args.input_size)
     except ValueError as exc:
         return fail(str(exc))
+    if args.calibration:
+        if args.precision != "int8":
+            return fail("--calibration goes with --precision int8")
+        from .calibration import photo_files     # no torch: a short folder is refused at once
+        try:
+            photo_files(args.calibration)
+        except ValueError as exc:
+            return fail(str(exc))
     if args.require_gpu and any(get_track(t, args.precision).precision == "float16" for t in tracks):
         from ..runtime.errors import BackendError
         from ..runtime.litert_gpu import find_adapter
@@ -156,7 +170,8 @@ def _main(argv: list[str] | None) -> int:
                 reports.append(export_track(
                     track, args.input_size, args.out, args.checkpoint,
                     BackboneConfig.tiny() if args.tiny else None,
-                    progress=progress, precision=args.precision, require_gpu=args.require_gpu))
+                    progress=progress, precision=args.precision, require_gpu=args.require_gpu,
+                    calibration=args.calibration))
         except (ValueError, CheckpointError, GpuRequiredError) as exc:
             return fail(str(exc))
         except ExportError as exc:

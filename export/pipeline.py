@@ -25,7 +25,8 @@ from ..compare import merge
 from ..files import ensure_writable_dir, remove_stale_work_dirs, sha256, work_dir
 from ..host import tool_versions
 from ..model import BackboneConfig
-from . import accelerator, gpu_check, onnx_export, parity, photo_gate, quantization
+from . import accelerator, fp16, gpu_check, onnx_export, parity, photo_gate, quantization
+from .calibration import STATIC_OPS, check_folder
 from .gpu_rewrite import rewrite_for_gpu
 from .tflite_inspect import TfliteModel
 from .track_model import TrackModel, build_model
@@ -67,10 +68,16 @@ def _gate(label: str, precision: str, stats: dict, gates: dict) -> None:
         raise ExportError(f"parity gate failed ({label}, {precision}): " + "; ".join(failures))
 
 
-def _int8_gate(tflite: Path, model: TrackModel, size, gates: dict, progress) -> dict:
-    """Check in the flatbuffer that only weights became int8, then gate the model on held-out
-    real photos against float32 PyTorch: {"quantization": ..., "real_photos": ...}."""
-    quant = quantization.summary(TfliteModel(tflite))
+def _int8_gate(tflite: Path, model: TrackModel, size, gates: dict, progress, calib) -> dict:
+    """Check in the flatbuffer that only what should be int8 is, then gate the model on held-out
+    real photos against float32 PyTorch: {"quantization": ..., "real_photos": ...}.
+    `calib`: (folder, photos) of a static export, None for dynamic range."""
+    if calib is None:
+        quant = quantization.summary(TfliteModel(tflite))
+    else:
+        quant = quantization.summary(TfliteModel(tflite), "static", STATIC_OPS)
+        quant["calibration"] = {"source": str(calib[0]), "count": len(calib[1]),
+                                "fit": "letterbox as bokeh-render (aspect kept, mirrored)"}
     if quant["problems"]:
         raise ExportError("int8 check failed: " + "; ".join(quant["problems"]))
     try:
@@ -96,7 +103,8 @@ def _onnx_parity(label: str, path: Path, inputs: list[dict], reference: list[lis
     return stats, outputs
 
 
-def _convert(onnx_path: Path, workdir: Path, tflite_path: Path, track: Track, keep_log: Path) -> None:
+def _convert(onnx_path: Path, workdir: Path, tflite_path: Path, track: Track, keep_log: Path,
+             calibration: Path | None = None) -> None:
     """Run the onnx2tf + TFLiteConverter child process; its noise goes to a log file,
     which is kept at `keep_log` if the conversion fails."""
     log = workdir / "convert.log"
@@ -104,7 +112,8 @@ def _convert(onnx_path: Path, workdir: Path, tflite_path: Path, track: Track, ke
     with open(log, "w") as f:
         result = subprocess.run(
             [sys.executable, "-m", "bokehlite.export.tf_convert", str(onnx_path), str(workdir),
-             str(tflite_path), track.precision, ",".join(track.outputs)],
+             str(tflite_path), track.precision, ",".join(track.outputs),
+             *([str(calibration)] if calibration else [])],
             stdout=f, stderr=subprocess.STDOUT, env=env)
     if result.returncode != 0 or not tflite_path.exists():
         shutil.copyfile(log, keep_log)
@@ -115,7 +124,8 @@ def _convert(onnx_path: Path, workdir: Path, tflite_path: Path, track: Track, ke
 def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
                  out_dir: str | Path = "artifacts", checkpoint: str | Path | None = None, backbone: BackboneConfig | None = None,
                  progress: Callable[[str], None] | None = None, gates: dict | None = None,
-                 parity_images: int = 2, precision: str | None = None, require_gpu: bool = False) -> dict:
+                 parity_images: int = 2, precision: str | None = None, require_gpu: bool = False,
+                 calibration: str | Path | None = None) -> dict:
     """Export one track; return its report (also written as the sidecar JSON).
 
     A float16 (GPU-track) export is rewritten for LiteRT's GPU accelerator (gpu_rewrite.py)
@@ -127,6 +137,11 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
     track = get_track(track_name, precision)
     size = (int(size[0]), int(size[1]))
     check_size(track, size)
+    calib = None        # static int8 (calibration.py): (folder, photos), checked before minutes of work
+    if calibration is not None:
+        if track.precision != "int8":
+            raise ValueError("--calibration is only for --precision int8")
+        calib = (Path(calibration).resolve(), check_folder(calibration))
     out_dir = ensure_writable_dir(Path(out_dir).resolve())
     gates = gates or parity.GATES
     stem = contract.artifact_stem(track.name, size, track.precision)
@@ -145,6 +160,11 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
     model, trained = build_model(track, checkpoint, backbone)
     inputs = [example_inputs(track, size, seed) for seed in range(parity_images)]
     reference = [_torch_outputs(model, x) for x in inputs]
+    fp16_arithmetic = None
+    if for_gpu:         # a phone GPU stores every tensor in float16: emulated, gated before any file
+        fp16_arithmetic = fp16.fp16_arithmetic_report(model, inputs, reference, bfloat16=False)
+        if fp16_arithmetic["failures"]:
+            raise ExportError("float16 arithmetic gate failed: " + "; ".join(fp16_arithmetic["failures"]))
     exported, rewrites = model, []
     if for_gpu:         # the reference above stays the untouched model
         exported = copy.deepcopy(model)
@@ -163,9 +183,12 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
             onnx_export.simplify_onnx(raw, slim)
         ort, ort_outputs = _onnx_parity("simplified ONNX vs PyTorch", slim, inputs, reference, gates)
 
-        step(f"converting with onnx2tf to {track.precision} TFLite (log: convert.log)")
+        step(f"converting with onnx2tf to {track.precision} TFLite"
+             + (f" (static, calibrating on {len(calib[1])} photos)" if calib else "")
+             + " (log: convert.log)")
         tflite = work / f"{stem}.tflite"
-        _convert(slim, work, tflite, track, keep_log=out_dir / f"{stem}.log")
+        _convert(slim, work, tflite, track, keep_log=out_dir / f"{stem}.log",
+                 calibration=calib[0] if calib else None)
 
         step("checking TFLite parity against PyTorch and ONNX Runtime")
         lite = [parity.run_tflite(tflite, {k: parity.nhwc(v) for k, v in x.items()}) for x in inputs]
@@ -176,7 +199,7 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
                         for r, n in zip(ref, names)])
         int8 = None
         if track.precision == "int8":       # gated on held-out real photos, not on the scenes above
-            int8 = _int8_gate(tflite, model, size, gates, progress)
+            int8 = _int8_gate(tflite, model, size, gates, progress, calib)
         else:
             _gate("TFLite vs PyTorch", track.precision, vs_torch, gates)
 
@@ -200,6 +223,8 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
         if int8:
             report["quantization"] = int8["quantization"]
             report["parity"]["real_photos"] = int8["real_photos"]
+        report["fp16_arithmetic_psnr"] = fp16_arithmetic["psnr"] if fp16_arithmetic else None
+        report["fp16_arithmetic"] = fp16_arithmetic
         (work / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
         for suffix in (".onnx", ".tflite", ".json"):
             os.replace(work / f"{stem}{suffix}", out_dir / f"{stem}{suffix}")

@@ -7,8 +7,9 @@ threshold): the network's convolutions and the renderer's two largest disk kerne
 activation stays float32; XNNPACK quantizes a convolution's input on the fly. So the ops
 int8 would break never see an int8 tensor: the softmax whose six weights (summing to one)
 feed the renderer, the renderer's division composite(W I) / composite(W) (Eq. 8), and the
-radiance module's sigmoid and power 3 I^5 (Eq. 4, a chain of MULs). `summary` checks all of
-that and lists what it found, for the sidecar.
+radiance module's sigmoid and power 3 I^5 (Eq. 4, a chain of MULs). A static export
+(`--calibration`, calibration.py) has int8 activations too, but only in and out of its
+convolutions. `summary` checks all of that and lists what it found, for the sidecar.
 """
 from __future__ import annotations
 
@@ -30,15 +31,19 @@ def _weight_types(model: TfliteModel, index: int) -> str:
     return model.dtype(index)
 
 
-def summary(model: TfliteModel) -> dict:
-    """The sidecar's `quantization` entry for a dynamic-range model, with `problems` listing
-    everything that breaks the promise (empty when the model keeps it)."""
+def summary(model: TfliteModel, method: str = METHOD, int8_ops: tuple[str, ...] = ()) -> dict:
+    """The sidecar's `quantization` entry, with `problems` listing everything that breaks the
+    promise (empty when the model keeps it). Dynamic range: no int8 activation anywhere.
+    Static (calibration.py): int8 activations only in and out of `int8_ops`, entered and
+    left through QUANTIZE / DEQUANTIZE."""
+    boundaries = Counter()
     quantized, float_ops = Counter(), Counter()
     int8_bytes = float_bytes = int8_tensors = 0
     channels, zero_points = set(), set()
     problems = []
     for op in model.ops:
-        if op.name == "DEQUANTIZE":
+        if op.name in ("QUANTIZE", "DEQUANTIZE"):
+            boundaries[op.name] += 1
             continue
         weights = [t for t in op.inputs if t >= 0 and model.is_constant(t)]
         types = {_weight_types(model, t) for t in weights}
@@ -54,17 +59,18 @@ def summary(model: TfliteModel) -> dict:
                 int8_tensors += 1
                 int8_bytes += n
                 q = model.tensor(t).quantization
-                channels.add("per-channel" if q is not None and q.scale is not None and len(q.scale) > 1
-                             else "per-tensor")
+                scales = 0 if q is None or q.scale is None else len(q.scale)
+                shape = model.shape(t)
+                channels.add("per-channel" if shape and scales == shape[q.quantizedDimension] else "per-tensor")
                 zero_points.update(int(z) for z in (q.zeroPoint if q is not None and q.zeroPoint is not None
                                                     else []))
             elif _weight_types(model, t) == "float32":
                 float_bytes += 4 * n
         activations = [t for t in op.inputs + op.outputs if t >= 0 and not model.is_constant(t)]
         for t in activations:
-            if model.dtype(t) in INT8_TYPES:
+            if model.dtype(t) in INT8_TYPES and op.name not in int8_ops:
                 problems.append(f"{op.name} (op {op.index}) has an {model.dtype(t)} activation; "
-                                "dynamic range keeps every activation float32")
+                                f"only {', '.join(int8_ops) or 'weights'} may be int8")
                 break
         if op.name in KEEP_FLOAT and (types & set(INT8_TYPES)
                                       or any(model.dtype(t) != "float32" for t in activations)):
@@ -78,8 +84,11 @@ def summary(model: TfliteModel) -> dict:
     if not quantized:
         problems.append("no op carries int8 weights: the converter did not quantize")
     kept = Counter(op.name for op in model.ops if op.name in KEEP_FLOAT)
-    return {"method": METHOD, "weights": "int8", "granularity": "/".join(sorted(channels)),
-            "symmetric": zero_points <= {0}, "activations": "float32",
+    return {"method": method, "weights": "int8", "granularity": "/".join(sorted(channels)),
+            "symmetric": zero_points <= {0},
+            "activations": f"int8 in and out of {', '.join(int8_ops)}, float32 elsewhere" if int8_ops
+            else "float32",
+            "boundaries": dict(boundaries),
             "io": "float32", "calibration": None,
             "quantized_ops": dict(quantized.most_common()), "float_ops": dict(float_ops.most_common()),
             "kept_float": dict(kept.most_common()),

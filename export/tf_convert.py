@@ -12,6 +12,7 @@ its working directory, so we write one from our synthetic scenes first. onnx2tf
 also rewrites its input file, so it is given a copy.
 
 Usage: python -m bokehlite.export.tf_convert MODEL.onnx WORKDIR OUT.tflite {float32,float16,int8} OUT1,OUT2,...
+       [CALIBRATION_DIR]   (int8 only: static int8 calibrated on the photos there, see calibration.py)
 """
 from __future__ import annotations
 
@@ -68,11 +69,23 @@ def name_outputs(saved_model: Path, output_names: list[str], workdir: Path) -> P
     return named
 
 
-def saved_model_to_tflite(saved_model: Path, out_path: Path, precision: str) -> None:
+def saved_model_to_tflite(saved_model: Path, out_path: Path, precision: str,
+                          calibration: Path | None = None) -> None:
     import tensorflow as tf
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = False
+    if precision == "int8" and calibration is not None:
+        # Static int8: a float32 model, then ai-edge-quantizer's per-op recipe (calibration.py).
+        from .calibration import quantize_static
+        from .tflite_inspect import TfliteModel
+        float_path = out_path.with_name("float32_for_calibration.tflite")
+        float_path.write_bytes(converter.convert())
+        model = TfliteModel(float_path)
+        h, w = model.shape(int(model.graph.inputs[0]))[1:3]
+        out_path.write_bytes(quantize_static(float_path.read_bytes(), calibration, (h, w)))
+        float_path.unlink()
+        return
     if precision == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -91,7 +104,8 @@ def main(argv: list[str]) -> int:
     output_names = argv[4].split(",")
     saved_model = onnx_to_saved_model(onnx_path, workdir)
     saved_model = name_outputs(saved_model, output_names, workdir)
-    saved_model_to_tflite(saved_model, out_path, precision)
+    calibration = Path(argv[5]).resolve() if len(argv) > 5 else None
+    saved_model_to_tflite(saved_model, out_path, precision, calibration)
     return 0
 
 

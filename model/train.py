@@ -61,7 +61,7 @@ def build_model(args: argparse.Namespace, say) -> tuple[BokehNet, dict]:
     From --init the checkpoint's architecture (backbone, radiance width) is kept and its
     weights load strictly; the one allowed difference is the defocus head's channel
     count when stage 3 (1 channel) starts from stage 1 or 2 (6 channels), whose last
-    conv is re-initialised and reported."""
+    conv is re-initialised (zero weights, bias 0.5) and reported."""
     preset = PRESET[args.stage]
     backbone = BACKBONES.get(args.backbone)
     if not args.init:
@@ -100,8 +100,15 @@ def build_model(args: argparse.Namespace, say) -> tuple[BokehNet, dict]:
     except CheckpointError as exc:
         raise TrainError(f"--init: {exc}") from None
     if replaced:
+        # A randomly initialised head on trained features lands mostly outside D_s's [0, 1]
+        # clamp, where no gradient flows (98% of pixels at 0 in our stage-1 -> stage-3 test).
+        # Zero weights start it at D_s = 0.5 everywhere, inside the clamp.
+        head = model.defocus_net.head[4]
+        nn.init.zeros_(head.weight)
+        nn.init.constant_(head.bias, 0.5)
         say(f"{PROG}: --init {args.init} ({src.name}): replaced the {src.defocus_channels}-channel "
-            f"defocus head by a fresh {config.defocus_channels}-channel head ({', '.join(replaced)})")
+            f"defocus head by a fresh {config.defocus_channels}-channel head starting at D_s = 0.5 "
+            f"({', '.join(replaced)})")
     return model, {"from": args.init, "from_preset": src.name, "replaced_keys": replaced}
 
 
@@ -127,8 +134,11 @@ def train_mode(model: nn.Module, frozen: dict[str, nn.Module]) -> None:
 # ---------------------------------------------------------------- tensors and outputs
 
 def to_images(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (B, H, W, 3) from the loader -> float (B, 3, H, W) in [0, 1] on `device`."""
-    return batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    """uint8 (B, H, W, 3) from the loader -> float (B, 3, H, W) in [0, 1] on `device`.
+
+    Made contiguous: a permuted (channels-last) input would carry its layout through the
+    network, and the CPU's large depthwise render convs are several times slower in it."""
+    return batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
 
 
 def compared(out: dict, image: torch.Tensor, target: torch.Tensor,

@@ -39,6 +39,7 @@ examples:
   {PROG} photo.jpg -o out/ --backend litert-gpu     # LiteRT's GPU accelerator (Vulkan)
   {PROG} photo.png --depth disparity.png --focus 610,380 --aperture 40 -o out/
   {PROG} photo.png --depth depth.npy --depth-is-depth --focus-disparity 0.7 -o out/
+  {PROG} portraits/ --portrait --aperture 30 --save-depth -o out/
 
 INPUT may be files or folders (searched recursively for .jpg .png .tif .webp .bmp;
 the folder layout is kept under OUTDIR). Outputs keep the input's name and format, plus
@@ -60,6 +61,11 @@ The focal plane is the median disparity of the {FOCUS_WINDOW}x{FOCUS_WINDOW} pho
 photo's width and height. --aperture is in pixels of the photo; it is scaled with the
 photo into the model, so a photo looks the same at any size. The model caps the blur
 radius at {MAX_BLUR_RADIUS} of its own pixels.
+
+portrait mode: --portrait runs the person segmenter and the render track of the portrait
+pipeline in --models DIR (default {DEFAULT_MODELS}; `export-tflite --track portrait`), focuses
+on the person and blurs the rest by a derived depth (person in front, a receding ground
+plane behind). A photo with no person is written unchanged, with one warning.
 
 exit codes: 0 all rendered, 2 bad usage or input (any file failed), 1 internal error.
 """

@@ -125,3 +125,10 @@ def test_tiny_tracks_pass_the_fp16_arithmetic_gate(track, size):
     assert report["bfloat16_autocast"]["psnr"] < report["psnr"]                    # bf16 is the pessimist
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     json.dumps(report, allow_nan=False)
+
+
+def test_float16_exports_record_their_fp16_arithmetic_psnr_and_float32_ones_do_not(tiny_export):
+    _, gpu = tiny_export("gpu")
+    _, cpu = tiny_export("cpu")
+    assert gpu["fp16_arithmetic_psnr"] >= 40.0 and gpu["fp16_arithmetic"]["passed"] is True
+    assert cpu["fp16_arithmetic_psnr"] is None

@@ -131,3 +131,70 @@ def test_calibration_set_sharing_a_gate_photo_is_refused():
     with pytest.raises(ValueError, match="coffee.png is one of the int8 gate's held-out photos"):
         photo_gate.check_held_out([coffee[:, ::-1], coffee.copy()])
     photo_gate.check_held_out([coffee[:, ::-1]])        # a mirrored copy is a different photo
+
+
+# --- static int8 (--calibration DIR) ---------------------------------------------------------
+
+def calibration_folder(folder, count: int):
+    """`count` crops of real photos that are not the gate's (scikit-image and matplotlib ship them)."""
+    import importlib.resources
+
+    import cv2
+    folder.mkdir(parents=True, exist_ok=True)
+    sk = importlib.resources.files("skimage") / "data"
+    mpl = importlib.resources.files("matplotlib") / "mpl-data" / "sample_data"
+    sources = [sk / "retina.jpg", sk / "hubble_deep_field.jpg", sk / "motorcycle_right.png", sk / "ihc.png",
+               mpl / "grace_hopper.jpg"]
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        bgr = cv2.imread(str(sources[i % len(sources)]))
+        h, w = bgr.shape[:2]
+        ch, cw = int(h * rng.uniform(0.5, 0.9)), int(w * rng.uniform(0.5, 0.9))
+        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        cv2.imwrite(str(folder / f"calib_{i:02d}.png"), bgr[y:y + ch, x:x + cw])
+    return folder
+
+
+def test_static_int8_export_has_int8_conv_activations_only_and_records_its_calibration(tmp_path):
+    folder = calibration_folder(tmp_path / "calib", 32)
+    report = export_track("cpu", SIZE, tmp_path / "out", backbone=BackboneConfig.tiny(), precision="int8",
+                          calibration=folder)
+    model = TfliteModel(tmp_path / "out" / "bokeh_cpu_128x256_int8.tflite")
+    int8_activations = {op.name for op in model.ops for t in op.inputs + op.outputs
+                        if t >= 0 and not model.is_constant(t) and model.dtype(t) == "int8"}
+    assert int8_activations == {"CONV_2D", "QUANTIZE", "DEQUANTIZE"}
+    for t in list(model.graph.inputs) + list(model.graph.outputs):
+        assert model.dtype(int(t)) == "float32"
+    q = report["quantization"]
+    assert q["method"] == "static" and q["problems"] == [] and {"SOFTMAX", "DIV"} <= set(q["kept_float"])
+    assert q["calibration"]["count"] == 32 and q["calibration"]["source"] == str(folder.resolve())
+    assert not parity.GATES["int8"].failures(report["parity"]["real_photos"])
+
+
+@pytest.mark.parametrize("case, message", [
+    ("31 photos", "calibration needs at least 32 photos"),
+    ("no int8", "--calibration goes with --precision int8"),
+    ("missing", "calibration folder not found"),
+])
+def test_bad_calibration_exits_2_with_one_line(tmp_path, case, message):
+    folder = calibration_folder(tmp_path / "calib", 31 if case == "31 photos" else 32)
+    args = ["--track", "cpu", "--tiny", "--input-size", "128x256", "-o", str(tmp_path / "out"),
+            "--calibration", str(tmp_path / "nope" if case == "missing" else folder)]
+    if case != "no int8":
+        args += ["--precision", "int8"]
+    result = subprocess.run([sys.executable, "-m", "bokehlite.export.cli", *args], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_calibration_folder_holding_a_gate_photo_is_refused_before_the_export(tmp_path):
+    import shutil
+    folder = calibration_folder(tmp_path / "calib", 32)
+    shutil.copyfile(photo_gate.photo_path("rocket.jpg"), folder / "zz_rocket.jpg")
+    with pytest.raises(ValueError, match="rocket.jpg is one of the int8 gate's held-out photos"):
+        export_track("cpu", SIZE, tmp_path / "out", backbone=BackboneConfig.tiny(), precision="int8",
+                     calibration=folder)
+    assert not (tmp_path / "out").exists()

@@ -150,7 +150,7 @@ def test_gpu_checker_flags_options_the_delegate_rejects(tmp_path):
 def test_report_json_holds_the_contract(tiny_export):
     _, report = tiny_export("gpu")
     for key in ("track", "inputs", "outputs", "preprocess", "postprocess", "op_histogram", "parity",
-                "gpu_check", "versions", "sha256", "size_bytes", "weights"):
+                "gpu_check", "gpu_accelerator", "gpu_rewrites", "versions", "sha256", "size_bytes", "weights"):
         assert key in report, key
     assert report["postprocess"]["source"] == "blur"
     assert {o["name"] for o in report["outputs"]} == {"bokeh", "blur", "defocus"}
