@@ -18,27 +18,11 @@ RESULT (JSON) is written atomically; failures go to stderr with exit code 1.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 from pathlib import Path
 
 from ..files import atomic_write
-
-
-def rss_mb() -> float:
-    """Peak resident set size of this process so far, in MB (10^6 bytes).
-
-    VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across exec, so a
-    child would report its parent's peak (the benchmark parent holds torch).
-    VmHWM belongs to this process's own address space.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+from ..host import peak_rss_mb as rss_mb
 
 
 def latency(spec: dict) -> dict:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import resource
+from pathlib import Path
 
 
 def default_threads() -> int:
@@ -23,3 +25,19 @@ def tool_versions(names) -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (10^6 bytes).
+
+    VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across exec, so a
+    child would report its parent's peak (the benchmark parent holds torch).
+    VmHWM belongs to this process's own address space.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6

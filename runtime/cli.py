@@ -16,6 +16,7 @@ import numpy as np
 
 from ..contract import DEFAULT_SIZE, MAX_BLUR_RADIUS, artifact_stem
 from ..files import FolderNotWritable, ensure_writable_dir
+from ..host import peak_rss_mb
 from ..interrupt import run_cli
 from .backends import REGISTRY
 from .depth import CENTRE_BOX, FOCUS_WINDOW, centre_focus, fit_disparity, focus_at, read_disparity
@@ -424,7 +425,8 @@ def _report(renderer, model: Path, out_dir: Path, jobs: list[Job], elapsed: floa
               "threads": renderer.threads, "xnnpack": renderer.xnnpack,
               "adapter": renderer.adapter["name"] if renderer.adapter is not None else None,
               "out_dir": str(out_dir),
-              "rendered": len(files) - failed, "failed": failed, "seconds": round(elapsed, 3), "files": files}
+              "rendered": len(files) - failed, "failed": failed, "seconds": round(elapsed, 3),
+              "peak_rss_mb": round(peak_rss_mb(), 1), "files": files}
     if depth is not None:
         focus = ({"point": list(depth.point)} if depth.point is not None
                  else {"disparity": depth.focus} if depth.focus is not None else "centre")
