@@ -74,8 +74,10 @@ def run_on_accelerator(tflite: str | Path, inputs: list[dict[str, np.ndarray]],
 
 
 def verify_export(tflite: str | Path, inputs: list[dict[str, np.ndarray]],
-                  reference: list[dict[str, np.ndarray]], gate, require: bool = False) -> dict:
-    """The sidecar's `gpu_accelerator`: run on the parity inputs, compared with PyTorch.
+                  reference: list[dict[str, np.ndarray]], gate, require: bool = False,
+                  cpu: list[dict[str, np.ndarray]] | None = None) -> dict:
+    """The sidecar's `gpu_accelerator`: run on the parity inputs, compared with PyTorch (the
+    gate) and, given `cpu` (LiteRT's CPU interpreter on the same inputs), with that too.
 
     On a software adapter (SwiftShader) only the first input set runs. Raises
     AcceleratorError when the accelerator rejects the model or misses `gate`, and
@@ -96,10 +98,14 @@ def verify_export(tflite: str | Path, inputs: list[dict[str, np.ndarray]],
     if failures:
         raise AcceleratorError(f"its outputs on {adapter.name} miss the gate against PyTorch: "
                                + "; ".join(failures))
-    return {"verified": True, "fully_accelerated": result["fully_accelerated"], "adapter": adapter.name,
-            "adapter_type": adapter.type, "psnr_vs_pytorch": stats["psnr"], "max_abs_err": stats["max_abs"],
-            "off_fraction": stats["off_fraction"], "images": len(inputs), "gate": gate.__dict__,
-            "compile_seconds": result["compile_seconds"], "run_seconds": result["run_seconds"]}
+    report = {"verified": True, "fully_accelerated": result["fully_accelerated"], "adapter": adapter.name,
+              "adapter_type": adapter.type, "psnr_vs_pytorch": stats["psnr"], "max_abs_err": stats["max_abs"],
+              "off_fraction": stats["off_fraction"], "images": len(inputs), "gate": gate.__dict__,
+              "compile_seconds": result["compile_seconds"], "run_seconds": result["run_seconds"]}
+    if cpu is not None:
+        vs_cpu = merge([compare(ref[name], out[name]) for ref, out in zip(cpu, outputs) for name in ref])
+        report["vs_cpu_interpreter"] = {"psnr": vs_cpu["psnr"], "max_abs_err": vs_cpu["max_abs"]}
+    return report
 
 
 def check_file(path: str | Path) -> dict:

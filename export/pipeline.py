@@ -210,7 +210,7 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
 
         if for_gpu:
             step("running it on LiteRT's GPU accelerator, GPU-only")
-            on_gpu = _verify_on_accelerator(tflite, inputs, reference, names, gates, require_gpu)
+            on_gpu = _verify_on_accelerator(tflite, inputs, reference, names, gates, require_gpu, lite)
         else:
             on_gpu = {"verified": False, "reason": f"{track.precision} export: made for the CPU, not run "
                                                    "on the GPU accelerator"}
@@ -237,13 +237,14 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
 
 
 def _verify_on_accelerator(tflite: Path, inputs: list[dict], reference: list[list[np.ndarray]],
-                           names: tuple[str, ...], gates: dict, require: bool) -> dict:
+                           names: tuple[str, ...], gates: dict, require: bool, lite: list[dict]) -> dict:
     """The sidecar's `gpu_accelerator`; ExportError when the accelerator says no."""
     gate = gates.get("accelerator", parity.ACCELERATOR_GATE)
     try:
         return accelerator.verify_export(
             tflite, [{k: parity.nhwc(v) for k, v in x.items()} for x in inputs],
-            [{n: parity.nhwc(r) for n, r in zip(names, ref)} for ref in reference], gate, require)
+            [{n: parity.nhwc(r) for n, r in zip(names, ref)} for ref in reference], gate, require,
+            cpu=[{n: out[n] for n in names} for out in lite])
     except accelerator.NoAdapterError as exc:
         raise GpuRequiredError(str(exc)) from None
     except accelerator.AcceleratorError as exc:

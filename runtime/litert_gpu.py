@@ -65,6 +65,7 @@ ICD_VARIABLES = ("VK_ICD_FILENAMES", "VK_DRIVER_FILES")    # the Vulkan loader's
 HOW_TO_GET_ONE = ("install your GPU's Vulkan driver, or SwiftShader, a software Vulkan device "
                   "(Debian/Ubuntu: apt-get install chromium-common libvulkan1)")
 PROBE_TIMEOUT_S = 120
+LOCK_TIMEOUT_S = 120     # how long reading an output waits for its run (measured, not configurable)
 CHILD = "import sys; from bokehlite.runtime.litert_gpu import main; sys.exit(main(sys.argv[1:]))"
 # y = 2 x + 1 on a [1, 4, 4, 4] float32 input, converted by TensorFlow's TFLiteConverter from
 # tf.function(lambda x: {"y": x * 2.0 + 1.0}); embedded so that probing needs no TensorFlow.
@@ -313,7 +314,7 @@ class LiteRtGpuBackend(Backend):
                              "re-export it with export-tflite")
         inputs = _specs(compiled.get_input_tensor_details(key), signatures[key]["inputs"])
         outputs = _specs(compiled.get_output_tensor_details(key), signatures[key]["outputs"])
-        run, buffers = _runner(compiled, key, inputs, outputs, model_path, log)
+        run, buffers = _runner(compiled, key, inputs, outputs, model_path, log, adapter.software)
         runner = ModelRunner(backend=self.name, threads=threads, options={"xnnpack": False},
                              inputs=inputs, outputs=outputs, _runner=run, _interpreter=compiled, _log=log,
                              info={"adapter": adapter.to_dict(), "fully_accelerated": True,
@@ -329,12 +330,19 @@ def _specs(details: dict, order: list[str]) -> dict[str, TensorSpec]:
 
 
 def _runner(compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str, TensorSpec],
-            model_path: str, log: list[str]):
+            model_path: str, log: list[str], software: bool):
     """callable(**inputs) -> {output: array}; buffers made once. The first run's log is read
-    for accelerator errors: the outputs of a run that logged one are not to be trusted."""
+    for accelerator errors: the outputs of a run that logged one are not to be trusted.
+
+    A run is asynchronous, and reading an output waits at most LOCK_TIMEOUT_S for it; after
+    that the read fails ("Failed to lock custom tensor buffer") and the buffer stays locked.
+    A full-size gpu-track run takes 160-200 s on SwiftShader with 2 cores. A software
+    device computes on this process's own threads, so there we first wait until they go
+    idle, for the first run and for any run that came near the limit.
+    """
     in_buffers = {n: compiled.create_input_buffer_by_name(key, n) for n in inputs}
     out_buffers = {n: compiled.create_output_buffer_by_name(key, n) for n in outputs}
-    state = {"checked": False, "broken": None}
+    state = {"checked": False, "broken": None, "wait_idle": software}
 
     def invoke(given: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if set(given) != set(inputs):
@@ -346,13 +354,19 @@ def _runner(compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str
                 raise ValueError(f"expected {spec.dtype} {name} of shape {spec.shape}, got {got}")
             in_buffers[name].write(value)
         try:
+            t0 = time.perf_counter()
             compiled.run_by_name(key, in_buffers, out_buffers)
+            if state["wait_idle"]:
+                _wait_until_idle()
+                state["wait_idle"] = time.perf_counter() - t0 > LOCK_TIMEOUT_S / 2
             return {n: out_buffers[n].read(int(np.prod(s.shape)), s.dtype).reshape(s.shape)
                     for n, s in outputs.items()}
         except RuntimeError as exc:      # LiteRT's status, e.g. a lost device
             lines = [line.strip(" └") for line in str(exc).splitlines() if line.strip(" └")]
-            raise ModelError(f"{model_path}: LiteRT's GPU accelerator failed to run it: "
-                             f"{lines[-1] if lines else type(exc).__name__}") from None
+            reason = lines[-1] if lines else type(exc).__name__
+            if "lock" in reason:
+                reason += f" (the accelerator waits at most {LOCK_TIMEOUT_S} s for a run's outputs)"
+            raise ModelError(f"{model_path}: LiteRT's GPU accelerator failed to run it: {reason}") from None
 
     def run(**given: np.ndarray) -> dict[str, np.ndarray]:
         if state["broken"]:
@@ -377,6 +391,17 @@ def _runner(compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str
         return result
 
     return run, [*in_buffers.values(), *out_buffers.values()]
+
+
+def _wait_until_idle(poll_s: float = 0.05, quiet_polls: int = 4) -> None:
+    """Return once this process's threads have used less than a tenth of a core for
+    `quiet_polls` polls in a row: a software device's queue has drained."""
+    last, quiet = time.process_time(), 0
+    while quiet < quiet_polls:
+        time.sleep(poll_s)
+        now = time.process_time()
+        quiet = quiet + 1 if now - last < 0.1 * poll_s else 0
+        last = now
 
 
 @functools.cache

@@ -123,8 +123,10 @@ def test_no_pipeline_in_the_folder_says_how_to_make_one(photos, tmp_path):
 
 
 def test_offline_without_a_cached_segmenter_is_one_line_and_exit_2(tmp_path):
-    offline = {"BOKEHLITE_HOME": str(tmp_path / "home"), "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
-               "PIP_RETRIES": "0", "PIP_TIMEOUT": "2", "PIP_NO_CACHE_DIR": "1", "PIP_FIND_LINKS": ""}
+    # pip with no index it can reach: no configuration files, no local wheel folders, an index on a closed port.
+    offline = {"BOKEHLITE_HOME": str(tmp_path / "home"), "PIP_CONFIG_FILE": os.devnull,
+               "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_EXTRA_INDEX_URL": "", "PIP_FIND_LINKS": "",
+               "PIP_RETRIES": "0", "PIP_TIMEOUT": "2", "PIP_NO_CACHE_DIR": "1"}
     proc = export("-o", str(tmp_path / "out"), env=offline)
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
