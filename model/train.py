@@ -308,9 +308,11 @@ def train(args: argparse.Namespace, data: dict, command: list[str], say=print) -
         d = init_distributed(args.device)
     except ValueError as exc:
         raise TrainError(str(exc)) from None
+    threads = torch.get_num_threads()
     try:
         return Run(args, data, command, say, d).run()
     finally:
+        torch.set_num_threads(threads)        # a caller in this process gets its own back
         shutdown(d)
 
 
@@ -325,7 +327,7 @@ class Run:
     # -- set-up
     def setup(self) -> None:
         args, d = self.args, self.d
-        torch.set_num_threads(max(1, default_threads() // d.local_world))
+        torch.set_num_threads(args.threads or max(1, default_threads() // d.local_world))
         if d.main:
             try:
                 ensure_writable_dir(self.out)

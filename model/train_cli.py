@@ -25,7 +25,8 @@ FREEZE = ("auto", "none", "encoder", "features", "base")
 FREEZE_AUTO = {"1": "none", "2": "none", "3": "features", "cpu-track": "base"}
 VAL470 = 470
 # Settings a resumed run may change; every other one defines the run and must stay.
-RESUME_MAY_CHANGE = ("data", "val_dir", "epochs", "max_steps", "val_every", "log_every", "workers", "device")
+RESUME_MAY_CHANGE = ("data", "val_dir", "epochs", "max_steps", "val_every", "log_every", "workers", "threads",
+                     "device")
 
 EXAMPLES = """examples (the paper's schedule; EBB!'s Training/ folder as distributed):
   train-bokeh EBB/Training --stage 1 --out runs/s1 \\
@@ -116,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-flip", action="store_true", help="no random left-right flips")
     d.add_argument("--workers", type=_int_at_least(0), default=min(8, default_threads()), metavar="N",
                    help="data-loading processes per training process (default: %(default)s)")
+    d.add_argument("--threads", type=_int_at_least(1), metavar="N",
+                   help="PyTorch threads per training process (default: this machine's cores shared "
+                        "among torchrun's local processes; on a busy shared machine 1 can be much faster)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=_int_at_least(1), default=90, metavar="N",
                    help="epochs (default: %(default)s; the paper gives the decay cycle, not the length)")

@@ -310,8 +310,8 @@ class LiteRtGpuBackend(Backend):
         key = signature if signature is not None else (next(iter(signatures)) if len(signatures) == 1 else None)
         if key not in signatures:
             found = ", ".join(signatures) or "none"
-            raise ModelError(f"{model_path}: no '{signature}' signature (found: {found}); "
-                             "re-export it with export-tflite")
+            wanted = f"'{signature}' signature" if signature else "single signature"
+            raise ModelError(f"{model_path}: no {wanted} (found: {found}); re-export it with export-tflite")
         inputs = _specs(compiled.get_input_tensor_details(key), signatures[key]["inputs"])
         outputs = _specs(compiled.get_output_tensor_details(key), signatures[key]["outputs"])
         run, buffers = _runner(compiled, key, inputs, outputs, model_path, log, adapter.software)

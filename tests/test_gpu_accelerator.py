@@ -59,6 +59,7 @@ def test_small_gpu_track_export_runs_gpu_only_and_matches_pytorch(tiny_export, a
     on_gpu = report["gpu_accelerator"]
     assert on_gpu["verified"] and on_gpu["fully_accelerated"] and on_gpu["adapter"] == adapter.name
     assert on_gpu["psnr_vs_pytorch"] >= parity.ACCELERATOR_GATE.min_psnr
+    assert on_gpu["vs_cpu_interpreter"]["psnr"] is None or on_gpu["vs_cpu_interpreter"]["psnr"] >= 40.0
     # Independently, in this process: a fresh scene on the accelerator against PyTorch.
     runner = open_model(path, "litert-gpu")
     assert runner.info["fully_accelerated"] and runner.info["adapter"]["name"] == adapter.name
@@ -215,6 +216,7 @@ def test_full_size_gpu_track_runs_right_on_the_accelerator(full_size_export, ada
     on_gpu = report["gpu_accelerator"]
     assert on_gpu["verified"] and on_gpu["fully_accelerated"] and on_gpu["adapter"] == adapter.name
     assert on_gpu["psnr_vs_pytorch"] >= 40.0
+    assert on_gpu["vs_cpu_interpreter"]["psnr"] is None or on_gpu["vs_cpu_interpreter"]["psnr"] >= 40.0
     assert {r["layer"] for r in report["gpu_rewrites"]} == {"defocus_net.adapters.2", "defocus_net.adapters.3"}
     model = TfliteModel(tflite)
     for op in model.ops:

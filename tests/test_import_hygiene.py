@@ -13,7 +13,7 @@ import pytest
 
 HEAVY = ("torch", "tensorflow", "onnx2tf", "onnxruntime", "onnx", "tf_keras")
 CLIS = {"bokeh-render": "bokehlite.runtime.cli", "export-tflite": "bokehlite.export.cli",
-        "bench-runtime": "bokehlite.benchmarks.cli"}
+        "bench-runtime": "bokehlite.benchmarks.cli", "train-bokeh": "bokehlite.model.train_cli"}
 PROBE = """
 import json, sys
 from {module} import main
@@ -39,6 +39,10 @@ CASES = [
     ("export-tflite", ["--input-size", "big"], 2),
     ("bench-runtime", ["--help"], 0), ("bench-runtime", ["--runs", "0"], 2),
     ("bench-runtime", ["--track", "cpu", "--size", "100x100"], 2),
+    ("train-bokeh", ["--help"], 0), ("train-bokeh", ["--stage", "4", "--out", "run"], 2),
+    ("train-bokeh", ["ebb", "--stage", "1", "--out", "run", "--crop", "100"], 2),
+    ("train-bokeh", ["ebb", "--stage", "1", "--out", "run"], 2),                 # no VGG19 weights
+    ("train-bokeh", ["no_such_dir", "--stage", "1", "--out", "run", "--no-vgg"], 2),
 ]
 
 
