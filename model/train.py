@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Subset
 
 from ..files import FolderNotWritable, atomic_write, ensure_writable_dir
 from ..host import default_threads, tool_versions
+from ..interrupt import Terminated
 from .bokehnet import BokehNet
 from .checkpoint import HEAD_PREFIX, CheckpointError, load_checkpoint, load_encoder_weights, load_state_strict, \
     save_checkpoint
@@ -491,14 +492,16 @@ class Run:
                      f"{result['val_ssim_full']:.4f} (identity {result['identity_psnr_full']:.2f} dB)")
         self.progress.log(line + (" best" if is_best else ""), always=True)
 
-    def train_step(self, images, targets) -> tuple[float, dict[str, float]]:
+    def train_step(self, images, targets, window: dict) -> float:
+        """One update; the step is counted and added to `window` before a signal that came
+        during the update is delivered."""
         d = self.d
         image, target = to_images(images, d.device), to_images(targets, d.device)
         with autocast(d.device, self.amp_dtype):
             out = self.ddp(image)
             pred, tgt, _ = compared(out, image, target, self.config)
             loss, terms = self.criterion(pred, tgt, out["defocus"], image)
-        value = loss.item()
+        value, term_values = loss.item(), {k: v.item() for k, v in terms.items()}
         if not math.isfinite(value):
             raise TrainError(f"the loss is {value} at step {self.step + 1}; lower --lr"
                              + (" or train without --amp" if self.amp_dtype else ""))
@@ -515,7 +518,12 @@ class Run:
                 self.optimizer.step()
             self.step += 1
             self.epoch_step += 1
-        return value, {k: v.item() for k, v in terms.items()}
+            window["n"] += 1
+            window["loss"] += value
+            window["images"] += images.shape[0] * d.world
+            for k, v in term_values.items():
+                window["terms"][k] = window["terms"].get(k, 0.0) + v
+        return value
 
     def run(self) -> int:
         self.setup()
@@ -531,7 +539,7 @@ class Run:
         if args.resume:
             self.progress.log(f"{PROG}: resuming {self.out} at step {self.step} (epoch {self.epoch})", always=True)
         window = {"n": 0, "loss": 0.0, "terms": {}, "images": 0, "time": time.perf_counter()}
-        status = "interrupted"
+        status = "failed"
         try:
             while self.epoch < args.epochs and self.step < self.total_steps:
                 self.sampler.set_epoch(self.epoch)
@@ -539,12 +547,7 @@ class Run:
                 self.train_set.epoch = self.epoch
                 train_mode(self.model, self.frozen)
                 for images, targets in self.loader:
-                    loss, terms = self.train_step(images, targets)
-                    window["n"] += 1
-                    window["loss"] += loss
-                    window["images"] += images.shape[0] * d.world
-                    for k, v in terms.items():
-                        window["terms"][k] = window["terms"].get(k, 0.0) + v
+                    loss = self.train_step(images, targets, window)
                     elapsed = time.perf_counter() - window["time"]
                     self.progress.step(loss, window["images"] / elapsed if elapsed > 0 else None)
                     if self.step % args.log_every == 0 or self.step >= self.total_steps:
@@ -566,13 +569,16 @@ class Run:
             if self.last_val_step != self.step:
                 self.validate_and_save()
             status = "finished"
-        except TrainError:
-            status = "failed"
+        except (KeyboardInterrupt, Terminated):
+            status = "interrupted"
+            # A step that completed before the signal was delivered still gets its record:
+            # resume starts after it. This process's own numbers: the others may be gone.
+            self.log_train(window, collective=False)
             raise
         finally:
             self.progress.close()
-            if status == "interrupted" and d.main and self.step:
-                self.save(best=False)
+            if status != "finished" and d.main and self.step:
+                self.save(best=False)    # the last completed step: updates are never cut in half
                 print(f"{PROG}: saved {self.out / 'last.pth'} at step {self.step}; continue with "
                       f"train-bokeh --resume --out {self.out}", file=sys.stderr)
             if d.main:
@@ -588,14 +594,16 @@ class Run:
                                "should keep them equal)")
         return 0
 
-    def log_train(self, window: dict) -> None:
+    def log_train(self, window: dict, collective: bool = True) -> None:
+        """One train record: the means over the window's steps (and over all processes)."""
         n = window["n"]
         if not n:
             return
-        sums = all_sum([window["loss"], *window["terms"].values()], self.d)
+        values = [window["loss"], *window["terms"].values()]
+        sums, count = (all_sum(values, self.d), n * self.d.world) if collective else (values, n)
         elapsed = time.perf_counter() - window["time"]
-        record = {"type": "train", "step": self.step, "epoch": self.epoch, "loss": sums[0] / n / self.d.world,
-                  **{k: v / n / self.d.world for k, v in zip(window["terms"], sums[1:])},
+        record = {"type": "train", "step": self.step, "epoch": self.epoch, "loss": sums[0] / count,
+                  **{k: v / count for k, v in zip(window["terms"], sums[1:])},
                   "lr": self.optimizer.param_groups[0]["lr"],
                   "images_per_s": window["images"] / elapsed if elapsed > 0 else None}
         if self.d.main:

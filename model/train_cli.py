@@ -25,8 +25,8 @@ FREEZE = ("auto", "none", "encoder", "features", "base")
 FREEZE_AUTO = {"1": "none", "2": "none", "3": "features", "cpu-track": "base"}
 VAL470 = 470
 # Settings a resumed run may change; every other one defines the run and must stay.
-RESUME_MAY_CHANGE = ("data", "val_dir", "epochs", "max_steps", "val_every", "log_every", "workers", "threads",
-                     "device")
+RESUME_MAY_CHANGE = ("data", "val_dir", "vgg19_weights", "epochs", "max_steps", "val_every", "log_every",
+                     "workers", "threads", "device")
 
 EXAMPLES = """examples (the paper's schedule; EBB!'s Training/ folder as distributed):
   train-bokeh EBB/Training --stage 1 --out runs/s1 \\
@@ -169,7 +169,7 @@ def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[st
     return {k for k, v in vars(ns).items() if v is not marker}
 
 
-def merge_resume(args: argparse.Namespace, given: set[str]) -> argparse.Namespace:
+def merge_resume(parser: argparse.ArgumentParser, args: argparse.Namespace, given: set[str]) -> argparse.Namespace:
     """--resume: the run's own settings from run.json, with the few that may change."""
     run_json = Path(args.out) / "run.json"
     if not (Path(args.out) / "last.pth").is_file():
@@ -183,10 +183,13 @@ def merge_resume(args: argparse.Namespace, given: set[str]) -> argparse.Namespac
     changed = sorted(k for k in given - {"resume", "out"} - set(RESUME_MAY_CHANGE)
                      if getattr(args, k) != stored.get(k))
     if changed:
-        flags = ", ".join("--" + k.replace("_", "-") for k in changed)
-        raise UsageError(f"{flags} cannot change on --resume (they define the run); "
-                         f"only {', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE)} can")
-    merged = dict(stored)
+        def flag(k: str) -> str:
+            return "DIR" if k == "data" else "--" + k.replace("_", "-")
+        raise UsageError(f"{', '.join(map(flag, changed))} cannot change on --resume (they define the run); "
+                         f"only {', '.join(map(flag, RESUME_MAY_CHANGE))} can")
+    # Defaults first: a run.json from an older version may lack a newer option.
+    merged = {a.dest: a.default for a in parser._actions if a.dest != "help"}
+    merged.update(stored)
     merged.update({k: getattr(args, k) for k in given if k in RESUME_MAY_CHANGE})
     merged.update(out=args.out, resume=True)
     return argparse.Namespace(**merged)
@@ -248,7 +251,7 @@ def load_data(args: argparse.Namespace, say) -> dict:
         if args.val_dir:
             val_scan = scan_ebb(args.val_dir)
             skipped += val_scan.skipped
-            train, val = sorted(scan.pairs, key=lambda p: p.stem), val_scan.pairs
+            train, val = scan.pairs, val_scan.pairs
             split = f"--val-dir {args.val_dir}"
         else:
             train, val = split_val(scan.pairs, args.val_count) if scan.pairs else ([], [])
@@ -284,7 +287,7 @@ def _main(argv: list[str] | None) -> int:
 
     try:
         if args.resume:
-            args = merge_resume(args, given)
+            args = merge_resume(parser, args, given)
         args = check_args(args, given)
         data = load_data(args, say)
     except UsageError as exc:
