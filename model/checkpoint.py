@@ -144,18 +144,24 @@ def load_state_strict(model: nn.Module, state: dict, unexpected: list[str] = (),
     return replaced
 
 
-def _read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict | None]:
-    """(state dict, our stored config or None for the authors' format) of the file at `path`."""
+def read_weights_file(path: str | os.PathLike, what: str) -> dict:
+    """torch.load a weights file (tensors only) as a dict; CheckpointError naming `what` otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"{what} not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
         first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"cannot read checkpoint {path}: {first_line}") from None
+        raise CheckpointError(f"cannot read {what} {path}: {first_line}") from None
     if not isinstance(payload, dict):
-        raise CheckpointError(f"{path} is not a checkpoint (a {type(payload).__name__}, not a dict)")
+        raise CheckpointError(f"{path} is not a {what} (a {type(payload).__name__}, not a dict)")
+    return payload
+
+
+def _read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict | None]:
+    """(state dict, our stored config or None for the authors' format) of the file at `path`."""
+    payload = read_weights_file(path, "checkpoint")
     if payload.get("format") == FORMAT:
         return payload["state_dict"], payload["config"]
     state = payload.get("net", payload)

@@ -129,17 +129,11 @@ class VGGPerceptual(nn.Module):
     def from_file(cls, path: str | os.PathLike) -> "VGGPerceptual":
         """From torchvision's ImageNet vgg19 file (`vgg19-dcbb9e9d.pth`), or any state dict
         with its `features.N.weight/bias` keys up to relu5_1 (the classifier is ignored)."""
-        from .checkpoint import CheckpointError, load_state_strict
+        from .checkpoint import load_state_strict, read_weights_file
 
         features, source = vgg19_features()
         model = cls(features, source=source)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for a corrupt or foreign file
-            first = (str(exc).splitlines() or [type(exc).__name__])[0]
-            raise CheckpointError(f"cannot read VGG19 weights {path}: {first}") from None
-        if not isinstance(state, dict):
-            raise CheckpointError(f"{path} is not a VGG19 state dict")
+        state = read_weights_file(path, "VGG19 state dict")
         wanted = {f"features.{k}" for k in model.features.state_dict()}
         state = {k: v for k, v in state.items() if k in wanted or not k.startswith(("features.", "classifier."))}
         load_state_strict(model, state, what="VGG19's features up to relu5_1 (torchvision's vgg19 keys)")
