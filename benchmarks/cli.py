@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 
 from ..contract import parse_size
+from ..host import default_threads
 from ..interrupt import run_cli
 from .backends import GpuUnavailable, find_gpu_adapter
 from .inputs import image_files
 from .peak import GEMM_SIZE
 from .report import sections, to_text, write_json, write_markdown, write_plot
-from .suite import FULL_SIZE, SWEEP_SIZES, BenchError, Settings, Suite, all_cores
+from .suite import FULL_SIZE, SWEEP_SIZES, BenchError, Settings, Suite
 from .timing import Protocol
 
 PROG = "bench-runtime"
@@ -142,7 +143,7 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
     sweep = (args.sweep_sizes or SWEEP_SIZES) if args.sweep else ()
     if args.device == "gpu":
         sweep = ()
-    threads = args.threads or ((all_cores(),) if args.device == "gpu" else ())
+    threads = args.threads or ((default_threads(),) if args.device == "gpu" else ())
     return Settings(device=args.device, tracks=tracks, size=args.size,
                     artifacts=args.artifacts or Path("artifacts"), checkpoint=args.checkpoint,
                     images=args.images, threads=threads, sweep_sizes=sweep, tiny=args.tiny,

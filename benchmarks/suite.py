@@ -45,10 +45,6 @@ class BenchError(RuntimeError):
     """A step failed; the message is one line saying which and why."""
 
 
-def all_cores() -> int:
-    return default_threads()
-
-
 @dataclass
 class Settings:
     device: str = "cpu"
@@ -66,7 +62,7 @@ class Settings:
     command: list[str] = field(default_factory=list)
 
     def thread_counts(self) -> tuple[int, ...]:
-        return self.threads or tuple(sorted({1, all_cores()}))
+        return self.threads or tuple(sorted({1, default_threads()}))
 
     def backends(self) -> tuple[str, ...]:
         return ("litert-gpu",) if self.device == "gpu" else tuple(CPU_BACKENDS)
@@ -84,7 +80,7 @@ def cpu_model() -> str:
 
 def machine() -> dict:
     versions = tool_versions(VERSIONS)
-    return {"cpu_model": cpu_model(), "cores": all_cores(), "platform": platform.platform(),
+    return {"cpu_model": cpu_model(), "cores": default_threads(), "platform": platform.platform(),
             "python": platform.python_version(), "versions": versions}
 
 

@@ -218,7 +218,7 @@ def load_radiance(path: str | os.PathLike) -> Radiance:
 
 def load_encoder_weights(model: BokehNet, path: str | os.PathLike) -> None:
     """Load a torchvision-format ImageNet ResNeXt state dict into the encoder (fc ignored)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_weights_file(path, "encoder weights file")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     encoder = model.defocus_net.encoder
     result = encoder.load_state_dict(state, strict=False)
