@@ -7,6 +7,8 @@ ONNX graph is PyTorch's). Every backend computes all of the track's outputs.
 Heavy imports happen inside the openers, so a LiteRT child never loads torch.
 `litert-gpu` is the runtime's backend of the same name: LiteRT's GPU accelerator, GPU-only,
 on the Vulkan adapter runtime/litert_gpu.py finds (a GPU driver, or SwiftShader).
+The portrait track is a pipeline of two .tflite models, opened as bokeh-render opens
+it (portrait.py); LiteRT alone runs it.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import numpy as np
 
 CPU_BACKENDS = {
     "litert-xnnpack": "TFLite via LiteRT, XNNPACK on",
+    "litert-xnnpack-persistent": "TFLite via LiteRT, XNNPACK on, its indirection buffers kept for the whole "
+                                 "run (XNNPACK's default; bokeh-render's low_memory off)",
     "litert-builtin": "TFLite via LiteRT, XNNPACK off (builtin kernels)",
     "onnxruntime": "ONNX Runtime, CPU execution provider",
     "pytorch": "PyTorch eager (torch.inference_mode)",
@@ -24,6 +28,7 @@ CPU_BACKENDS = {
 GPU_BACKENDS = {"litert-gpu": "TFLite via LiteRT's GPU accelerator (CompiledModel, GPU-only, Vulkan)"}
 BACKENDS = {**CPU_BACKENDS, **GPU_BACKENDS}
 HEADLINE = "litert-xnnpack"   # "TFLite" in the ratio columns
+PERSISTENT = "litert-xnnpack-persistent"
 
 GPU_ADVICE = "on a phone, time the .tflite with TFLite's benchmark_model --use_gpu=true"
 
@@ -38,6 +43,7 @@ class Runner:
     run: Callable[[Any], Any]                 # native input -> raw outputs (the timed call)
     bokeh: Callable[[Any], np.ndarray]        # raw outputs -> 'bokeh' as NHWC float32
     model: Any = None                         # the PyTorch module, for stage analysis
+    parts: list | None = None                 # per-call split of a pipeline (portrait.py)
 
 
 def nchw(x: np.ndarray) -> np.ndarray:
@@ -58,8 +64,9 @@ def find_gpu_adapter():
 
 
 def open_litert(tflite: str, threads: int, mode: str, adapter=None) -> Runner:
-    """mode: 'xnnpack' (LiteRT's default CPU path), 'builtin' (no default delegates) or 'gpu'
-    (LiteRT's GPU accelerator, GPU-only).
+    """mode: 'xnnpack' (LiteRT's CPU path as bokeh-render runs it: XNNPACK in low memory),
+    'xnnpack-persistent' (XNNPACK's own default: indirection buffers kept), 'builtin' (no
+    XNNPACK) or 'gpu' (LiteRT's GPU accelerator, GPU-only).
 
     Opened through the runtime's backend layer, so the timed call is the one `bokeh-render`
     makes: `ModelRunner(**inputs)`.
@@ -68,7 +75,8 @@ def open_litert(tflite: str, threads: int, mode: str, adapter=None) -> Runner:
     if mode == "gpu":
         runner = open_model(tflite, "litert-gpu", threads, adapter=adapter)
     else:
-        runner = open_model(tflite, "litert", threads, xnnpack=mode == "xnnpack")
+        runner = open_model(tflite, "litert", threads, xnnpack=mode != "builtin",
+                            low_memory=mode != "xnnpack-persistent")
     return Runner(prepare=lambda x: {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in x.items()},
                   run=lambda x: runner(**x), bokeh=lambda out: out["bokeh"])
 
@@ -108,12 +116,18 @@ def open_pytorch(track: str, threads: int, tiny: bool, checkpoint: str | None) -
                   run=run, bokeh=lambda out: out[index].numpy().transpose(0, 2, 3, 1), model=model)
 
 
-def open_backend(backend: str, *, threads: int, tflite: str, onnx: str, track: str, tiny: bool = False,
-                 checkpoint: str | None = None, adapter=None) -> Runner:
+def open_backend(backend: str, *, threads: int, tflite: str, onnx: str | None, track: str, tiny: bool = False,
+                 checkpoint: str | None = None, adapter=None, pipeline: str | None = None) -> Runner:
+    """`pipeline`: the portrait track's sidecar (segmenter + render model, LiteRT only)."""
+    if track == "portrait":
+        from .portrait import BACKENDS as PORTRAIT, NOT_TIMED, open_portrait
+        if backend not in PORTRAIT:
+            raise ValueError(NOT_TIMED)
+        return open_portrait(pipeline, threads, backend.removeprefix("litert-"))
     if backend == "litert-xnnpack":
         return open_litert(tflite, threads, "xnnpack")
-    if backend == "litert-builtin":
-        return open_litert(tflite, threads, "builtin")
+    if backend in ("litert-builtin", "litert-xnnpack-persistent"):
+        return open_litert(tflite, threads, backend.removeprefix("litert-"))
     if backend == "litert-gpu":
         return open_litert(tflite, threads, "gpu", adapter)
     if backend == "onnxruntime":

@@ -6,14 +6,14 @@ import os
 import sys
 from pathlib import Path
 
-from ..contract import parse_size
+from ..contract import PRECISIONS, parse_size
 from ..host import default_threads
 from ..interrupt import run_cli
 from .backends import GpuUnavailable, find_gpu_adapter
 from .inputs import image_files
 from .peak import GEMM_SIZE
 from .report import sections, to_text, write_json, write_markdown, write_plot
-from .suite import FULL_SIZE, SWEEP_SIZES, BenchError, Settings, Suite
+from .suite import EXTRA_PRECISIONS, FULL_SIZE, SWEEP_SIZES, BenchError, Settings, Suite, own_precision
 from .timing import Protocol
 
 PROG = "bench-runtime"
@@ -21,10 +21,13 @@ EXAMPLES = f"""\
 examples:
   {PROG} --device cpu                      # cpu and gpu tracks, all backends, 1 and all cores
   {PROG} --track render                    # the depth-guided renderer (opt-in, not in --track all)
+  {PROG} --track portrait                  # segmenter + render track, and the split between them
+  {PROG} --track cpu --precision float32,int8   # the int8 export beside the float32 one
   {PROG} --track cpu --runs 5 --min-secs 1 --json bench.json --markdown bench.md
   {PROG} --images ~/ebb/val --plot bench.png   # time on real photos, draw a chart
   {PROG} --sweep --track gpu                # 256x384, 512x768 and 1024x1536
   {PROG} --device gpu --track gpu           # LiteRT's GPU accelerator on a Vulkan device
+  {PROG} --track gpu --profile              # and where LiteRT spends its time, per op type
 
 Models come from --artifacts (bokeh_<track>_<H>x<W>.tflite and the .onnx beside it) and
 are exported there first if missing (a few minutes). Exit codes: 0 done, 1 a step failed,
@@ -40,6 +43,16 @@ scene they are export-tflite's parity inputs (a disparity ramp, focus 0.3, apert
 with --images, whose photos have no depth, each photo gets a generated disparity ramp
 (0 at the left edge to 1 at the right), focus 0.5 and aperture 24. The paper has no
 render-track row and no target applies to it: the report says so.
+
+The portrait track times bokeh-render --portrait's whole step on LiteRT: the segmenter
+(bokeh_portrait_segmenter.tflite, from the local cache), person -> disparity, and the
+render-track model; the split gives each part's median. ONNX Runtime and PyTorch have no
+segmenter and are not timed; no paper row and no target apply. It is exported with
+export-tflite --track portrait if missing.
+
+--precision int8 adds LiteRT XNNPACK rows (low memory, persistent) on the cpu track's
+int8 export (bokeh_cpu_<H>x<W>_int8.tflite, exported if missing), its int8/float32 median
+ratios and the int8 targets; ONNX Runtime and PyTorch stay float32. The gpu track is float16 only.
 """
 
 
@@ -73,6 +86,14 @@ def threads_arg(text: str) -> tuple[int, ...]:
     return tuple(counts)
 
 
+def precisions_arg(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(v for v in text.split(",") if v))
+    bad = [v for v in names if v not in PRECISIONS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"expected precisions from {','.join(PRECISIONS)}, got {text!r}")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description="Time the exported bokeh models (LiteRT with XNNPACK on and off, "
                "ONNX Runtime, PyTorch) with TFLite benchmark_model's protocol, side by side, and show "
@@ -80,9 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                    help="cpu: everything below; gpu: LiteRT's GPU accelerator (litert-gpu) only "
                         "(default: cpu)")
-    p.add_argument("--track", choices=("cpu", "gpu", "render", "all"), default="all",
+    p.add_argument("--track", choices=("cpu", "gpu", "render", "portrait", "all"), default="all",
                    help="which track; all = cpu and gpu, the paper's tracks; render (the depth-guided "
-                        "renderer) is opt-in (default: all)")
+                        "renderer) and portrait (segmenter + render track) are opt-in (default: all)")
+    p.add_argument("--precision", type=precisions_arg, default=(), metavar="LIST",
+                   help="precisions to export and time, e.g. float32,int8: a track's own is always "
+                        "timed; int8 (cpu track) adds LiteRT XNNPACK rows on the int8 export "
+                        "(default: each track's own only)")
     p.add_argument("--artifacts", type=Path, default=None, help="exported models (default: ./artifacts)")
     p.add_argument("--checkpoint", help="weights to export with and to load into the PyTorch backend")
     p.add_argument("--images", type=Path, help="time on the first images of DIR instead of a generated scene")
@@ -95,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "--runs, as benchmark_model does; the results say so (default: 150)")
     p.add_argument("--threads", type=threads_arg, help="thread counts, e.g. 1,2 (default: 1 and all cores)")
     p.add_argument("--sweep", action="store_true", help="also time 256x384, 512x768 and 1024x1536")
+    p.add_argument("--profile", action="store_true",
+                   help="after the rows, profile each LiteRT export per op (LiteRT's op profiler, "
+                        "XNNPACK, all cores) and print the costliest op types")
     p.add_argument("--json", type=Path, help="write the full results to FILE")
     p.add_argument("--markdown", type=Path, help="write a Markdown report to FILE")
     p.add_argument("--plot", type=Path, help="write a latency and stage chart to FILE.png")
@@ -140,6 +168,14 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     tracks = ("cpu", "gpu") if args.track == "all" else (args.track,)
+    for precision in args.precision:
+        if not any(precision == own_precision(t) or precision in EXTRA_PRECISIONS.get(t, ()) for t in tracks):
+            own = ", ".join(f"{t} {own_precision(t)}" for t in tracks)
+            raise UsageError(f"--precision {precision}: no such export of the {' or '.join(tracks)} track "
+                             f"(own: {own}; int8: cpu track only)")
+        if args.device == "gpu" and any(precision in EXTRA_PRECISIONS.get(t, ()) for t in tracks):
+            raise UsageError(f"--precision {precision} is timed on the CPU (LiteRT XNNPACK); --device gpu "
+                             "times the GPU accelerator on each track's own export")
     sweep = (args.sweep_sizes or SWEEP_SIZES) if args.sweep else ()
     if args.device == "gpu":
         sweep = ()
@@ -147,7 +183,8 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
     return Settings(device=args.device, tracks=tracks, size=args.size,
                     artifacts=args.artifacts or Path("artifacts"), checkpoint=args.checkpoint,
                     images=args.images, threads=threads, sweep_sizes=sweep, tiny=args.tiny,
-                    gemm_size=args.gemm_size,
+                    gemm_size=args.gemm_size, precisions=args.precision,
+                    profile=args.profile,
                     protocol=Protocol(runs=args.runs, min_secs=args.min_secs, warmup_secs=args.warmup_secs,
                                       max_secs=args.max_secs),
                     command=[PROG, *argv])
@@ -158,7 +195,7 @@ def check_sizes(settings: Settings) -> None:
     for track in settings.tracks:
         for size in (settings.size, *settings.sweep_sizes):
             try:
-                check_size(get_track(track), size)
+                check_size(get_track("render" if track == "portrait" else track), size)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
 

@@ -1,15 +1,36 @@
-"""What the measurements add up to: TFLite/ORT and TFLite/PyTorch ratios, and achieved
-GFLOP/s against this machine's measured GEMM peak."""
+"""What the measurements add up to: TFLite/ORT and TFLite/PyTorch ratios, each extra
+precision against the track's own (int8/float32), and achieved GFLOP/s against this
+machine's measured GEMM peak.
+
+Rows timed on an extra precision's export (`--precision`, marked `extra`) take part in
+the precision ratios only: every other figure speaks about the track's own export.
+"""
 from __future__ import annotations
 
-from .backends import HEADLINE
+from .backends import HEADLINE, PERSISTENT
 
 
-def find(track_result: dict, backend: str, threads: int) -> dict | None:
+def find(track_result: dict, backend: str, threads: int, precision: str | None = None) -> dict | None:
+    """The row of `backend` at `threads`: of the track's own export, or of the extra `precision`."""
     for r in track_result["results"]:
-        if r["backend"] == backend and r["threads"] == threads:
+        if r["backend"] == backend and r["threads"] == threads and \
+                (r.get("precision") == precision if precision else not r.get("extra")):
             return r
     return None
+
+
+def precision_ratios(track_result: dict) -> list[dict]:
+    """Each extra-precision row's median over the own export's, same backend and thread count."""
+    out = []
+    for r in track_result["results"]:
+        own = find(track_result, r["backend"], r["threads"]) if r.get("extra") else None
+        if own:
+            out.append({"precision": r["precision"], "own_precision": own.get("precision"),
+                        "backend": r["backend"], "threads": r["threads"], "statistic": "median",
+                        "ms": r["stats"]["median"], "own_ms": own["stats"]["median"],
+                        "ratio": r["stats"]["median"] / own["stats"]["median"],
+                        "peak_rss_mb": r["peak_rss_mb"], "own_peak_rss_mb": own["peak_rss_mb"]})
+    return out
 
 
 def ratios(track_result: dict, threads: tuple[int, ...]) -> list[dict]:
@@ -17,6 +38,7 @@ def ratios(track_result: dict, threads: tuple[int, ...]) -> list[dict]:
     out = []
     for t in threads:
         lite, builtin = find(track_result, HEADLINE, t), find(track_result, "litert-builtin", t)
+        persistent = find(track_result, PERSISTENT, t)
         ort, torch_ = find(track_result, "onnxruntime", t), find(track_result, "pytorch", t)
         if not (lite and ort and torch_):
             continue
@@ -24,7 +46,10 @@ def ratios(track_result: dict, threads: tuple[int, ...]) -> list[dict]:
         out.append({"threads": t, "statistic": "avg", "tflite_ms": avg(lite), "ort_ms": avg(ort),
                     "pytorch_ms": avg(torch_), "tflite_ort": avg(lite) / avg(ort),
                     "tflite_pytorch": avg(lite) / avg(torch_),
-                    "xnnpack_speedup": avg(builtin) / avg(lite) if builtin else None})
+                    "xnnpack_speedup": avg(builtin) / avg(lite) if builtin else None,
+                    # What low memory costs: XNNPACK with its default, persistent indirection buffers.
+                    "persistent_ms": avg(persistent) if persistent else None,
+                    "persistent_ort": avg(persistent) / avg(ort) if persistent else None})
     return out
 
 
@@ -47,7 +72,7 @@ def efficiency(track_result: dict, gemm: list[dict]) -> dict | None:
     backends = []
     for r in track_result["results"]:
         t = r["threads"]
-        if t in peak:
+        if t in peak and not r.get("extra"):   # int8 arithmetic is not measured against an fp32 peak
             gflops = achieved_gflops(flops["total"], r["stats"]["avg"])
             backends.append({"backend": r["backend"], "threads": t, "avg_ms": r["stats"]["avg"],
                              "gflops": gflops, "percent_of_peak": 100 * gflops / peak[t],

@@ -9,6 +9,8 @@ On the generated scene they are the exporter's parity inputs (`example_inputs`, 
 photos come without depth, so they get a generated disparity ramp (0 at the left edge to
 1 at the right), focus RENDER_FOCUS and aperture RENDER_APERTURE: every blur layer of
 the renderer is exercised, as on a real scene with near and far objects.
+
+The portrait track takes the image alone: its segmenter makes the depth.
 """
 from __future__ import annotations
 
@@ -65,8 +67,10 @@ def track_inputs(track: str, size: tuple[int, int], images: Path | None = None
     """
     from ..export.tracks import example_inputs, get_track
     from ..model.synthetic import defocus_ramp
-    spec = get_track(track)
     stack, names = make_inputs(size, images)
+    if track == "portrait":
+        return {"image": np.ascontiguousarray(stack, dtype=np.float32)}, names, {"image": names}
+    spec = get_track(track)
     arrays = {"image": stack}
     about: dict = {"image": names}
     extra = [n for n in spec.inputs if n != "image"]

@@ -50,6 +50,9 @@ NO_PAPER_ROW = {
     "render": "the render track (depth-guided renderer: photo + disparity, focus, aperture) has no row in "
               "the paper's tables: AIM 2020 timed the defocus-estimating model on photos alone (Tables 2, 3 "
               "and 9), so there is nothing to compare its timings with",
+    "portrait": "the portrait track (person segmenter + depth-guided renderer) has no row in the paper's "
+                "tables: the paper renders from the defocus it estimates, not from a person mask, so "
+                "there is nothing to compare its timings with",
 }
 
 

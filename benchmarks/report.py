@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..files import atomic_write
 from .backends import HEADLINE
+from .efficiency import find
 from .inputs import describe
 from .paper import HARDWARE_NOTE, NO_PAPER_ROW, OUR_PAPER_TEAM, PAPER_TABLES, TABLE9_PYTORCH_GPU_S
 from .targets import TARGETS
@@ -38,21 +38,27 @@ def _size(track: dict) -> str:
     return f"{track['size'][0]}x{track['size'][1]}"
 
 
+def _backend(r: dict) -> str:
+    """'litert-xnnpack', or 'litert-xnnpack int8' for a row on an extra precision's export."""
+    return r["backend"] + (f" {r['precision']}" if r.get("extra") else "")
+
+
 def latency_section(results: dict) -> Section:
-    header = ["Track", "Backend", "Threads", "Init ms", "First ms", "Count", "Min", "Max", "Avg", "Std",
-              "Median", "p95", "Peak RSS MB", "PSNR vs PyTorch"]
+    header = ["Track", "Backend", "Precision", "Threads", "Init ms", "First ms", "Count", "Min", "Max", "Avg",
+              "Std", "Median", "p95", "Peak RSS MB", "PSNR vs PyTorch"]
     rows = []
     for name, track in results["tracks"].items():
         for r in track["results"]:
             st = r["stats"]
             psnr = (r.get("vs_pytorch") or {}).get("psnr", "n/a")
             psnr = "identical" if psnr is None else psnr if isinstance(psnr, str) else f"{psnr:.1f} dB"
-            rows.append([f"{name} {_size(track)}", r["backend"], str(r["threads"]), _f(r["init_ms"]),
+            rows.append([f"{name} {_size(track)}", r["backend"], r.get("precision", "-"), str(r["threads"]),
+                         _f(r["init_ms"]),
                          _f(r["first_ms"]), str(st["count"]), _f(st["min"]), _f(st["max"]), _f(st["avg"]),
                          _f(st["std"]), _f(st["median"]), _f(st["p95"]), _f(r["peak_rss_mb"], 0), psnr])
     p = results["protocol"]
     source = "images " + ", ".join(p["images"]) if p["input"] == "images" else p["images"][0]
-    capped = [f"{name} {r['backend']} {_threads(r['threads'])}" for name, track in results["tracks"].items()
+    capped = [f"{name} {_backend(r)} {_threads(r['threads'])}" for name, track in results["tracks"].items()
               for r in track["results"] if r.get("capped")]
     cap = f", each loop stopped after {p['max_secs']:g} s once 1 run was done" if "max_secs" in p else ""
     notes = [f"Latency in ms over the steady-state runs: warm-up >= {p['warmup_runs']} run and >= "
@@ -63,6 +69,8 @@ def latency_section(results: dict) -> Section:
         extra = describe(track.get("inputs") or {})
         if extra:
             notes.append(f"{name} track: every backend also gets {extra}.")
+        if track.get("not_timed"):
+            notes.append(f"{track['not_timed']}.")
     if capped:
         notes.append(f"Stopped at {p['max_secs']:g} s short of {p['runs']} runs (Count is what ran): "
                      + ", ".join(capped) + ".")
@@ -70,19 +78,77 @@ def latency_section(results: dict) -> Section:
 
 
 def ratio_section(results: dict) -> Section:
-    header = ["Track", "Threads", "TFLite ms", "XNNPACK off ms", "ORT ms", "PyTorch ms",
-              "TFLite/ORT", "TFLite/PyTorch"]
+    header = ["Track", "Threads", "TFLite ms", "XNNPACK off ms", "Persistent ms", "ORT ms", "PyTorch ms",
+              "TFLite/ORT", "Persistent/ORT", "TFLite/PyTorch"]
     rows = []
     for name, track in results["tracks"].items():
         for r in track.get("ratios", []):
-            off = next((e["stats"]["avg"] for e in track["results"]
-                        if e["backend"] == "litert-builtin" and e["threads"] == r["threads"]), None)
+            off = find(track, "litert-builtin", r["threads"])
+            off = off and off["stats"]["avg"]
             rows.append([f"{name} {_size(track)}", str(r["threads"]), _f(r["tflite_ms"]), _f(off),
-                         _f(r["ort_ms"]), _f(r["pytorch_ms"]), _f(r["tflite_ort"], 2),
-                         _f(r["tflite_pytorch"], 2)])
-    notes = ["TFLite = LiteRT with XNNPACK (as users run it). Ratios of avg latencies measured in this "
-             "run; below 1 means TFLite is faster."]
+                         _f(r.get("persistent_ms")), _f(r["ort_ms"]), _f(r["pytorch_ms"]),
+                         _f(r["tflite_ort"], 2), _f(r.get("persistent_ort"), 2), _f(r["tflite_pytorch"], 2)])
+    notes = ["TFLite = LiteRT with XNNPACK as bokeh-render runs it, in low memory (transient indirection "
+             "buffers); Persistent = XNNPACK's default, which keeps them for the whole run (more memory, "
+             "less time). Ratios of avg latencies measured in this run; below 1 means TFLite is faster."]
     return Section("Headline: TFLite vs ONNX Runtime and PyTorch", header, rows, notes)
+
+
+def precision_section(results: dict) -> Section:
+    """Each extra precision's rows against the track's own export (int8 vs float32)."""
+    header = ["Track", "Backend", "Threads", "Precision", "Median ms", "Own", "Own median ms", "Ratio",
+              "Peak RSS MB", "Own peak RSS MB"]
+    rows, notes = [], []
+    for name, track in results["tracks"].items():
+        for r in track.get("precision_ratios", []):
+            rows.append([f"{name} {_size(track)}", r["backend"], str(r["threads"]), r["precision"], _f(r["ms"]),
+                         r["own_precision"], _f(r["own_ms"]), _f(r["ratio"], 2), _f(r["peak_rss_mb"], 0),
+                         _f(r["own_peak_rss_mb"], 0)])
+        for precision, art in (track.get("extra_artifacts") or {}).items():
+            note = f"{name} {precision}: {art['tflite']}"
+            q, photos = art.get("quantization"), art.get("real_photos")
+            if q:
+                note += f", {q['method']} quantization ({q['weights']} weights, {q['activations']} activations)"
+            if photos and photos.get("worst"):
+                worst, gate = photos["worst"], photos.get("gate") or {}
+                psnr = "identical" if worst["bokeh_psnr"] is None else f"{worst['bokeh_psnr']:.1f} dB"
+                note += (f"; export gate on {photos['count']} held-out real photos vs float32 PyTorch: worst "
+                         f"bokeh PSNR {psnr}, defocus mean |err| {worst['defocus_mae']:.2g} (limits >= "
+                         f"{gate.get('min_bokeh_psnr', '-')} dB, <= {gate.get('max_defocus_mae', '-')})")
+            notes.append(note + ".")
+    if rows:
+        notes.insert(0, "Ratio = median latency on the precision's export over the median on the track's own "
+                        "export, same backend and thread count, this run; below 1 means faster. ONNX Runtime "
+                        "and PyTorch run float32; PSNR vs PyTorch is in the latency table.")
+    return Section("Precision: extra exports vs the track's own", header, rows, notes)
+
+
+def portrait_section(results: dict) -> Section:
+    """Where a portrait's time goes: the segmenter, the depth from its mask, the render model."""
+    header = ["Track", "Backend", "Threads", "Whole median ms", "Segmenter ms", "%", "Depth ms", "%",
+              "Render ms", "%", "Sum of parts ms"]
+    rows, notes = [], []
+    for name, track in results["tracks"].items():
+        for r in track["results"]:
+            split = r.get("split")
+            if not split:
+                continue
+            whole = r["stats"]["median"]
+            parts = [split[p]["median"] for p in ("segmenter", "depth", "render")]
+            rows.append([f"{name} {_size(track)}", r["backend"], str(r["threads"]), _f(whole),
+                         *[c for ms in parts for c in (_f(ms), _f(100 * ms / whole))], _f(sum(parts))])
+            if split["no_person_runs"]:
+                notes.append(f"{name} {r['backend']} {_threads(r['threads'])}: {split['no_person_runs']} of "
+                             f"{r['stats']['count']} runs found no person; bokeh-render would leave such a "
+                             "photo unchanged, the benchmark renders it focused on the person plane, so the "
+                             "time is a portrait's.")
+    if rows:
+        notes.insert(0, "Medians of each part over the same steady-state runs as the whole. Segmenter: the "
+                        "photo letterboxed to the segmenter's 256x256 input, the model, its mask sampled back; "
+                        "depth: person mask -> disparity and focus (runtime/portrait.py); render: the "
+                        "render-track model with its fit and the full-resolution Eq. 9 blend. The whole is "
+                        "bokeh-render --portrait's step; the parts miss only the clock reads between them.")
+    return Section("Portrait split: segmenter vs render", header, rows, notes)
 
 
 def stage_section(results: dict) -> Section:
@@ -109,6 +175,25 @@ def stage_section(results: dict) -> Section:
     return Section("Stage breakdown", header, rows, notes)
 
 
+def profile_section(results: dict) -> Section:
+    """--profile: the costliest op types of each LiteRT export, as LiteRT's profiler names them."""
+    header = ["Track", "Op type", "Count", "ms", "% of ops"]
+    rows, notes = [], []
+    for name, track in results["tracks"].items():
+        for precision, prof in (track.get("profiles") or {}).items():
+            label = f"{name} {_size(track)} {precision}"
+            for t in prof["by_type"][:PROFILE_TOP]:
+                rows.append([label, t["type"], str(t["count"]), _f(t["ms"]), _f(100 * t["share"])])
+            notes.append(f"{label}: sum of ops {prof['sum_of_ops_ms']:.1f} ms, whole model "
+                         f"{prof['whole_model_ms']:.1f} ms; {prof['method']}.")
+    if rows:
+        notes.append("With XNNPACK, ops carry XNNPACK's names after its own rewrites: 1x1 convolutions "
+                     "run as Fully Connected GEMMs, and depthwise kernels over 25 taps as grouped IGEMM "
+                     "convolutions.")
+    return Section("Op profile (LiteRT, costliest op types)", header, rows, notes)
+
+
+PROFILE_TOP = 10
 OVER_PEAK = "> peak"      # a % of peak over 100: the peak is too low, the figure is not meaningful
 OVER_TIME = "> measured"  # a lower bound above the measured time, for the same reason
 
@@ -191,7 +276,8 @@ def our_rows(results: dict, track_name: str) -> list[list[str]]:
             rows.append([f"ours, {track_name} track, {where}, {_size(track)}", "-",
                          quality, quality, _f(r["stats"]["avg"] / 1e3, 3)])
         if r["backend"] == HEADLINE:
-            where = "LiteRT XNNPACK on CPU" + (" (no GPU here)" if track_name == "gpu" else "")
+            where = ("LiteRT XNNPACK" + (f" {r['precision']}" if r.get("extra") else "") + " on CPU"
+                     + (" (no GPU here)" if track_name == "gpu" else ""))
             rows.append([f"ours, {track_name} track, {where}, {m['cpu_model']}, {_threads(r['threads'])}, "
                          f"{_size(track)}", "-", quality, quality, _f(r["stats"]["avg"] / 1e3, 3)])
     return rows
@@ -270,7 +356,9 @@ def machine_section(results: dict) -> Section:
 
 def sections(results: dict) -> list[Section]:
     out = [machine_section(results), latency_section(results), ratio_section(results),
-           stage_section(results), efficiency_section(results), sweep_section(results)]
+           precision_section(results), portrait_section(results), stage_section(results),
+           profile_section(results),
+           efficiency_section(results), sweep_section(results)]
     out += paper_sections(results)
     out.append(target_section(results))
     return [s for s in out if s is not None and s.rows]
@@ -331,7 +419,7 @@ def write_plot(path, results: dict) -> None:
     for name, track in tracks.items():
         labels.append(f"{name} {_size(track)}")
         for r in track["results"]:
-            bars.setdefault((r["backend"], r["threads"]), {})[labels[-1]] = r["stats"]["avg"]
+            bars.setdefault((_backend(r), r["threads"]), {})[labels[-1]] = r["stats"]["avg"]
     width = 0.8 / max(1, len(bars))
     for i, ((backend, threads), values) in enumerate(bars.items()):
         xs = [j + i * width for j in range(len(labels))]

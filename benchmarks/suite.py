@@ -1,8 +1,12 @@
 """The whole benchmark in one run: artifacts, measurements, and what follows from them.
 
-Each (track, backend, thread count) is measured in its own fresh process (worker.py),
-one after another, so no two measurements share a CPU or a heap. Everything derived
-(ratios, parity, efficiency, targets) is computed here from those same measurements.
+Each (track, backend, precision, thread count) is measured in its own fresh process
+(worker.py), one after another, so no two measurements share a CPU or a heap. Everything
+derived (ratios, parity, efficiency, targets) is computed here from those same measurements.
+
+A track is timed on its own export; `--precision` adds LiteRT XNNPACK rows on another
+precision's export of the same track (int8 on the cpu track), marked `extra`. The
+portrait track is a pipeline (segmenter + render track) that LiteRT alone runs.
 """
 from __future__ import annotations
 
@@ -21,14 +25,15 @@ from typing import Callable
 import numpy as np
 
 from ..compare import compare
-from ..contract import DEFAULT_SIZE, artifact_stem
-from ..export.tracks import get_track
+from ..contract import DEFAULT_SIZE, artifact_stem, portrait_stem, track_contract
+from ..export.tracks import INT8_TRACKS, get_track
 from ..host import default_threads, tool_versions
-from .backends import BACKENDS, CPU_BACKENDS, HEADLINE
-from .efficiency import efficiency, find, over_peak_warning, ratios
+from .backends import BACKENDS, CPU_BACKENDS, HEADLINE, PERSISTENT
+from .efficiency import efficiency, find, over_peak_warning, precision_ratios, ratios
 from .inputs import track_inputs
 from .peak import GEMM_REPS, GEMM_SIZE, combine
 from .paper import NO_PAPER_ROW, PAPER_JSON_KEYS, paper_json
+from .portrait import NOT_TIMED
 from .stats import FIELDS
 from .targets import evaluate_targets
 from .timing import Protocol
@@ -39,6 +44,15 @@ SWEEP_SIZES = ((256, 384), (512, 768), FULL_SIZE)
 VERSIONS = ("bokehlite", "ai-edge-litert", "onnxruntime", "torch", "numpy")
 SAME_MODEL_MAX_ABS = 1e-3   # float32 ONNX Runtime vs PyTorch; the export gate is 1e-4
 LOAD_WARNING = 1.0          # 1-minute load average above which the machine was not idle
+EXTRA_PRECISIONS = {t: ("int8",) for t in INT8_TRACKS}   # what --precision may add beside a track's own
+# XNNPACK both ways (low memory costs int8 more than float32); builtin int8 would add
+# minutes at full size and serves no target.
+EXTRA_BACKENDS = (HEADLINE, PERSISTENT)
+
+
+def own_precision(track: str) -> str:
+    """The precision a track is exported at by default (the portrait track: its render model's)."""
+    return track_contract("render" if track == "portrait" else track).precision
 
 
 class BenchError(RuntimeError):
@@ -59,13 +73,24 @@ class Settings:
     tiny: bool = False                     # tiny backbone (tests); needs its own --artifacts
     adapter: object = None                 # device gpu: runtime.litert_gpu.Adapter, found by the CLI
     gemm_size: int = GEMM_SIZE             # tests only: smaller products do not reach the peak
+    precisions: tuple[str, ...] = ()       # --precision: extra exports to time where a track has them
+    profile: bool = False                  # --profile: LiteRT's op profile of each export
     command: list[str] = field(default_factory=list)
 
     def thread_counts(self) -> tuple[int, ...]:
         return self.threads or tuple(sorted({1, default_threads()}))
 
-    def backends(self) -> tuple[str, ...]:
-        return ("litert-gpu",) if self.device == "gpu" else tuple(CPU_BACKENDS)
+    def backends(self, track: str | None = None) -> tuple[str, ...]:
+        """The track's backends; all of them when `track` is None."""
+        if self.device == "gpu":
+            return ("litert-gpu",)
+        return (HEADLINE,) if track == "portrait" else tuple(CPU_BACKENDS)   # portrait.NOT_TIMED says why
+
+    def extra_precisions(self, track: str) -> tuple[str, ...]:
+        """The --precision exports timed beside the track's own (never on --device gpu)."""
+        if self.device == "gpu":
+            return ()
+        return tuple(p for p in self.precisions if p in EXTRA_PRECISIONS.get(track, ()))
 
 
 def cpu_model() -> str:
@@ -85,30 +110,75 @@ def machine() -> dict:
 
 
 def ensure_artifacts(track: str, size: tuple[int, int], settings: Settings,
-                     progress: Callable[[str], None]) -> dict:
-    """Paths and sidecar of the track's export at `size`, exporting first if missing."""
-    base = settings.artifacts / artifact_stem(track, size)
-    paths = {s: base.with_suffix(f".{s}") for s in ("tflite", "onnx", "json")}
+                     progress: Callable[[str], None], precision: str | None = None) -> dict:
+    """Paths and sidecar of the track's export at `size` (at `precision`, default its own),
+    exporting first if missing."""
+    if track == "portrait":
+        return ensure_portrait(size, settings, progress)
+    precision = precision or own_precision(track)
+    extra = precision != own_precision(track)
+    base = settings.artifacts / artifact_stem(track, size, precision)
+    # ONNX Runtime runs the own export's .onnx; an extra precision is timed on LiteRT only.
+    paths = {s: base.with_suffix(f".{s}") for s in (("tflite", "json") if extra else ("tflite", "onnx", "json"))}
+    label = f"{track} track" + (f" {precision}" if extra else "")
     if not all(p.exists() for p in paths.values()):
         from ..export.pipeline import export_track
         from ..model import BackboneConfig
-        progress(f"{track} track: no {base.name}.tflite/.onnx in {settings.artifacts}; exporting (takes minutes)")
+        progress(f"{label}: no {'/'.join(base.name + '.' + s for s in paths if s != 'json')} in "
+                 f"{settings.artifacts}; exporting (takes minutes)")
         try:
             # Absolute: the converter chdirs into its work folder, so a relative one breaks it.
             export_track(track, size, settings.artifacts.resolve(), checkpoint=settings.checkpoint,
-                         backbone=BackboneConfig.tiny() if settings.tiny else None,
-                         progress=lambda m: progress(f"  export {track}: {m}"))
+                         backbone=BackboneConfig.tiny() if settings.tiny else None, precision=precision,
+                         progress=lambda m: progress(f"  export {label}: {m}"))
         except Exception as exc:   # noqa: BLE001 - ExportError, CheckpointError, OSError
-            raise BenchError(f"exporting the {track} track failed: {exc}".splitlines()[0]) from None
+            raise BenchError(f"exporting the {label} failed: {exc}".splitlines()[0]) from None
     sidecar = json.loads(paths["json"].read_text())
     if list(sidecar.get("input_size", [])) != list(size):
         raise BenchError(f"{paths['json']} says input size {sidecar.get('input_size')}, expected {list(size)}")
-    return {"tflite": str(paths["tflite"]), "onnx": str(paths["onnx"]), "sidecar": str(paths["json"]),
-            "precision": sidecar.get("precision"), "weights": sidecar.get("weights"),
-            "checkpoint": sidecar.get("checkpoint"), "sha256": sidecar.get("sha256"),
-            "size_bytes": sidecar.get("size_bytes"),
-            # The render track has no backbone: --tiny leaves it the real model.
-            "tiny_backbone": settings.tiny and get_track(track).preset is not None}
+    if sidecar.get("precision") != precision:
+        raise BenchError(f"{paths['json']} says precision {sidecar.get('precision')}, expected {precision}")
+    out = {"tflite": str(paths["tflite"]), "onnx": str(paths["onnx"]) if "onnx" in paths else None,
+           "sidecar": str(paths["json"]), "precision": precision, "weights": sidecar.get("weights"),
+           "checkpoint": sidecar.get("checkpoint"), "sha256": sidecar.get("sha256"),
+           "size_bytes": sidecar.get("size_bytes"),
+           # The render track has no backbone: --tiny leaves it the real model.
+           "tiny_backbone": settings.tiny and get_track(track).preset is not None}
+    if "quantization" in sidecar:        # int8: how it was quantized, and its gate on real photos
+        photos = sidecar.get("parity", {}).get("real_photos") or {}
+        out["quantization"] = {k: sidecar["quantization"].get(k) for k in ("method", "weights", "activations")}
+        out["real_photos"] = {"count": len(photos.get("photos", [])), "worst": photos.get("worst"),
+                              "gate": sidecar.get("parity", {}).get("gate")}
+    return out
+
+
+def ensure_portrait(size: tuple[int, int], settings: Settings, progress: Callable[[str], None]) -> dict:
+    """The portrait pipeline at `size` (its sidecar, segmenter and render model), exported
+    first if missing. The segmenter comes from the local cache (export/segmenter.py)."""
+    path = settings.artifacts / f"{portrait_stem(size)}.json"
+    spec = json.loads(path.read_text()) if path.exists() else None
+    files = [path.parent / spec[k]["file"] for k in ("segmenter", "render")] if spec else []
+    files += [files[1].with_suffix(".json")] if files else []      # the render model's own sidecar
+    if spec is None or not all(f.exists() for f in files):
+        from ..export.portrait import export_portrait
+        progress(f"portrait track: no complete {path.name} pipeline in {settings.artifacts}; "
+                 "exporting (takes minutes)")
+        try:
+            spec = export_portrait(size, settings.artifacts.resolve(), checkpoint=settings.checkpoint,
+                                   progress=lambda m: progress(f"  export portrait: {m}"))
+        except Exception as exc:   # noqa: BLE001 - SegmenterUnavailable, ExportError, OSError
+            raise BenchError(f"exporting the portrait track failed: {exc}".splitlines()[0]) from None
+    if list(spec.get("input_size", [])) != list(size):
+        raise BenchError(f"{path} says input size {spec.get('input_size')}, expected {list(size)}")
+    render = path.parent / spec["render"]["file"]
+    sidecar = json.loads(render.with_suffix(".json").read_text())
+    return {"pipeline": str(path), "segmenter": str(path.parent / spec["segmenter"]["file"]),
+            "tflite": str(render), "onnx": None, "sidecar": str(render.with_suffix(".json")),
+            "precision": spec["render"]["precision"], "weights": sidecar.get("weights"),
+            "checkpoint": sidecar.get("checkpoint"),
+            "sha256": {"segmenter": spec["segmenter"]["sha256"], "render": spec["render"]["sha256"]},
+            "segmenter_input": spec["segmenter"]["input"]["shape"][1:3],
+            "segmenter_source": spec["segmenter"].get("source"), "tiny_backbone": False}
 
 
 def run_child(spec: dict, work: Path, threads: int) -> dict:
@@ -146,7 +216,10 @@ class Suite:
         s = self.s
         threads = s.thread_counts()
         extra_sizes = [size for size in s.sweep_sizes if tuple(size) != tuple(s.size)]
-        self.steps = len(s.tracks) * (len(s.backends()) * len(threads) + len(extra_sizes)) + 2 * len(threads)
+        self.steps = sum((len(s.backends(t)) + len(s.extra_precisions(t)) * len(EXTRA_BACKENDS)) * len(threads)
+                         + len(extra_sizes) for t in s.tracks) + 2 * len(threads)
+        if s.profile:
+            self.steps += sum(1 + len(s.extra_precisions(t)) for t in s.tracks if t != "portrait")
 
         def gemm_peaks(when: str, work: Path) -> list[dict]:
             # Before the first row and after the last, a fresh process per thread count:
@@ -164,6 +237,8 @@ class Suite:
         with tempfile.TemporaryDirectory(prefix="bench-runtime-") as tmp:
             work = Path(tmp)
             artifacts = {t: ensure_artifacts(t, s.size, s, self.progress) for t in s.tracks}
+            extras = {t: {p: ensure_artifacts(t, s.size, s, self.progress, p) for p in s.extra_precisions(t)}
+                      for t in s.tracks}
             if s.adapter is not None:
                 self.say(f"GPU: LiteRT's GPU accelerator on {s.adapter.name} ({s.adapter.backend}, "
                          f"{s.adapter.type})")
@@ -180,15 +255,20 @@ class Suite:
                     "run counts too): if other processes were using the CPU, latencies are inflated; "
                     "rerun on an idle machine")
             before = gemm_peaks("before the rows", work)
-            tracks = {t: self.measure_track(t, artifacts[t], inputs[t], work, threads) for t in s.tracks}
+            tracks = {t: self.measure_track(t, artifacts[t], extras[t], inputs[t], work, threads)
+                      for t in s.tracks}
             sweep_rows = self.sweep(tracks, work, max(threads)) if s.sweep_sizes else []
+            if s.profile:
+                for name, track in tracks.items():
+                    self.profile(name, track, work, max(threads))
             self.gemm = combine(before, gemm_peaks("after the rows", work))
         for track in tracks.values():
             track["efficiency"] = efficiency(track, self.gemm)
         over_peak = over_peak_warning(tracks)
         if over_peak:
             self.warnings.append(over_peak)
-        capped = [f"{name} {r['backend']} {r['threads']}t ({r['stats']['count']} runs)"
+        capped = [f"{name} {r['backend']}{' ' + r['precision'] if r.get('extra') else ''} {r['threads']}t "
+                  f"({r['stats']['count']} runs)"
                   for name, track in tracks.items() for r in track["results"] if r.get("capped")]
         capped += [f"sweep {r['track']} {r['size'][0]}x{r['size'][1]} ({r['count']} runs)"
                    for r in sweep_rows if r.get("capped")]
@@ -203,7 +283,9 @@ class Suite:
             "machine": {**machine(), "load_avg_before": load_before, "load_avg_after": os.getloadavg()[0]},
             "protocol": {**s.protocol.to_dict(), "statistic": "avg", "size": list(s.size),
                          "threads": list(threads), "input": "images" if s.images else "generated",
-                         "images": names, "backends": {b: BACKENDS[b] for b in s.backends()},
+                         "images": names,
+                         "backends": {b: BACKENDS[b] for t in s.tracks for b in s.backends(t)},
+                         "precisions": {t: [artifacts[t]["precision"], *extras[t]] for t in s.tracks},
                          "isolation": "one fresh process per track, backend and thread count",
                          "tiny_backbone": any(a["tiny_backbone"] for a in artifacts.values())},
             "gemm_peak": self.gemm, "tracks": tracks, "sweep": sweep_rows, "paper": paper_json(),
@@ -225,56 +307,86 @@ class Suite:
     def spec(self, track: str, artifact: dict, backend: str, threads: int, inputs: str) -> dict:
         s = self.s
         return {"task": "latency", "backend": backend, "threads": threads, "track": track,
-                "tflite": artifact["tflite"], "onnx": artifact["onnx"], "tiny": s.tiny,
+                "tflite": artifact["tflite"], "onnx": artifact["onnx"], "pipeline": artifact.get("pipeline"),
+                "tiny": s.tiny,
                 "checkpoint": s.checkpoint, "inputs": inputs,
                 "adapter": s.adapter.to_json() if backend == "litert-gpu" else None,
                 "protocol": s.protocol.to_dict(), "output": None, "analyse": False}
 
-    def measure_track(self, track: str, artifact: dict, prepared: tuple[str, list[str], dict], work: Path,
-                      threads: tuple[int, ...]) -> dict:
+    def measure_track(self, track: str, artifact: dict, extras: dict[str, dict],
+                      prepared: tuple[str, list[str], dict], work: Path, threads: tuple[int, ...]) -> dict:
+        """Every backend on the track's own export, then each extra precision's export on
+        EXTRA_BACKENDS; `extras` maps precision -> artifact."""
         s = self.s
         inputs, _, about = prepared
-        out = {"size": list(s.size), "artifact": artifact, "inputs": about,
-               "paper_table": PAPER_JSON_KEYS.get(track), "results": []}
+        out = {"size": list(s.size), "artifact": artifact, "precision": artifact["precision"],
+               "extra_artifacts": extras, "inputs": about, "paper_table": PAPER_JSON_KEYS.get(track),
+               "results": []}
         if track in NO_PAPER_ROW:
             out["paper_note"] = NO_PAPER_ROW[track]
+        if track == "portrait" and s.device == "cpu":
+            out["not_timed"] = NOT_TIMED
+        runs = [(backend, artifact, None) for backend in s.backends(track)]
+        runs += [(backend, extras[p], p) for p in extras for backend in EXTRA_BACKENDS]
         outputs = {}
-        for backend in s.backends():
+        for backend, art, extra in runs:
+            precision = extra or (art["precision"] if backend.startswith("litert") else "float32")
             for t in threads:
-                spec = self.spec(track, artifact, backend, t, inputs)
-                spec["output"] = str(work / f"{track}_{backend}_{t}.npy")
+                spec = self.spec(track, art, backend, t, inputs)
+                spec["output"] = str(work / f"{track}_{backend}_{precision}_{t}.npy")
                 if backend == "pytorch" and t == max(threads):
                     spec.update(analyse=True, stage_runs=max(1, min(s.protocol.runs, 5)))
                 raw = run_child(spec, work, t)
-                entry = {"backend": backend, "threads": t, "init_ms": raw["timing"]["init_ms"],
+                entry = {"backend": backend, "precision": precision, **({"extra": True} if extra else {}),
+                         "threads": t, "init_ms": raw["timing"]["init_ms"],
                          "first_ms": raw["timing"]["first_ms"], "warmup": raw["timing"]["warmup"],
                          "stats": raw["timing"]["steady"], "steady_secs": raw["timing"]["steady_secs"],
                          "capped": raw["timing"]["capped"],
                          "samples_ms": raw["timing"]["samples_ms"], "peak_rss_mb": raw["peak_rss_mb"],
                          "baseline_rss_mb": raw["baseline_rss_mb"], "input_mb": raw["input_mb"]}
+                if "split" in raw:
+                    entry["split"] = raw["split"]
                 out["results"].append(entry)
-                outputs[(backend, t)] = spec["output"]
+                outputs[(backend, t, extra)] = spec["output"]
                 if "stages" in raw:
                     out["stages"] = {"backend": "pytorch", "threads": t, **raw["stages"]}
                     out["flops"] = raw["flops"]
                 st = entry["stats"]
-                self.tick(f"{track} {s.size[0]}x{s.size[1]} {backend:<14} {t} thread{'s' if t > 1 else ''}: "
-                          f"avg {st['avg']:.1f} ms, median {st['median']:.1f} ms ({st['count']} runs), "
-                          f"peak RSS {entry['peak_rss_mb']:.0f} MB")
+                self.tick(f"{track} {s.size[0]}x{s.size[1]} {backend:<14}{' ' + extra if extra else ''} "
+                          f"{t} thread{'s' if t > 1 else ''}: avg {st['avg']:.1f} ms, median {st['median']:.1f} ms "
+                          f"({st['count']} runs), peak RSS {entry['peak_rss_mb']:.0f} MB")
         self.check_parity(track, out, outputs)
         out["ratios"] = ratios(out, threads)
+        out["precision_ratios"] = precision_ratios(out)
         out["efficiency"] = None    # set by run(), once the GEMM peak after the last row is known
         return out
 
+    def profile(self, name: str, track: dict, work: Path, threads: int) -> None:
+        """LiteRT's op profile of the track's export and of each extra precision's, at all
+        cores with XNNPACK, in a fresh process: track["profiles"] maps precision -> profile.
+        The portrait track has two models and is not profiled (profile each one by hand)."""
+        if name == "portrait":
+            return
+        track["profiles"] = {}
+        for precision, art in ((track["precision"], track["artifact"]), *track["extra_artifacts"].items()):
+            runs = max(1, min(self.s.protocol.runs, 3))
+            prof = run_child({"task": "profile", "tflite": art["tflite"], "threads": threads, "runs": runs},
+                             work, threads)
+            track["profiles"][precision] = prof
+            top = prof["by_type"][0] if prof["by_type"] else {"type": "-", "share": 0.0}
+            self.tick(f"{name} {precision} op profile: {prof['whole_model_ms']:.1f} ms, costliest "
+                      f"{top['type']} ({100 * top['share']:.0f}%)")
+
     def check_parity(self, track: str, out: dict, outputs: dict) -> None:
-        """Every backend's first output vs PyTorch's: the same model, or a warning."""
+        """Every backend's first output vs PyTorch's: the same model, or a warning.
+        `outputs` maps (backend, threads, extra precision or None) to a saved .npy."""
         ref_key = next((k for k in outputs if k[0] == "pytorch"), None)
         if ref_key is None:
             return
         reference = np.load(outputs[ref_key])
         for entry in out["results"]:
-            candidate = np.load(outputs[(entry["backend"], entry["threads"])])
-            entry["vs_pytorch"] = compare(reference, candidate)
+            key = (entry["backend"], entry["threads"], entry["precision"] if entry.get("extra") else None)
+            entry["vs_pytorch"] = compare(reference, np.load(outputs[key]))
         ort = next((e for e in out["results"] if e["backend"] == "onnxruntime"), None)
         if ort and ort["vs_pytorch"]["max_abs"] > SAME_MODEL_MAX_ABS:
             self.warnings.append(

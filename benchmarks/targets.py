@@ -1,10 +1,11 @@
-"""The benchmark's targets (issue 5), each judged met, not met, or not evaluated.
+"""The benchmark's targets (issues 5 and 13), each judged met, not met, or not evaluated.
 
 They belong to the benchmark report, never to tests. A target is evaluated only on
 what it speaks about: the latency and memory targets need 1024x1536 frames and the
 full model; every target needs the track and backends it names to have been run.
-Where a target is missed, the track's costliest stage is named. The render track
-(depth-guided renderer) has no targets: none of these speak about it. The
+The int8 targets need the int8 row (--precision float32,int8) beside the float32 one.
+Where a target is missed, the track's costliest stage is named. The render and portrait
+tracks have no targets: none of these speak about them. The
 defocus-efficiency targets are not evaluated when something ran faster than the
 measured GEMM peak: the peak is then known to be too low, and % of peak overstated.
 """
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .efficiency import peak_contradicted
+from .backends import HEADLINE
+from .efficiency import find, peak_contradicted
 
 FULL_SIZE = [1024, 1536]
 
@@ -29,8 +31,14 @@ class Target:
 
 
 TARGETS = (
-    Target("cpu-latency", "cpu", "CPU track, LiteRT XNNPACK, all cores, avg latency", 500.0, "ms", full_size=True),
+    Target("cpu-latency", "cpu", "CPU track, LiteRT XNNPACK, all cores, avg latency", 350.0, "ms", full_size=True),
     Target("cpu-peak-rss", "cpu", "CPU track, LiteRT XNNPACK, all cores, peak RSS", 1500.0, "MB", full_size=True),
+    Target("cpu-int8-speedup", "cpu", "CPU track, int8/float32 LiteRT XNNPACK median (all cores)", 0.5, "x",
+           full_size=True),
+    Target("cpu-int8-latency", "cpu", "CPU track int8, LiteRT XNNPACK, all cores, avg latency", 350.0, "ms",
+           full_size=True),
+    Target("cpu-int8-peak-rss", "cpu", "CPU track int8, LiteRT XNNPACK, all cores, peak RSS", 800.0, "MB",
+           full_size=True),
     Target("gpu-on-cpu-latency", "gpu", "GPU-track model run on the CPU (LiteRT XNNPACK, all cores), avg",
            1500.0, "ms", full_size=True),
     Target("cpu-tflite-ort", "cpu", "CPU track, TFLite/ORT (all cores)", 1.0, "x"),
@@ -46,10 +54,17 @@ TARGETS = (
 
 def _measured(target: Target, track: dict) -> float | None:
     threads = max(r["threads"] for r in track["results"])
-    lite = next((r for r in track["results"] if r["backend"] == "litert-xnnpack" and r["threads"] == threads), None)
+    lite = find(track, HEADLINE, threads)
     ratio = next((r for r in track.get("ratios", []) if r["threads"] == threads), None)
     defocus = (track.get("efficiency") or {}).get("defocus_net")
     kind = target.id.split("-", 1)[1]
+    if kind == "int8-speedup":
+        r = next((r for r in track.get("precision_ratios", []) if r["precision"] == "int8"
+                  and r["backend"] == HEADLINE and r["threads"] == threads), None)
+        return r["ratio"] if r else None
+    if kind in ("int8-peak-rss", "int8-latency"):
+        r = find(track, HEADLINE, threads, "int8")
+        return (r["peak_rss_mb"] if kind == "int8-peak-rss" else r["stats"]["avg"]) if r else None
     if kind in ("latency", "on-cpu-latency"):
         return lite["stats"]["avg"] if lite else None
     if kind == "peak-rss":
@@ -110,6 +125,8 @@ def evaluate_targets(results: dict) -> list[dict]:
             why = _unmeasurable(target, track)
             if why:
                 row["value"], row["note"] = None, why
+            elif row["value"] is None and "int8" in target.id:
+                row["note"] = "not evaluated: int8 was not timed (--precision float32,int8)"
             elif row["value"] is None:
                 row["note"] = "not evaluated: a backend it needs was not measured"
             else:

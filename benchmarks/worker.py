@@ -6,10 +6,12 @@ keeps one backend's thread pools and caches from warming another's.
 
 SPEC (JSON) tasks:
   latency: backend, threads, tflite, onnx, track, tiny, checkpoint, adapter (litert-gpu),
+           pipeline (portrait track: its sidecar; the result then has the split, portrait.py),
            inputs (.npz: the track's named inputs, N samples each, NHWC for 4-D:
            image N x H x W x 3, and on the render track disparity N x H x W x 1,
            focus N x 1, aperture N x 1), protocol, output (.npy for the first 'bokeh'),
            analyse (PyTorch only: stage timing + FLOP count), stage_runs
+  profile: tflite, threads, runs: LiteRT's op profile of one export (op_profile.py)
   gemm:    threads, n, reps: the fp32 GEMM peak on `threads` threads (peak.py), in a
            process of its own so that numpy's BLAS starts with the thread count
            the parent put in its environment
@@ -42,10 +44,13 @@ def latency(spec: dict) -> dict:
     timings, runner, first = measure(
         lambda: open_backend(spec["backend"], threads=spec["threads"], tflite=spec["tflite"],
                              onnx=spec["onnx"], track=spec["track"], tiny=spec["tiny"],
-                             checkpoint=spec["checkpoint"], adapter=adapter),
+                             checkpoint=spec["checkpoint"], adapter=adapter, pipeline=spec.get("pipeline")),
         images, Protocol(**spec["protocol"]))
     result = {"timing": timings, "baseline_rss_mb": baseline, "peak_rss_mb": rss_mb(),
               "input_mb": sum(a.nbytes for a in arrays.values()) / 1e6}
+    if runner.parts is not None:
+        from .portrait import split
+        result["split"] = split(runner.parts, timings["samples_ms"])
     if spec.get("output"):
         np.save(spec["output"], np.asarray(runner.bokeh(first), dtype=np.float32))
     if spec.get("analyse") and runner.model is not None:
@@ -57,6 +62,11 @@ def latency(spec: dict) -> dict:
     return result
 
 
+def profile(spec: dict) -> dict:
+    from .op_profile import profile_ops
+    return profile_ops(spec["tflite"], spec["threads"], runs=spec["runs"])
+
+
 def gemm(spec: dict) -> dict:
     from .peak import gemm_peak
     return gemm_peak(spec["threads"], n=spec["n"], reps=spec["reps"])
@@ -66,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     spec_path, result_path = argv or sys.argv[1:]
     spec = json.loads(Path(spec_path).read_text())
     try:
-        result = {"latency": latency, "gemm": gemm}[spec["task"]](spec)
+        result = {"latency": latency, "gemm": gemm, "profile": profile}[spec["task"]](spec)
     except Exception as exc:   # noqa: BLE001 - reported to the parent as one line
         print(f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500], file=sys.stderr)
         return 1

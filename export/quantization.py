@@ -3,8 +3,8 @@ weights, and proof that what int8 would break stayed float.
 
 Dynamic-range quantization (`--precision int8`) stores the constant weights of weighted
 ops as int8 with per-channel scales, and only those of 1024 values or more (the converter's
-threshold): the network's convolutions and the renderer's two largest disk kernels. Every
-activation stays float32; XNNPACK quantizes a convolution's input on the fly. So the ops
+threshold): the network's convolutions (the renderer's disk kernels are put back to float32,
+float_blurs.py). Every activation stays float32; XNNPACK quantizes a convolution's input on the fly. So the ops
 int8 would break never see an int8 tensor: the softmax whose six weights (summing to one)
 feed the renderer, the renderer's division composite(W I) / composite(W) (Eq. 8), and the
 radiance module's sigmoid and power 3 I^5 (Eq. 4, a chain of MULs). A static export

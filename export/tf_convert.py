@@ -93,7 +93,11 @@ def saved_model_to_tflite(saved_model: Path, out_path: Path, precision: str,
         # Dynamic range: int8 weights, float32 activations and I/O (XNNPACK quantizes activations
         # on the fly). With no representative dataset only weighted ops are touched, so the
         # softmax, divisions and radiance power stay float; export/quantization.py checks that.
+        # The renderer's disk kernels go back to float32 (float_blurs.py says why).
+        from .float_blurs import float_depthwise_filters
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        out_path.write_bytes(float_depthwise_filters(converter.convert())[0])
+        return
     out_path.write_bytes(converter.convert())
 
 

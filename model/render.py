@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import PYRAMID_MIN_SIZE, pyramid_factor
+from .config import pyramid_factor
 from .kernels import render_kernel
 
 # Denominators are clamped here. Large enough to survive float16 (>= 1e-4).
@@ -131,21 +131,21 @@ def composite(image: torch.Tensor, weight: torch.Tensor, masks: torch.Tensor,
         raise ValueError(f"expected masks of shape (B, {len(blurs)}, H, W) (one per blur), "
                          f"got {tuple(masks.shape)}")
     weight = weight.expand_as(image)
-    weighted = image * weight
+    # One 7-channel tensor (W*I, W, 1): each layer blurs it times its mask, and one running
+    # sum carries num, den and coverage, so a layer is a handful of ops on whole tensors
+    # (the exported graph had per-layer concatenations and slices). Same arithmetic as
+    # blurring cat(m*W*I, m*W, m) and compositing num and den apart: m * 1 is m.
+    # contiguous: cat keeps a channels-last layout from its inputs, on which CPU bfloat16
+    # depthwise convolutions with large kernels are orders of magnitude slower.
+    layer_input = torch.cat([image * weight, weight, torch.ones_like(weight[:, :1])], dim=1).contiguous()
     store = _ACCUMULATOR_STORAGE.get()
-    num = den = None
+    acc = None
     for i in reversed(range(len(blurs))):
-        m = masks[:, i:i + 1]
-        b = blurs[i](torch.cat([m * weighted, m * weight, m], dim=1))
-        alpha = b[:, 6:7]
-        if num is None:
-            num, den = b[:, 0:3], b[:, 3:6]
-        else:
-            num = num * (1 - alpha) + b[:, 0:3]
-            den = den * (1 - alpha) + b[:, 3:6]
+        b = blurs[i](masks[:, i:i + 1] * layer_input)
+        acc = b if acc is None else acc * (1 - b[:, 6:7]) + b
         if store is not None:
-            num, den = store(num), store(den)
-    return num / torch.clamp(den, min=EPS)
+            acc = store(acc)
+    return acc[:, 0:3] / torch.clamp(acc[:, 3:6], min=EPS)
 
 
 def _check_inputs(image, weight, defocus):

@@ -2,11 +2,13 @@
 model's signature with it.
 
 Each backend has a name, `available()` and `open(model, threads, ...) -> ModelRunner`.
-Registered here: the interpreters of LiteRT (`ai_edge_litert`, the maintained package and
-our dependency), `tflite_runtime` (the old standalone wheel) and `tensorflow.lite` (only
-present with the export extras), tried in that order unless the caller picks one; and
-`litert-gpu`, LiteRT's GPU accelerator, GPU-only, only when asked for (litert_gpu.py). Every
-import happens when a model is opened, so importing the runtime never pulls in TensorFlow.
+Registered here, tried in this order unless the caller picks one: `litert`, LiteRT's
+CompiledModel on the CPU with XNNPACK in low memory (litert_cpu.py; `ai_edge_litert` is the
+maintained package and our dependency), then the interpreters of LiteRT
+(`litert-interpreter`), `tflite_runtime` (the old standalone wheel) and `tensorflow.lite`
+(only present with the export extras); and `litert-gpu`, LiteRT's GPU accelerator,
+GPU-only, only when asked for (litert_gpu.py). Every import happens when a model is
+opened, so importing the runtime never pulls in TensorFlow.
 
 The `tflite_runtime` 2.14 wheel was compiled against NumPy 1.x. Under NumPy 2 its import
 succeeds, but creating an interpreter fails with "_ARRAY_API not found" (and NumPy
@@ -128,6 +130,14 @@ class ModelRunner:
             raise
 
 
+def check_signature(model_path: str, signatures: dict) -> None:
+    """ModelError unless the model has our `serving_default` signature."""
+    if SIGNATURE not in signatures:
+        found = ", ".join(signatures) or "none"
+        raise ModelError(f"{model_path}: no '{SIGNATURE}' signature (found: {found}); "
+                         "re-export it with export-tflite")
+
+
 class Backend:
     """One way of running a .tflite: a name, whether it can run here, and how to open a model.
 
@@ -171,7 +181,7 @@ class InterpreterBackend(Backend):
     def _classes(self):
         """(Interpreter class, OpResolverType enum); BackendError if not importable."""
         try:
-            if self.name == "litert":
+            if self.name == "litert-interpreter":
                 from ai_edge_litert.interpreter import Interpreter, OpResolverType
             elif self.name == "tflite_runtime":
                 from tflite_runtime.interpreter import Interpreter, OpResolverType
@@ -211,11 +221,7 @@ class InterpreterBackend(Backend):
             reason = text.splitlines()[0] if text else type(failure).__name__
             raise ModelError(f"{model_path}: not a loadable TFLite model ({reason})")
 
-        signatures = interpreter.get_signature_list()
-        if SIGNATURE not in signatures:
-            found = ", ".join(signatures) or "none"
-            raise ModelError(f"{model_path}: no '{SIGNATURE}' signature (found: {found}); "
-                             "re-export it with export-tflite")
+        check_signature(model_path, interpreter.get_signature_list())
         runner = interpreter.get_signature_runner(SIGNATURE)
         return ModelRunner(backend=self.name, threads=threads, options={"xnnpack": xnnpack},
                            inputs=_specs(runner.get_input_details()),
@@ -236,12 +242,17 @@ def register(backend: Backend, auto: bool = False) -> Backend:
     return backend
 
 
-register(InterpreterBackend("litert", "ai-edge-litert", "LiteRT's Interpreter (ai_edge_litert)"), auto=True)
+# They subclass Backend, defined above.
+from .litert_cpu import LiteRtCpuBackend  # noqa: E402
+from .litert_gpu import LiteRtGpuBackend  # noqa: E402
+
+register(LiteRtCpuBackend(), auto=True)
+register(InterpreterBackend("litert-interpreter", "ai-edge-litert", "LiteRT's Interpreter (ai_edge_litert)"),
+         auto=True)
 register(InterpreterBackend("tflite_runtime", "tflite-runtime", "the standalone tflite_runtime wheel"),
          auto=True)
 register(InterpreterBackend("tensorflow", "tensorflow", "TensorFlow's tf.lite.Interpreter"), auto=True)
 # GPU-only, so never an automatic choice: a user asks for it by name.
-from .litert_gpu import LiteRtGpuBackend  # noqa: E402 - it subclasses Backend, defined above
 register(LiteRtGpuBackend())
 BACKENDS = tuple(REGISTRY)
 

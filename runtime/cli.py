@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", type=Path, metavar="MODEL.tflite",
                    help=f"exported model with its sidecar .json (default: {DEFAULT_MODEL})")
     p.add_argument("--backend", choices=("auto", *REGISTRY), default="auto",
-                   help="how to run the model (default: auto = the first of litert, tflite_runtime, "
+                   help="how to run the model (default: auto = the first of litert (LiteRT's "
+                        "CompiledModel, XNNPACK in low memory), litert-interpreter, tflite_runtime, "
                         "tensorflow that works; litert-gpu: LiteRT's GPU accelerator, GPU-only, on a "
                         "Vulkan driver or SwiftShader)")
     p.add_argument("--threads", type=_positive_int, metavar="N",

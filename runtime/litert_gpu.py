@@ -37,10 +37,7 @@ export-tflite's verification and `--check-gpu` (see `run_child`).
 from __future__ import annotations
 
 import argparse
-import atexit
 import base64
-import functools
-import gc
 import json
 import os
 import re
@@ -57,6 +54,7 @@ import numpy as np
 
 from ..contract import SIGNATURE
 from .backends import Backend, ModelRunner, TensorSpec, captured_stderr
+from .compiled import quiet_teardown, release, status_reason, tensor_specs
 from .errors import BackendError, ModelError, RuntimeInputError
 
 # Debian's chromium-common installs SwiftShader's Vulkan ICD (and libvk_swiftshader.so) here.
@@ -312,21 +310,16 @@ class LiteRtGpuBackend(Backend):
             found = ", ".join(signatures) or "none"
             wanted = f"'{signature}' signature" if signature else "single signature"
             raise ModelError(f"{model_path}: no {wanted} (found: {found}); re-export it with export-tflite")
-        inputs = _specs(compiled.get_input_tensor_details(key), signatures[key]["inputs"])
-        outputs = _specs(compiled.get_output_tensor_details(key), signatures[key]["outputs"])
+        inputs = tensor_specs(compiled.get_input_tensor_details(key), signatures[key]["inputs"])
+        outputs = tensor_specs(compiled.get_output_tensor_details(key), signatures[key]["outputs"])
         run, buffers = _runner(compiled, key, inputs, outputs, model_path, log, adapter.software)
         runner = ModelRunner(backend=self.name, threads=threads, options={"xnnpack": False},
                              inputs=inputs, outputs=outputs, _runner=run, _interpreter=compiled, _log=log,
                              info={"adapter": adapter.to_dict(), "fully_accelerated": True,
                                    "compile_seconds": round(seconds, 3)})
-        weakref.finalize(runner, _release, compiled, buffers)     # also at exit
-        _quiet_teardown()
+        weakref.finalize(runner, release, compiled, buffers)     # also at exit
+        quiet_teardown()
         return runner
-
-
-def _specs(details: dict, order: list[str]) -> dict[str, TensorSpec]:
-    return {name: TensorSpec(tuple(int(s) for s in details[name]["shape"]), np.dtype(details[name]["dtype"]))
-            for name in order}
 
 
 def _runner(compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str, TensorSpec],
@@ -362,8 +355,7 @@ def _runner(compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str
             return {n: out_buffers[n].read(int(np.prod(s.shape)), s.dtype).reshape(s.shape)
                     for n, s in outputs.items()}
         except RuntimeError as exc:      # LiteRT's status, e.g. a lost device
-            lines = [line.strip(" └") for line in str(exc).splitlines() if line.strip(" └")]
-            reason = lines[-1] if lines else type(exc).__name__
+            reason = status_reason(exc)
             if "lock" in reason:
                 reason += f" (the accelerator waits at most {LOCK_TIMEOUT_S} s for a run's outputs)"
             raise ModelError(f"{model_path}: LiteRT's GPU accelerator failed to run it: {reason}") from None
@@ -402,35 +394,6 @@ def _wait_until_idle(poll_s: float = 0.05, quiet_polls: int = 4) -> None:
         now = time.process_time()
         quiet = quiet + 1 if now - last < 0.1 * poll_s else 0
         last = now
-
-
-@functools.cache
-def _quiet_teardown() -> None:
-    """At exit, point file descriptors 1 and 2 at /dev/null: LiteRT destroys its internal GPU
-    environment during interpreter shutdown and prints "DestroyAccelerator" lines after a
-    command's last line. (Handlers registered before this one, such as logging's final
-    flush, run after it; by then a program has said what it had to say.)"""
-    def silence():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        for fd in (1, 2):
-            os.dup2(devnull, fd)
-        os.close(devnull)
-    atexit.register(silence)
-
-
-def _release(compiled, buffers: list) -> None:
-    """Release a compiled model with its log caught: destroying LiteRT's environment prints
-    "DestroyAccelerator" lines, which would otherwise follow a command's last line."""
-    with captured_stderr([], stdout=True):
-        for buffer in buffers:
-            if buffer._capsule is not None:
-                buffer.destroy()
-        environment = compiled.environment
-        compiled.close()
-        environment.close()
-        gc.collect()
 
 
 # --- child processes ------------------------------------------------------------------------

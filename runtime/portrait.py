@@ -71,7 +71,12 @@ def find_pipeline(models: str | os.PathLike) -> Path:
 
 
 class PortraitRenderer:
-    """The segmenter and the render-track model of one portrait pipeline, opened once."""
+    """The segmenter and the render-track model of one portrait pipeline, opened once.
+
+    `xnnpack` applies to the render model only: the segmenter's transposed convolution is
+    the custom op Convolution2DTransposeBias, which only XNNPACK implements, so on the CPU
+    the segmenter always runs with XNNPACK.
+    """
 
     def __init__(self, sidecar: str | os.PathLike, threads: int | None = None, backend: str | None = None,
                  xnnpack: bool = True):
@@ -85,7 +90,7 @@ class PortraitRenderer:
             if sha256(path) != entry["sha256"]:
                 raise ModelError(f"{self.sidecar_path}: {path.name} is not the file this pipeline was "
                                  "exported with (sha256 mismatch)")
-        self.segmenter = backends.open_model(seg, backend, threads, xnnpack=xnnpack)
+        self.segmenter = backends.open_model(seg, backend, threads, xnnpack=True)
         self.renderer = BokehRenderer(render, threads=threads, backend=backend, xnnpack=xnnpack)
         if not self.renderer.contract.depth_guided:
             raise ModelError(f"{render}: the portrait pipeline needs a render-track model")

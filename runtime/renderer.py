@@ -35,9 +35,10 @@ class BokehRenderer:
     """Load and check one exported .tflite (with its sidecar JSON), then render photos.
 
     threads: interpreter threads (default: every core this process may use).
-    backend: a name from backends.REGISTRY ("litert", "tflite_runtime", "tensorflow", or
+    backend: a name from backends.REGISTRY ("litert": LiteRT's CompiledModel on the CPU,
+        XNNPACK in low memory; "litert-interpreter", "tflite_runtime", "tensorflow"; or
         "litert-gpu": LiteRT's GPU accelerator, GPU-only), or None/"auto" for the first of
-        the CPU interpreters that works.
+        the CPU backends that works.
     xnnpack: apply the XNNPACK CPU delegate (the interpreters' default).
     Raises ModelError for a missing, corrupt or non-conforming model and BackendError
     when no interpreter can run here.
@@ -57,7 +58,8 @@ class BokehRenderer:
 
     @property
     def backend(self) -> str:
-        """The interpreter in use: "litert", "tflite_runtime" or "tensorflow"."""
+        """The backend in use: "litert", "litert-interpreter", "tflite_runtime", "tensorflow"
+        or "litert-gpu"."""
         return self._runner.backend
 
     @property

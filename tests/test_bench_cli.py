@@ -19,7 +19,7 @@ from bokehlite.benchmarks.stats import FIELDS
 SIZE = "128x256"     # the cpu track needs multiples of 128; conftest's tiny_export uses this size
 SWEEP_EXTRA = "128x128"   # a sweep size other than SIZE: exported and measured by the run itself
 RUNS = 2
-BACKENDS = {"litert-xnnpack", "litert-builtin", "onnxruntime", "pytorch"}
+BACKENDS = {"litert-xnnpack", "litert-xnnpack-persistent", "litert-builtin", "onnxruntime", "pytorch"}
 # One thread only: fast, and immune to a busy machine's oversubscribed thread pools.
 # The default (1 and all cores) is a unit test below.
 CORES = len(os.sched_getaffinity(0))
@@ -46,7 +46,7 @@ def run(tiny_export, tmp_path_factory):
         cv2.imwrite(str(images / f"photo{i}.png"), np.full((100, 150, 3), 60 * (i + 1), np.uint8))
     proc = bench("--device", "cpu", "--track", "cpu", "--tiny", "--artifacts", str(artifacts),
                  "--size", SIZE, "--runs", str(RUNS), "--min-secs", "0", "--warmup-secs", "0",
-                 "--threads", "1", "--gemm-size", "512",
+                 "--threads", "1", "--gemm-size", "512", "--profile",
                  "--images", str(images), "--sweep", "--sweep-sizes", f"{SWEEP_EXTRA},{SIZE}",
                  "--json", str(out / "bench.json"), "--markdown", str(out / "bench.md"),
                  "--plot", str(out / "bench.png"))
@@ -244,3 +244,17 @@ def test_help_shows_examples(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "examples:" in out and "bench-runtime --device cpu" in out and "--min-secs" in out
+
+
+def test_profile_lists_the_export_op_types_costliest_first(run):
+    """--profile: LiteRT's op profile of the export. The cpu track has exactly one softmax (the
+    6-way defocus head), which XNNPACK runs as one Softmax operator."""
+    proc, results, _ = run
+    prof = results["tracks"]["cpu"]["profiles"]["float32"]
+    counts = {t["type"]: t["count"] for t in prof["by_type"]}
+    assert counts.get("Softmax (NC, F32)") == 1, counts
+    times = [t["ms"] for t in prof["by_type"]]
+    assert times == sorted(times, reverse=True) and times[-1] >= 0 and times[0] > 0
+    assert prof["threads"] == 1 and prof["xnnpack"] is True
+    assert "Op profile (LiteRT, costliest op types)" in proc.stdout
+    assert prof["by_type"][0]["type"] in proc.stdout

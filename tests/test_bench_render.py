@@ -15,7 +15,7 @@ from fixtures.bench import checked_averages
 
 SIZE = "128x192"     # conftest's tiny render export
 RUNS = 2
-BACKENDS = {"litert-xnnpack", "litert-builtin", "onnxruntime", "pytorch"}
+BACKENDS = {"litert-xnnpack", "litert-xnnpack-persistent", "litert-builtin", "onnxruntime", "pytorch"}
 STAGES = ["defocus net", "radiance", "render", "radius/masks"]
 
 
@@ -59,6 +59,7 @@ def test_render_ratios_and_statistics_come_from_this_runs_samples(run):
     assert ratio["tflite_ort"] == pytest.approx(avg["litert-xnnpack"] / avg["onnxruntime"])
     assert ratio["tflite_pytorch"] == pytest.approx(avg["litert-xnnpack"] / avg["pytorch"])
     assert ratio["xnnpack_speedup"] == pytest.approx(avg["litert-builtin"] / avg["litert-xnnpack"])
+    assert ratio["persistent_ort"] == pytest.approx(avg["litert-xnnpack-persistent"] / avg["onnxruntime"])
     eff = track["efficiency"]
     assert eff["flops"] > 0 and {b["backend"] for b in eff["backends"]} == BACKENDS
     assert "defocus_net" not in eff     # no defocus net, so no defocus-net efficiency

@@ -432,16 +432,16 @@ def test_a_pytorch_model_that_is_not_the_export_is_flagged(tmp_path):
     outputs = {}
     for backend, out in (("pytorch", reference), ("onnxruntime", reference + 1e-6),
                          ("litert-xnnpack", reference + 0.01)):
-        outputs[backend, 1] = str(tmp_path / f"{backend}.npy")
-        np.save(outputs[backend, 1], out)
-    track = {"results": [{"backend": b, "threads": 1} for b, _ in outputs]}
+        outputs[backend, 1, None] = str(tmp_path / f"{backend}.npy")     # None: the track's own export
+        np.save(outputs[backend, 1, None], out)
+    track = {"results": [{"backend": b, "threads": 1} for b, *_ in outputs]}
     suite = Suite(Settings(), progress=lambda _: None)
     suite.check_parity("cpu", track, outputs)
     assert not suite.warnings
     psnr = {r["backend"]: r["vs_pytorch"]["psnr"] for r in track["results"]}
     assert psnr["pytorch"] is None and psnr["litert-xnnpack"] == pytest.approx(40.0, abs=0.01)
 
-    np.save(outputs["onnxruntime", 1], reference + 0.01)     # a different model behind PyTorch
+    np.save(outputs["onnxruntime", 1, None], reference + 0.01)     # a different model behind PyTorch
     suite.check_parity("cpu", track, outputs)
     assert len(suite.warnings) == 1 and "not the exported one" in suite.warnings[0]
 

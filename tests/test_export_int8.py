@@ -45,6 +45,39 @@ def test_tiny_int8_export_carries_int8_weights_with_float32_io_and_float_softmax
     assert {"SOFTMAX", "DIV"} <= set(report["quantization"]["kept_float"])
     assert report["quantization"]["quantized_ops"].get("CONV_2D", 0) > 0
     assert report["quantization"]["int8_weight_tensors"] == len(int8_weights)
+    # The renderer's blurs stay float32, so XNNPACK runs them: one per kernel size but 1
+    # (the cpu track renders 1, 5, 11, 19, 27 and 35 px), two of them over 1024 weights.
+    blurs = [op for op in model.ops if op.name == "DEPTHWISE_CONV_2D"]
+    assert len(blurs) == 5 and all(model.dtype(op.inputs[1]) == "float32" for op in blurs)
+    assert "DEPTHWISE_CONV_2D" not in report["quantization"]["quantized_ops"]
+
+
+def test_int8_depthwise_filters_go_back_to_float32_with_their_int8_values(tmp_path):
+    import tensorflow as tf
+    from bokehlite.export.float_blurs import float_depthwise_filters
+    weights = np.random.default_rng(0).random((15, 15, 7, 1)).astype(np.float32) / 225   # 1575 values
+    fn = tf.function(lambda x: tf.nn.depthwise_conv2d(x, tf.constant(weights), [1, 1, 1, 1], "SAME"))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [fn.get_concrete_function(tf.TensorSpec([1, 32, 32, 7], tf.float32))])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    hybrid = converter.convert()
+    (tmp_path / "hybrid.tflite").write_bytes(hybrid)
+    before = TfliteModel(tmp_path / "hybrid.tflite")
+    [op] = [op for op in before.ops if op.name == "DEPTHWISE_CONV_2D"]
+    assert before.dtype(op.inputs[1]) == "int8"          # what the converter does with >= 1024 weights
+    data, changed = float_depthwise_filters(hybrid)
+    assert changed == 1
+    (tmp_path / "float.tflite").write_bytes(data)
+    after = TfliteModel(tmp_path / "float.tflite")
+    [op] = [op for op in after.ops if op.name == "DEPTHWISE_CONV_2D"]
+    assert after.dtype(op.inputs[1]) == "float32"
+    from ai_edge_litert.tools import flatbuffer_utils
+    tree = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    buffer = tree.buffers[tree.subgraphs[0].tensors[op.inputs[1]].buffer]
+    restored = np.frombuffer(bytes(buffer.data), "<f4").reshape(1, 15, 15, 7)
+    step = weights.max(axis=(0, 1, 3)) / 127                   # per-channel symmetric int8 scale
+    assert np.all(np.abs(restored[0] - weights[..., 0]) <= step / 2 + 1e-7)
+    assert float_depthwise_filters(data)[1] == 0               # nothing left to do the second time
 
 
 def test_int8_sidecar_records_method_gate_and_per_photo_figures(int8_export):

@@ -139,3 +139,13 @@ def test_a_wrong_segmenter_file_is_refused(pipeline, tmp_path):
     wrong.write_bytes((pipeline / f"bokeh_render_{SIZE}.tflite").read_bytes())
     proc = export("-o", str(tmp_path / "out"), "--segmenter", str(wrong))
     assert proc.returncode == 2 and "not the selfie segmentation model" in proc.stderr
+
+
+def test_no_xnnpack_renders_the_same_portrait(pipeline, photos, tmp_path):
+    """--no-xnnpack applies to the render model: the segmenter's custom op
+    (Convolution2DTransposeBias) exists only in XNNPACK, so it keeps XNNPACK."""
+    on, off = tmp_path / "on", tmp_path / "off"
+    assert render(photos / "astronaut.png", "--portrait", "--models", pipeline, "-o", on).returncode == 0
+    proc = render(photos / "astronaut.png", "--portrait", "--models", pipeline, "-o", off, "--no-xnnpack")
+    assert proc.returncode == 0, proc.stderr
+    assert psnr(cv2.imread(str(on / "astronaut.png")), cv2.imread(str(off / "astronaut.png"))) > 40.0

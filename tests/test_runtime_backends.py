@@ -12,6 +12,7 @@ from fixtures.runtime.variants import variant
 
 from bokehlite.runtime import BackendError, BokehRenderer, ModelError
 from bokehlite.runtime.backends import default_threads, open_model
+from bokehlite.runtime.litert_cpu import xnnpack_flags
 
 needs_numpy2_and_tflite_runtime = pytest.mark.skipif(
     importlib.util.find_spec("tflite_runtime") is None or int(np.__version__.split(".")[0]) < 2,
@@ -41,9 +42,36 @@ def test_threads_are_passed_and_validated(gpu_model):
 
 def test_xnnpack_is_on_by_default_and_can_be_turned_off(gpu_model):
     on, off = BokehRenderer(gpu_model), BokehRenderer(gpu_model, xnnpack=False)
+    assert (on.xnnpack, off.xnnpack) == (True, False)
     a, b = on.render(photo()), off.render(photo())
-    assert on.delegated_nodes > 0 and off.delegated_nodes == 0
     assert np.abs(a.astype(int) - b).max() <= 2
+    # The Interpreter can say how many nodes went to XNNPACK (CompiledModel cannot).
+    on, off = (BokehRenderer(gpu_model, backend="litert-interpreter", xnnpack=x) for x in (True, False))
+    on.render(photo()), off.render(photo())
+    assert on.delegated_nodes > 0 and off.delegated_nodes == 0
+
+
+def test_xnnpack_flags_keep_the_int8_defaults_and_add_transient_indirection():
+    assert xnnpack_flags(low_memory=True) == 0x01 | 0x02 | 0x20    # QS8 | QU8 | TRANSIENT_INDIRECTION_BUFFER
+    assert xnnpack_flags(low_memory=False) is None                 # XNNPACK's own defaults
+
+
+def test_low_memory_changes_memory_not_arithmetic(gpu_model):
+    """Transient indirection buffers are rebuilt per tile; the sums are the same. The
+    Interpreter runs the same XNNPACK kernels."""
+    x = {"image": np.random.default_rng(5).random((1, 128, 192, 3), dtype=np.float32)}
+    low = open_model(gpu_model, "litert", 1)
+    assert low.options == {"xnnpack": True, "low_memory": True}
+    high = open_model(gpu_model, "litert", 1, low_memory=False)
+    assert high.options == {"xnnpack": True, "low_memory": False}
+    interpreter = open_model(gpu_model, "litert-interpreter", 1)
+    a, b, c = low(**x), high(**x), interpreter(**x)
+    assert set(a) == set(b) == set(c) == {"bokeh", "defocus", "blur"}
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+        np.testing.assert_allclose(a[name], c[name], atol=1e-5)
+    with pytest.raises(ValueError, match="takes no option delegates"):
+        open_model(gpu_model, "litert", 1, delegates=())
 
 
 @needs_numpy2_and_tflite_runtime

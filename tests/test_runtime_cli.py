@@ -218,7 +218,9 @@ def test_json_report_and_flags(gpu_model, photos, tmp_path, capsys):
     assert (report["backend"], report["threads"], report["xnnpack"]) == ("litert", 1, False)
     assert report["rendered"] == 5 and report["failed"] == 1
     from bokehlite.host import peak_rss_mb
-    assert 10 < report["peak_rss_mb"] <= peak_rss_mb() + 0.1      # this process's own high-water mark
+    # This process's own high-water mark. Linux folds the current RSS into VmHWM lazily, so
+    # after memory is handed back the mark read later can sit a little below the report's.
+    assert 10 < report["peak_rss_mb"] <= peak_rss_mb() * 1.02 + 0.1
     failed = [f for f in report["files"] if not f["ok"]]
     assert failed[0]["input"].endswith("broken.png") and failed[0]["error"]
 

@@ -1,0 +1,132 @@
+"""LiteRT's CompiledModel on the CPU as the runtime backend `litert`: XNNPACK, in low memory.
+
+This is the API an Android app uses (CompiledModel with the CPU accelerator), and, unlike
+the Interpreter, it passes flags to XNNPACK. We use one of them. XNNPACK keeps, for every
+convolution, an indirection buffer of H_out * W_out * k^2 pointers for the whole run. The
+renderer's depthwise blurs use large kernels, so these buffers come to about 2 GB on the
+gpu track at 1024x1536 (3.1 GB peak RSS; 1.2 GB on the cpu track). With
+`TRANSIENT_INDIRECTION_BUFFER`, XNNPACK builds them tile by tile while it runs: 1.2 GB and
+0.65 GB peak, for about 10% more time (measured on this machine, 2 threads). `low_memory=False`
+gives the old trade.
+
+Options: xnnpack (default True; False runs LiteRT's builtin kernels, as the Interpreter's
+BUILTIN_WITHOUT_DEFAULT_DELEGATES does), low_memory (default True; XNNPACK only).
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from ..contract import SIGNATURE
+from .backends import Backend, ModelRunner, TensorSpec, captured_stderr, check_signature
+from .compiled import quiet_teardown, release, status_reason, tensor_specs
+from .errors import BackendError, ModelError
+
+# TFLITE_XNNPACK_DELEGATE_FLAG_* (tensorflow/lite/delegates/xnnpack/xnnpack_delegate.h).
+# Setting flags replaces XNNPACK's defaults, so the int8 ones are kept (QS8 | QU8).
+XNNPACK_QS8, XNNPACK_QU8 = 0x01, 0x02
+XNNPACK_TRANSIENT_INDIRECTION_BUFFER = 0x20
+
+
+def xnnpack_flags(low_memory: bool) -> int | None:
+    """The flags we pass, or None for XNNPACK's defaults."""
+    return XNNPACK_QS8 | XNNPACK_QU8 | XNNPACK_TRANSIENT_INDIRECTION_BUFFER if low_memory else None
+
+
+class LiteRtCpuBackend(Backend):
+    name = "litert"
+    description = "LiteRT's CompiledModel on the CPU (XNNPACK, low-memory indirection)"
+
+    def available(self) -> str | None:
+        try:
+            with captured_stderr([]):
+                import ai_edge_litert.compiled_model  # noqa: F401
+        except ImportError:
+            return "LiteRT is not installed (pip install ai-edge-litert)"
+        return None
+
+    def open(self, model_path: str, threads: int, xnnpack: bool = True, low_memory: bool = True,
+             **unknown) -> ModelRunner:
+        if unknown:
+            raise ValueError(f"the {self.name} backend takes no option {', '.join(sorted(unknown))}")
+        _verify(model_path)
+        log: list[str] = []
+        failure = None
+        with captured_stderr(log, stdout=True):
+            try:
+                from ai_edge_litert.compiled_model import CompiledModel
+                from ai_edge_litert.cpu_kernel_mode import CpuKernelMode
+                from ai_edge_litert.cpu_options import CpuOptions
+                from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+                from ai_edge_litert.options import Options
+            except ImportError:
+                raise BackendError("LiteRT is not installed (pip install ai-edge-litert)") from None
+            cpu = CpuOptions(num_threads=threads,
+                             kernel_mode=CpuKernelMode.XNNPACK if xnnpack else CpuKernelMode.BUILTIN,
+                             xnnpack_flags=xnnpack_flags(low_memory and xnnpack))
+            try:
+                compiled = CompiledModel.from_file(
+                    model_path, options=Options(hardware_accelerators=HardwareAccelerator.CPU, cpu_options=cpu))
+            except Exception as exc:       # the wrapper raises RuntimeError with LiteRT's status
+                failure = exc.with_traceback(None)
+        if failure is not None:
+            raise ModelError(f"{model_path}: not a loadable TFLite model ({status_reason(failure)})")
+        signatures = compiled.get_signature_list()
+        check_signature(model_path, signatures)
+        inputs = tensor_specs(compiled.get_input_tensor_details(SIGNATURE), signatures[SIGNATURE]["inputs"])
+        outputs = tensor_specs(compiled.get_output_tensor_details(SIGNATURE), signatures[SIGNATURE]["outputs"])
+        run, buffers = _runner(compiled, inputs, outputs, model_path)
+        runner = ModelRunner(backend=self.name, threads=threads,
+                             options={"xnnpack": xnnpack, "low_memory": bool(low_memory and xnnpack)},
+                             inputs=inputs, outputs=outputs, _runner=run, _interpreter=compiled, _log=log)
+        weakref.finalize(runner, release, compiled, buffers)     # also at exit
+        quiet_teardown()
+        return runner
+
+
+def _verify(model_path: str) -> None:
+    """ModelError unless the file is a well-formed TFLite flatbuffer. CompiledModel does not
+    verify its input and crashes the process on a damaged file; LiteRT's Interpreter runs
+    the flatbuffer verifier on load (without delegates it allocates nothing)."""
+    log: list[str] = []
+    with captured_stderr(log, stdout=True):
+        try:
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        except ImportError:
+            raise BackendError("LiteRT is not installed (pip install ai-edge-litert)") from None
+        try:
+            Interpreter(model_path=model_path,
+                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        except Exception as exc:
+            text = str(exc).strip()
+            reason = text.splitlines()[0] if text else type(exc).__name__
+            failure = ModelError(f"{model_path}: not a loadable TFLite model ({reason})")
+        else:
+            failure = None
+    if failure is not None:
+        raise failure
+
+
+def _runner(compiled, inputs: dict[str, TensorSpec], outputs: dict[str, TensorSpec], model_path: str):
+    """callable(**inputs) -> {output: array}, with its buffers made once."""
+    in_buffers = {n: compiled.create_input_buffer_by_name(SIGNATURE, n) for n in inputs}
+    out_buffers = {n: compiled.create_output_buffer_by_name(SIGNATURE, n) for n in outputs}
+
+    def run(**given: np.ndarray) -> dict[str, np.ndarray]:
+        if set(given) != set(inputs):
+            raise ValueError(f"expected inputs {sorted(inputs)}, got {sorted(given)}")
+        for name, spec in inputs.items():
+            value = given[name]
+            if not isinstance(value, np.ndarray) or value.shape != spec.shape or value.dtype != spec.dtype:
+                got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+                raise ValueError(f"expected {spec.dtype} {name} of shape {spec.shape}, got {got}")
+            in_buffers[name].write(np.ascontiguousarray(value))
+        try:
+            compiled.run_by_name(SIGNATURE, in_buffers, out_buffers)
+        except RuntimeError as exc:      # LiteRT's status
+            raise ModelError(f"{model_path}: LiteRT failed to run it: {status_reason(exc)}") from None
+        return {n: out_buffers[n].read(int(np.prod(s.shape)), s.dtype).reshape(s.shape)
+                for n, s in outputs.items()}
+
+    return run, [*in_buffers.values(), *out_buffers.values()]
