@@ -16,7 +16,7 @@ from ..contract import EQ9_ETA, EQ9_TAU, MAX_BLUR_RADIUS
 # separates 252/255 from 253/255 exactly as 0.99 does.
 BRIGHT_THRESHOLD = 0.990234375
 # Pyramid render: kernels of this size and up run on a 2x or 4x pooled grid (render.py).
-PYRAMID_MIN_SIZE = 15
+PYRAMID_MIN_SIZE = 19
 
 
 def pyramid_factor(size: int, min_size: int = PYRAMID_MIN_SIZE) -> int:

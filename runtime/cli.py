@@ -266,18 +266,19 @@ def render_file(renderer, job: Job, max_pixels: int, depth: DepthSettings | None
     if portrait is not None:
         result = portrait.render(photo.pixels, aperture)
         pixels, disparity, job.focus, job.warning = result.pixels, result.disparity, result.focus, result.warning
-    elif depth is None:
-        pixels = renderer.render(photo.pixels)
+    elif depth is None:       # the photo's own pixels take the result: one full-size array less
+        pixels = renderer.render(photo.pixels, out=photo.pixels)
     else:
         disparity, job.focus, notes = depth.for_photo(job.size)
         if notes:
             job.warning = f"depth map {depth.path}: " + "; ".join(notes)
-        pixels = renderer.render(photo.pixels, disparity, focus=job.focus, aperture=depth.aperture)
+        pixels = renderer.render(photo.pixels, disparity, focus=job.focus, aperture=depth.aperture,
+                                 out=photo.pixels)
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {job.output.parent} ({exc.strerror or exc})") from None
-    write_photo(job.output, Photo(pixels, photo.format, photo.lossless))
+    write_photo(job.output, Photo(pixels, photo.format, photo.lossless), in_place=True)
     if save_depth and disparity is not None:
         job.depth_output = job.output.with_name(f"{job.output.stem}_depth.png")
         depth16 = np.rint(np.clip(disparity, 0.0, 1.0) * 65535.0).astype(np.uint16)

@@ -126,8 +126,12 @@ class BokehRenderer:
                 "aperture": np.array([[aperture * box.scale]], np.float32)}
 
     def render(self, image: np.ndarray, disparity: np.ndarray | None = None, focus: float | None = None,
-               aperture: float | None = None) -> np.ndarray:
+               aperture: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """Render bokeh on a photo; returns an array of the same shape and dtype.
+
+        out: where to write the result (same shape and dtype as `image`), `image` itself
+        included: the blend reads each tile before it writes it, so a caller that has no
+        further use for the photo saves a full-resolution copy (bokeh-render does).
 
         image: (H, W, 3) RGB, (H, W, 4) RGBA (alpha is copied through), or (H, W) /
         (H, W, 1) grey (rendered as RGB, returned as grey); uint8, uint16, or float32
@@ -142,6 +146,8 @@ class BokehRenderer:
             DEFAULT_APERTURE); the model caps the radius at 34 pixels of its own resolution.
         Raises DepthError when these do not match the model's track.
         """
+        if out is not None and (out.shape != image.shape or out.dtype != image.dtype):
+            raise ValueError(f"out must be {image.dtype} {image.shape} like the image, got {out.dtype} {out.shape}")
         x, box = self.prepare(image)
         if self.contract.depth_guided:
             if disparity is None:
@@ -156,13 +162,15 @@ class BokehRenderer:
             depth = {}
         outputs = self.run_model(x, **depth)
         c = self.contract
-        result = np.empty_like(image)
-        if image.ndim == 3 and image.shape[2] == 4:
+        # Only what the blend reads stays alive through it (the model input is 19 MB at 1024x1536).
+        bokeh, defocus = outputs[c.blend_source][0], outputs[c.defocus][0, :, :, 0]
+        del x, depth, outputs
+        result = np.empty_like(image) if out is None else out
+        if image.ndim == 3 and image.shape[2] == 4 and result is not image:
             result[:, :, 3] = image[:, :, 3]
         color, scale = colour_view(image)
         out_color, _ = colour_view(result)       # a view: the blend writes into `result`
-        blend_full_resolution(color, scale, outputs[c.blend_source][0], outputs[c.defocus][0, :, :, 0],
-                              box, c.eta, c.tau, out_color)
+        blend_full_resolution(color, scale, bokeh, defocus, box, c.eta, c.tau, out_color)
         return result
 
     def __repr__(self) -> str:
