@@ -33,7 +33,7 @@ NOT_TIMED = ("ONNX Runtime and PyTorch are not timed on the portrait track: the 
 def open_portrait(pipeline: str, threads: int, mode: str) -> Runner:
     """The pipeline in sidecar `pipeline`, opened as bokeh-render opens it; mode as in
     backends.open_litert. Its `parts` collects each call's split in ms."""
-    from ..runtime.portrait import MIN_PERSON, PERSON, PortraitRenderer, person_disparity
+    from ..runtime.portrait import PERSON, PortraitRenderer
     pr = PortraitRenderer(pipeline, threads=threads, backend="litert-gpu" if mode == "gpu" else "litert",
                           xnnpack=mode == "xnnpack")
     parts: list[dict] = []
@@ -43,12 +43,10 @@ def open_portrait(pipeline: str, threads: int, mode: str) -> Runner:
         t0 = clock()
         person = pr.person(image)
         t1 = clock()
-        disparity = person_disparity(person)
-        mask = person > 0.5
-        found = float(mask.mean()) >= MIN_PERSON
-        focus = float(np.median(disparity[mask])) if found else PERSON
+        disparity, focus, _ = pr.depth(person)
+        found = focus is not None
         t2 = clock()
-        pixels = pr.renderer.render(image, disparity, focus=focus)
+        pixels = pr.renderer.render(image, disparity, focus=focus if found else PERSON)
         t3 = clock()
         parts.append({"segmenter": (t1 - t0) * 1e3, "depth": (t2 - t1) * 1e3, "render": (t3 - t2) * 1e3,
                       "person": found})

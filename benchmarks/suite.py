@@ -368,8 +368,8 @@ class Suite:
         if name == "portrait":
             return
         track["profiles"] = {}
+        runs = max(1, min(self.s.protocol.runs, 3))
         for precision, art in ((track["precision"], track["artifact"]), *track["extra_artifacts"].items()):
-            runs = max(1, min(self.s.protocol.runs, 3))
             prof = run_child({"task": "profile", "tflite": art["tflite"], "threads": threads, "runs": runs},
                              work, threads)
             track["profiles"][precision] = prof

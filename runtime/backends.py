@@ -178,6 +178,29 @@ class InterpreterBackend(Backend):
             return str(exc)
         return None
 
+    def interpreter(self, model_path: str, threads: int, xnnpack: bool, delegates=(), log=None):
+        """The loaded (and flatbuffer-verified) Interpreter, nothing allocated yet; ModelError
+        with one line for a file that is not a TFLite model. Its output goes to `log`."""
+        log = [] if log is None else log
+        with captured_stderr(log), warnings.catch_warnings():
+            warnings.simplefilter("ignore")       # tf.lite.Interpreter's deprecation notice
+            Interpreter, OpResolverType = self._classes()
+            # BUILTIN applies the default delegates (XNNPACK on CPU); the other resolver is the
+            # documented way to run the same optimized kernels without them.
+            resolver = (OpResolverType.BUILTIN if xnnpack
+                        else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            kwargs = {"experimental_delegates": list(delegates)} if delegates else {}
+            try:
+                return Interpreter(model_path=model_path, num_threads=threads,
+                                   experimental_op_resolver_type=resolver, **kwargs)
+            except Exception as exc:
+                failure = exc
+        if _is_numpy_abi_error(failure, "".join(log)):
+            raise BackendError(_numpy_abi_message(self.name))
+        text = str(failure).strip()
+        reason = text.splitlines()[0] if text else type(failure).__name__
+        raise ModelError(f"{model_path}: not a loadable TFLite model ({reason})")
+
     def _classes(self):
         """(Interpreter class, OpResolverType enum); BackendError if not importable."""
         try:
@@ -199,28 +222,7 @@ class InterpreterBackend(Backend):
         if unknown:
             raise ValueError(f"the {self.name} backend takes no option {', '.join(sorted(unknown))}")
         log: list[str] = []
-        with captured_stderr(log), warnings.catch_warnings():
-            warnings.simplefilter("ignore")       # tf.lite.Interpreter's deprecation notice
-            Interpreter, OpResolverType = self._classes()
-            # BUILTIN applies the default delegates (XNNPACK on CPU); the other resolver is the
-            # documented way to run the same optimized kernels without them.
-            resolver = (OpResolverType.BUILTIN if xnnpack
-                        else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-            kwargs = {"experimental_delegates": list(delegates)} if delegates else {}
-            try:
-                interpreter = Interpreter(model_path=model_path, num_threads=threads,
-                                          experimental_op_resolver_type=resolver, **kwargs)
-            except Exception as exc:
-                failure = exc
-            else:
-                failure = None
-        if failure is not None:
-            if _is_numpy_abi_error(failure, "".join(log)):
-                raise BackendError(_numpy_abi_message(self.name))
-            text = str(failure).strip()
-            reason = text.splitlines()[0] if text else type(failure).__name__
-            raise ModelError(f"{model_path}: not a loadable TFLite model ({reason})")
-
+        interpreter = self.interpreter(model_path, threads, xnnpack, delegates, log)
         check_signature(model_path, interpreter.get_signature_list())
         runner = interpreter.get_signature_runner(SIGNATURE)
         return ModelRunner(backend=self.name, threads=threads, options={"xnnpack": xnnpack},

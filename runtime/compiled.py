@@ -1,5 +1,6 @@
-"""What LiteRT's CompiledModel backends share (`litert` on the CPU, `litert-gpu`): tensor
-specs from its signature details, and a release and an exit that print nothing."""
+"""What LiteRT's CompiledModel backends share (`litert` on the CPU, `litert-gpu`): loading a
+verified file with LiteRT's output caught, tensor specs and input checks, and a release and
+an exit that print nothing."""
 from __future__ import annotations
 
 import atexit
@@ -10,7 +11,46 @@ import sys
 
 import numpy as np
 
-from .backends import TensorSpec, captured_stderr
+from .backends import REGISTRY, TensorSpec, captured_stderr
+from .errors import BackendError
+
+
+def litert():
+    """ai_edge_litert's compiled_model module (CompiledModel, Options, CpuOptions, ...)."""
+    try:
+        from ai_edge_litert import compiled_model
+    except ImportError:
+        raise BackendError("LiteRT is not installed (pip install ai-edge-litert)") from None
+    return compiled_model
+
+
+def load(model_path: str, log: list[str], **from_file):
+    """(CompiledModel.from_file(model_path, **from_file), None), or (None, its failure).
+
+    The file is verified first: CompiledModel does not check a flatbuffer and crashes the
+    process on a damaged one, while LiteRT's Interpreter runs the flatbuffer verifier when
+    it loads (ModelError; without delegates it allocates nothing). LiteRT's output goes to
+    `log`. The failure comes without its traceback, so LiteRT's environment is released
+    while its output is still caught.
+    """
+    REGISTRY["litert-interpreter"].interpreter(model_path, 1, xnnpack=False)
+    with captured_stderr(log, stdout=True):
+        CompiledModel = litert().CompiledModel
+        try:
+            return CompiledModel.from_file(model_path, **from_file), None
+        except Exception as exc:       # the wrapper raises RuntimeError with LiteRT's status
+            return None, exc.with_traceback(None)
+
+
+def check_inputs(given: dict, inputs: dict[str, TensorSpec]) -> None:
+    """ValueError unless `given` has exactly the signature's inputs, each of its shape and dtype."""
+    if set(given) != set(inputs):
+        raise ValueError(f"expected inputs {sorted(inputs)}, got {sorted(given)}")
+    for name, spec in inputs.items():
+        value = given[name]
+        if not isinstance(value, np.ndarray) or value.shape != spec.shape or value.dtype != spec.dtype:
+            got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+            raise ValueError(f"expected {spec.dtype} {name} of shape {spec.shape}, got {got}")
 
 
 def tensor_specs(details: dict, order: list[str]) -> dict[str, TensorSpec]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..contract import SIGNATURE
 from .backends import Backend, ModelRunner, TensorSpec, captured_stderr, check_signature
-from .compiled import quiet_teardown, release, status_reason, tensor_specs
+from .compiled import check_inputs, litert, load, quiet_teardown, release, status_reason, tensor_specs
 from .errors import BackendError, ModelError
 
 # TFLITE_XNNPACK_DELEGATE_FLAG_* (tensorflow/lite/delegates/xnnpack/xnnpack_delegate.h).
@@ -41,35 +41,22 @@ class LiteRtCpuBackend(Backend):
     def available(self) -> str | None:
         try:
             with captured_stderr([]):
-                import ai_edge_litert.compiled_model  # noqa: F401
-        except ImportError:
-            return "LiteRT is not installed (pip install ai-edge-litert)"
+                litert()
+        except BackendError as exc:
+            return str(exc)
         return None
 
     def open(self, model_path: str, threads: int, xnnpack: bool = True, low_memory: bool = True,
              **unknown) -> ModelRunner:
         if unknown:
             raise ValueError(f"the {self.name} backend takes no option {', '.join(sorted(unknown))}")
-        _verify(model_path)
         log: list[str] = []
-        failure = None
-        with captured_stderr(log, stdout=True):
-            try:
-                from ai_edge_litert.compiled_model import CompiledModel
-                from ai_edge_litert.cpu_kernel_mode import CpuKernelMode
-                from ai_edge_litert.cpu_options import CpuOptions
-                from ai_edge_litert.hardware_accelerator import HardwareAccelerator
-                from ai_edge_litert.options import Options
-            except ImportError:
-                raise BackendError("LiteRT is not installed (pip install ai-edge-litert)") from None
-            cpu = CpuOptions(num_threads=threads,
-                             kernel_mode=CpuKernelMode.XNNPACK if xnnpack else CpuKernelMode.BUILTIN,
+        api = litert()
+        cpu = api.CpuOptions(num_threads=threads,
+                             kernel_mode=api.CpuKernelMode.XNNPACK if xnnpack else api.CpuKernelMode.BUILTIN,
                              xnnpack_flags=xnnpack_flags(low_memory and xnnpack))
-            try:
-                compiled = CompiledModel.from_file(
-                    model_path, options=Options(hardware_accelerators=HardwareAccelerator.CPU, cpu_options=cpu))
-            except Exception as exc:       # the wrapper raises RuntimeError with LiteRT's status
-                failure = exc.with_traceback(None)
+        compiled, failure = load(model_path, log, options=api.Options(
+            hardware_accelerators=api.HardwareAccelerator.CPU, cpu_options=cpu))
         if failure is not None:
             raise ModelError(f"{model_path}: not a loadable TFLite model ({status_reason(failure)})")
         signatures = compiled.get_signature_list()
@@ -85,43 +72,15 @@ class LiteRtCpuBackend(Backend):
         return runner
 
 
-def _verify(model_path: str) -> None:
-    """ModelError unless the file is a well-formed TFLite flatbuffer. CompiledModel does not
-    verify its input and crashes the process on a damaged file; LiteRT's Interpreter runs
-    the flatbuffer verifier on load (without delegates it allocates nothing)."""
-    log: list[str] = []
-    with captured_stderr(log, stdout=True):
-        try:
-            from ai_edge_litert.interpreter import Interpreter, OpResolverType
-        except ImportError:
-            raise BackendError("LiteRT is not installed (pip install ai-edge-litert)") from None
-        try:
-            Interpreter(model_path=model_path,
-                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        except Exception as exc:
-            text = str(exc).strip()
-            reason = text.splitlines()[0] if text else type(exc).__name__
-            failure = ModelError(f"{model_path}: not a loadable TFLite model ({reason})")
-        else:
-            failure = None
-    if failure is not None:
-        raise failure
-
-
 def _runner(compiled, inputs: dict[str, TensorSpec], outputs: dict[str, TensorSpec], model_path: str):
     """callable(**inputs) -> {output: array}, with its buffers made once."""
     in_buffers = {n: compiled.create_input_buffer_by_name(SIGNATURE, n) for n in inputs}
     out_buffers = {n: compiled.create_output_buffer_by_name(SIGNATURE, n) for n in outputs}
 
     def run(**given: np.ndarray) -> dict[str, np.ndarray]:
-        if set(given) != set(inputs):
-            raise ValueError(f"expected inputs {sorted(inputs)}, got {sorted(given)}")
-        for name, spec in inputs.items():
-            value = given[name]
-            if not isinstance(value, np.ndarray) or value.shape != spec.shape or value.dtype != spec.dtype:
-                got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
-                raise ValueError(f"expected {spec.dtype} {name} of shape {spec.shape}, got {got}")
-            in_buffers[name].write(np.ascontiguousarray(value))
+        check_inputs(given, inputs)
+        for name in inputs:
+            in_buffers[name].write(np.ascontiguousarray(given[name]))
         try:
             compiled.run_by_name(SIGNATURE, in_buffers, out_buffers)
         except RuntimeError as exc:      # LiteRT's status

@@ -54,7 +54,7 @@ import numpy as np
 
 from ..contract import SIGNATURE
 from .backends import Backend, ModelRunner, TensorSpec, captured_stderr
-from .compiled import quiet_teardown, release, status_reason, tensor_specs
+from .compiled import check_inputs, litert, load, quiet_teardown, release, status_reason, tensor_specs
 from .errors import BackendError, ModelError, RuntimeInputError
 
 # Debian's chromium-common installs SwiftShader's Vulkan ICD (and libvk_swiftshader.so) here.
@@ -282,19 +282,9 @@ class LiteRtGpuBackend(Backend):
         adapter = adapter or find_adapter()
         os.environ.update(adapter.env)        # before this process's first Vulkan instance
         log: list[str] = []
-        failure = None
-        with captured_stderr(log, stdout=True):
-            try:
-                from ai_edge_litert.compiled_model import CompiledModel, HardwareAccelerator
-            except ImportError:
-                raise BackendError("LiteRT is not installed (pip install ai-edge-litert)") from None
-            t0 = time.perf_counter()
-            try:
-                compiled = CompiledModel.from_file(model_path, hardware_accel=HardwareAccelerator.GPU)
-            except Exception as exc:       # the wrapper raises RuntimeError with LiteRT's status
-                # Without its traceback, LiteRT's environment is released here, its log caught.
-                failure = exc.with_traceback(None)
-            seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        compiled, failure = load(model_path, log, hardware_accel=litert().HardwareAccelerator.GPU)
+        seconds = time.perf_counter() - t0
         text = "".join(log)
         if failure is not None:
             raise _compile_error(model_path, failure, text)
@@ -338,14 +328,9 @@ def _runner(compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str
     state = {"checked": False, "broken": None, "wait_idle": software}
 
     def invoke(given: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if set(given) != set(inputs):
-            raise ValueError(f"expected inputs {sorted(inputs)}, got {sorted(given)}")
-        for name, spec in inputs.items():
-            value = given[name]
-            if not isinstance(value, np.ndarray) or value.shape != spec.shape or value.dtype != spec.dtype:
-                got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
-                raise ValueError(f"expected {spec.dtype} {name} of shape {spec.shape}, got {got}")
-            in_buffers[name].write(value)
+        check_inputs(given, inputs)
+        for name in inputs:
+            in_buffers[name].write(given[name])
         try:
             t0 = time.perf_counter()
             compiled.run_by_name(key, in_buffers, out_buffers)

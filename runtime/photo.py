@@ -105,12 +105,8 @@ def encode_photo(photo: Photo, in_place: bool = False) -> bytes:
         raise ValueError(f"unknown format {photo.format!r}; expected one of {', '.join(FORMATS)}")
     if pixels.dtype == np.uint16 and photo.format not in ("png", "tiff"):
         raise OutputError(f"{_NAMES[photo.format]} cannot hold 16-bit samples")
-    if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
-        if in_place and pixels.flags.writeable:
-            swap_red_blue(pixels)
-        else:
-            code = cv2.COLOR_RGB2BGR if pixels.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
-            pixels = cv2.cvtColor(pixels, code)
+    if pixels.ndim == 3 and pixels.shape[2] in (3, 4):     # OpenCV writes BGR(A)
+        pixels = swap_red_blue(pixels if in_place and pixels.flags.writeable else pixels.copy())
     params = []
     if photo.format == "jpeg":
         params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
@@ -153,6 +149,5 @@ def _to_rgb(pixels: np.ndarray) -> np.ndarray:
         return pixels[:, :, 0]
     if channels in (3, 4):
         return swap_red_blue(pixels)       # in place: the decoder's array is ours
-
     raise BadImageError(f"images with {channels} channels are not supported")
 

@@ -108,14 +108,19 @@ class PortraitRenderer:
             person[rows, cols] = box.sample(np.ascontiguousarray(out, np.float32), rows, cols)
         return np.clip(person, 0.0, 1.0)
 
-    def render(self, image: np.ndarray, aperture: float | None = None) -> Portrait:
-        person = self.person(image)
+    @staticmethod
+    def depth(person: np.ndarray) -> tuple[np.ndarray, float | None, float]:
+        """(disparity, focus on the person or None when there is none, the person's share)."""
         disparity = person_disparity(person)
-        share = float(np.mean(person > 0.5))
-        if share < MIN_PERSON:
+        found = person > 0.5
+        share = float(np.mean(found))
+        return disparity, (float(np.median(disparity[found])) if share >= MIN_PERSON else None), share
+
+    def render(self, image: np.ndarray, aperture: float | None = None) -> Portrait:
+        disparity, focus, share = self.depth(self.person(image))
+        if focus is None:
             return Portrait(image.copy(), disparity, None, share,
                             warning=f"no person found ({share:.1%} of the photo); left unchanged")
-        focus = float(np.median(disparity[person > 0.5]))
         pixels = self.renderer.render(image, disparity, focus=focus, aperture=aperture)
         return Portrait(pixels, disparity, focus, share)
 

@@ -5,16 +5,13 @@ local cache, as export-tflite --track portrait takes it), then timed on LiteRT.
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import cv2
 import numpy as np
 import pytest
 
 from bokehlite.benchmarks.portrait import PARTS, split
 from bokehlite.benchmarks.report import portrait_section
+from fixtures.bench import run_bench
 
 RUNS = 2     # medians of 2 samples are means: the parts' medians then add up exactly as the runs do
 
@@ -22,14 +19,10 @@ RUNS = 2     # medians of 2 samples are means: the parts' medians then add up ex
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench_portrait")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bokehlite.benchmarks.cli", "--track", "portrait", "--size", "128x192",
-         "--runs", str(RUNS), "--min-secs", "0", "--warmup-secs", "0", "--threads", "1", "--gemm-size", "256",
-         "--artifacts", str(out / "artifacts"), "--json", str(out / "bench.json"),
-         "--markdown", str(out / "bench.md")],
-        capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc, json.loads((out / "bench.json").read_text()), out
+    proc, results = run_bench(out, "--track", "portrait", "--size", "128x192", "--runs", str(RUNS),
+                              "--min-secs", "0", "--warmup-secs", "0", "--threads", "1", "--gemm-size", "256",
+                              "--artifacts", str(out / "artifacts"))
+    return proc, results, out
 
 
 def test_portrait_track_is_exported_and_timed_on_litert(run):

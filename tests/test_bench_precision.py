@@ -5,10 +5,7 @@ tiny run that exports the int8 model itself and times it beside the float32 one.
 """
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,6 +14,7 @@ from bokehlite.benchmarks.cli import main
 from bokehlite.benchmarks.efficiency import efficiency, find, precision_ratios, ratios
 from bokehlite.benchmarks.stats import summarize
 from bokehlite.benchmarks.targets import evaluate_targets
+from fixtures.bench import run_bench
 
 SIZE = "128x256"     # the cpu track needs multiples of 128 (so not 128x192); conftest's tiny size
 
@@ -143,14 +141,10 @@ def run(tiny_export, tmp_path_factory):
     artifacts.mkdir()
     for path in tflite.parent.glob(f"{tflite.stem}.*"):
         shutil.copy(path, artifacts)
-    proc = subprocess.run(
-        [sys.executable, "-m", "bokehlite.benchmarks.cli", "--track", "cpu", "--tiny", "--precision", "float32,int8",
-         "--artifacts", str(artifacts), "--size", SIZE, "--runs", "1", "--min-secs", "0", "--warmup-secs", "0",
-         "--threads", "1", "--gemm-size", "256", "--json", str(out / "bench.json"),
-         "--markdown", str(out / "bench.md")],
-        capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc, json.loads((out / "bench.json").read_text()), out
+    proc, results = run_bench(out, "--track", "cpu", "--tiny", "--precision", "float32,int8",
+                              "--artifacts", str(artifacts), "--size", SIZE, "--runs", "1", "--min-secs", "0",
+                              "--warmup-secs", "0", "--threads", "1", "--gemm-size", "256")
+    return proc, results, out
 
 
 def test_int8_is_exported_and_timed_beside_float32(run):

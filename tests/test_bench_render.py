@@ -5,12 +5,8 @@ no row in the paper's tables and no target; the report must say all three plainl
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
-from fixtures.bench import checked_averages
+from fixtures.bench import checked_averages, run_bench
 
 
 SIZE = "128x192"     # conftest's tiny render export
@@ -24,14 +20,10 @@ def run(tiny_export, tmp_path_factory):
     """One tiny run on the generated scene, one thread, every file output requested."""
     tflite, _ = tiny_export("render")
     out = tmp_path_factory.mktemp("bench_render")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bokehlite.benchmarks.cli", "--track", "render", "--artifacts", str(tflite.parent),
-         "--size", SIZE, "--runs", str(RUNS), "--min-secs", "0", "--warmup-secs", "0", "--threads", "1",
-         "--gemm-size", "512", "--json", str(out / "bench.json"), "--markdown", str(out / "bench.md"),
-         "--plot", str(out / "bench.png")],
-        capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc, json.loads((out / "bench.json").read_text()), out
+    proc, results = run_bench(out, "--track", "render", "--artifacts", str(tflite.parent), "--size", SIZE,
+                              "--runs", str(RUNS), "--min-secs", "0", "--warmup-secs", "0", "--threads", "1",
+                              "--gemm-size", "512", "--plot", str(out / "bench.png"))
+    return proc, results, out
 
 
 def test_render_track_times_every_backend_on_all_four_inputs(run):
