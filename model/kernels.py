@@ -37,6 +37,11 @@ def soft_disk_values(size: int) -> np.ndarray:
     return k / k.sum()
 
 
+def grid_kernel_size(size: int, factor: int) -> int:
+    """Side of the soft disk of `size` on a grid `factor` times coarser (its taps cover the disk)."""
+    return size if factor == 1 else 2 * int(np.ceil((size // 2 + 1) / factor)) + 1
+
+
 def coarse_soft_disk_values(size: int, factor: int) -> np.ndarray:
     """The soft disk of `size`, for a grid `factor` times coarser (pyramid render).
 
@@ -44,7 +49,7 @@ def coarse_soft_disk_values(size: int, factor: int) -> np.ndarray:
     `factor` sub-positions per axis), so radius and edge softness stay in input pixels.
     """
     r = size // 2
-    n = int(np.ceil((r + 1) / factor))
+    n = grid_kernel_size(size, factor) // 2
     sub = (np.arange(factor) + 0.5) / factor - 0.5
     pos = (np.arange(-n, n + 1)[:, None] + sub[None, :]).reshape(-1) * factor
     y, x = np.meshgrid(pos, pos, indexing="ij")
@@ -81,3 +86,36 @@ def render_kernel(size: int, factor: int = 1, dtype: torch.dtype = torch.float32
     if factor < 1:
         raise ValueError(f"factor must be a positive integer, got {factor}")
     return torch.tensor(_render_values(size, factor), dtype=dtype, device=device)
+
+
+# Separable terms whose singular value is below this fraction of the largest are dropped:
+# they change no kernel value by more than about 1e-6 of the largest, far inside the
+# exports' parity gates, and they would cost as much as a term that matters.
+_RANK_TOLERANCE = 1e-6
+
+
+@functools.lru_cache(maxsize=None)
+def _separable_values(size: int, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    u, s, vt = np.linalg.svd(_render_values(size, factor))
+    rank = int((s > s[0] * _RANK_TOLERANCE).sum())
+    root = np.sqrt(s[:rank])[:, None]          # split each singular value between the two passes
+    vertical, horizontal = u[:, :rank].T * root, vt[:rank] * root
+    for values in (vertical, horizontal):
+        values.flags.writeable = False
+    return vertical, horizontal
+
+
+def render_terms(size: int, factor: int = 1, dtype: torch.dtype = torch.float32,
+                 device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`render_kernel(size, factor)` as separable terms: (vertical, horizontal), each (r, k),
+    with kernel = sum_i outer(vertical[i], horizontal[i]).
+
+    Why: a disk is not separable, but it is a sum of few separable terms. Its rank r is low
+    (a soft 15x15 disk has rank 6), so r vertical and r horizontal passes of k taps cost
+    about what one k x k pass does, and run as fast 1-D depthwise kernels where XNNPACK
+    runs a k x k depthwise kernel over 25 taps as a slow grouped GEMM with H*W*k^2 pointers.
+    The terms come from the SVD in float64 (see _RANK_TOLERANCE).
+    """
+    if factor < 1:
+        raise ValueError(f"factor must be a positive integer, got {factor}")
+    return tuple(torch.tensor(v, dtype=dtype, device=device) for v in _separable_values(size, factor))

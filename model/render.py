@@ -15,7 +15,9 @@ Two modes give the same picture:
 - "exact": every kernel at the render resolution (the reference);
 - "pyramid": kernels from `PYRAMID_MIN_SIZE` up run on an average-pooled grid with
   a matching coarse disk and are bilinearly upsampled. XNNPACK spends
-  O(H*W*k^2) memory on large depthwise kernels; this keeps k small.
+  O(H*W*k^2) memory on large depthwise kernels; this keeps k small. Kernels over
+  XNNPACK's 25 depthwise taps then run as a few separable passes (`separable_blur`),
+  the same kernel to about 1e-6.
 """
 from __future__ import annotations
 
@@ -29,12 +31,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import pyramid_factor
-from .kernels import render_kernel
+from .kernels import grid_kernel_size, render_kernel, render_terms
 
 # Denominators are clamped here. Large enough to survive float16 (>= 1e-4).
 EPS = 1e-4
 # Slope of the tanh layer masks of a single-channel defocus map (authors' value).
 MASK_SHARPNESS = 100.0
+# In pyramid mode, kernels of this size and up (on their grid) blur as separable terms:
+# XNNPACK's depthwise kernels take up to 25 taps, and it runs larger ones as a grouped
+# GEMM that was 3.7x slower, with 2.4x the memory, on the gpu track's 15x15 layer.
+SEPARABLE_MIN_SIZE = 7
 # How composite's running sums are stored between layers: None means as computed. A
 # reduced-precision emulation (export/fp16.py) rounds them here, as a float16 GPU would
 # store them; set only through `accumulator_storage`, never while tracing an export.
@@ -85,12 +91,34 @@ def _layer_factor(size: int, mode: str) -> int:
     return pyramid_factor(size) if mode == "pyramid" else 1
 
 
-def layer_blur(x: torch.Tensor, kernel: torch.Tensor, factor: int = 1) -> torch.Tensor:
+def separable_blur(x: torch.Tensor, vertical: torch.Tensor, horizontal: torch.Tensor) -> torch.Tensor:
+    """Blur every channel of `x` (B, C, H, W) with sum_i outer(vertical[i], horizontal[i]).
+
+    A 1x1 convolution copies each channel r times (one copy per term), a vertical and a
+    horizontal depthwise pass blur the C*r copies, and a 1x1 convolution sums each
+    channel's r terms. Zero padding in each pass is the k x k convolution's zero padding.
+    Why copies and not one depthwise pass with a channel multiplier: TFLite's GPU delegate
+    takes a depth multiplier only on a one-channel input (gpu_check.py).
+    """
+    channels, (r, k) = x.shape[1], vertical.shape
+    copies = torch.eye(channels, dtype=x.dtype, device=x.device).repeat_interleave(r, dim=0)
+    y = F.conv2d(x, copies[:, :, None, None])                  # channel c * r + i: term i of channel c
+    y = F.conv2d(y, vertical.repeat(channels, 1)[:, None, :, None], padding=(k // 2, 0),
+                 groups=channels * r)
+    y = F.conv2d(y, horizontal.repeat(channels, 1)[:, None, None, :], padding=(0, k // 2),
+                 groups=channels * r)
+    return F.conv2d(y, copies.T[:, :, None, None])
+
+
+def layer_blur(x: torch.Tensor, kernel: torch.Tensor, factor: int = 1,
+               terms: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Blur every channel of `x` (B, C, H, W) with `kernel` (k, k), k odd, sum 1.
 
     factor > 1: average-pool by `factor`, convolve on that grid, upsample bilinearly
     (the pyramid mode; `kernel` is then the coarse disk). The kernel is cast to x's
-    dtype and device. A 1x1 kernel (sum 1) is the identity and is skipped.
+    dtype and device. A 1x1 kernel (sum 1) is the identity and is skipped. `terms`
+    (vertical, horizontal), each (r, k), is the kernel in separable form
+    (`kernels.render_terms`); given, the blur runs as `separable_blur`.
     """
     if x.dim() != 4:
         raise ValueError(f"expected x of shape (B, C, H, W), got {tuple(x.shape)}")
@@ -107,16 +135,28 @@ def layer_blur(x: torch.Tensor, kernel: torch.Tensor, factor: int = 1) -> torch.
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph))
     y = F.avg_pool2d(x, f) if f > 1 else x
-    if kernel.dtype != x.dtype or kernel.device != x.device:
-        # Only when they differ: a same-dtype `to` would still be traced into the export graph.
-        kernel = kernel.to(dtype=x.dtype, device=x.device)
-    channels = x.shape[1]
-    y = F.conv2d(y, kernel.expand(channels, 1, k, k), padding=k // 2, groups=channels)
+    if terms is not None:
+        if terms[0].shape != terms[1].shape or terms[0].shape[-1] != k:
+            raise ValueError(f"expected terms of shape (r, {k}) each, got {[tuple(t.shape) for t in terms]}")
+        y = separable_blur(y, *(_like(t, x) for t in terms))
+    else:
+        channels = x.shape[1]
+        y = F.conv2d(y, _like(kernel, x).expand(channels, 1, k, k), padding=k // 2, groups=channels)
     if f > 1:
         y = F.interpolate(y, size=(h + ph, w + pw), mode="bilinear", align_corners=False)
         if ph or pw:
             y = y[..., :h, :w]
     return y
+
+
+def _like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    # Only when they differ: a same-dtype `to` would still be traced into the export graph.
+    return t if t.dtype == x.dtype and t.device == x.device else t.to(dtype=x.dtype, device=x.device)
+
+
+def uses_terms(size: int, mode: str) -> bool:
+    """Whether a layer of `size` blurs as separable terms: pyramid mode, kernel over 5x5 on its grid."""
+    return mode == "pyramid" and grid_kernel_size(size, _layer_factor(size, mode)) >= SEPARABLE_MIN_SIZE
 
 
 def composite(image: torch.Tensor, weight: torch.Tensor, masks: torch.Tensor,
@@ -177,7 +217,8 @@ def layered_blur(image: torch.Tensor, defocus: torch.Tensor, kernel_sizes: Seque
     for size in kernel_sizes:
         f = _layer_factor(size, mode)
         kernel = render_kernel(size, f, dtype=image.dtype, device=image.device)
-        blurs.append(partial(layer_blur, kernel=kernel, factor=f))
+        terms = render_terms(size, f, dtype=image.dtype, device=image.device) if uses_terms(size, mode) else None
+        blurs.append(partial(layer_blur, kernel=kernel, factor=f, terms=terms))
     return composite(image, weight, layer_masks(defocus, len(blurs)), blurs)
 
 
@@ -191,9 +232,14 @@ class LayerBlur(nn.Module):
         self.factor = _layer_factor(size, mode)
         # Non-persistent: derived from the config, so checkpoints never carry it.
         self.register_buffer("kernel", render_kernel(size, self.factor), persistent=False)
+        self.separable = uses_terms(size, mode)
+        vertical, horizontal = render_terms(size, self.factor) if self.separable else (None, None)
+        self.register_buffer("vertical", vertical, persistent=False)
+        self.register_buffer("horizontal", horizontal, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return layer_blur(x, self.kernel, self.factor)
+        terms = (self.vertical, self.horizontal) if self.separable else None
+        return layer_blur(x, self.kernel, self.factor, terms)
 
 
 class LayeredRenderer(nn.Module):

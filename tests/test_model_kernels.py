@@ -7,7 +7,8 @@ import torch
 
 from bokehlite.model import hard_disk_kernel, soft_disk_kernel
 from bokehlite.model.config import STAGE1_KERNELS, STAGE2_KERNELS, STAGE3_KERNELS
-from bokehlite.model.kernels import coarse_soft_disk_values, render_kernel, soft_disk_values
+from bokehlite.model.kernels import (coarse_soft_disk_values, grid_kernel_size, render_kernel, render_terms,
+                                    soft_disk_values)
 
 SIZES = (1, 3, 5, 11, 19, 35, 69)
 
@@ -104,6 +105,25 @@ def test_render_kernel_is_the_soft_disk_or_its_coarse_form_in_the_asked_dtype(si
         k = render_kernel(size, factor, dtype=dtype)
         assert k.dtype == dtype and k.device.type == "cpu"
         assert float(k.double().sum()) == pytest.approx(1.0, abs=1e-2)
+
+
+# Ranks read off the singular values of the float64 kernels (those over 1e-6 of the largest):
+# a soft disk is far from separable, but a sum of few separable terms.
+@pytest.mark.parametrize("size,factor,rank", [(7, 1, 4), (15, 1, 6), (35, 2, 8), (69, 4, 6)])
+def test_render_terms_sum_back_to_the_kernel_with_few_terms(size, factor, rank):
+    vertical, horizontal = render_terms(size, factor, dtype=torch.float64)
+    side = grid_kernel_size(size, factor)
+    assert vertical.shape == horizontal.shape == (rank, side)
+    kernel = eq6_reference(size) if factor == 1 else coarse_soft_disk_values(size, factor)
+    rebuilt = np.einsum("ri,rj->ij", vertical.numpy(), horizontal.numpy())
+    np.testing.assert_allclose(rebuilt, kernel, rtol=0, atol=1e-5 * kernel.max())
+    assert render_terms(size, factor)[0].dtype == torch.float32
+
+
+@pytest.mark.parametrize("size,factor,side", [(11, 1, 11), (19, 2, 11), (35, 2, 19), (39, 4, 11), (69, 4, 19)])
+def test_grid_kernel_size_is_the_coarse_disk_side(size, factor, side):
+    assert grid_kernel_size(size, factor) == side
+    assert render_kernel(size, factor).shape == (side, side)
 
 
 def test_render_kernel_returns_a_fresh_tensor_so_the_cache_cannot_be_corrupted():

@@ -15,8 +15,8 @@ from bokehlite.model import (BackboneConfig, BokehNet, LayeredRenderer, Radiance
 from bokehlite.model import render as render_module
 from bokehlite.model import synthetic
 from bokehlite.model.config import BRIGHT_THRESHOLD, STAGE1_KERNELS, STAGE2_KERNELS, STAGE3_KERNELS
-from bokehlite.model.kernels import render_kernel
-from bokehlite.model.render import LayerBlur, layer_blur
+from bokehlite.model.kernels import render_kernel, render_terms
+from bokehlite.model.render import LayerBlur, layer_blur, separable_blur
 from bokehlite.model.radiance import bright_mask
 
 KERNEL_SETS = {"stage1": STAGE1_KERNELS, "stage2": STAGE2_KERNELS, "stage3": STAGE3_KERNELS}
@@ -215,7 +215,9 @@ def test_composite_takes_plain_blur_functions_and_matches_the_module_renderer():
     weight = radiance_like_weight(image)
     masks = layer_masks(ramp_defocus(), len(ks))
     factors = [render_module.pyramid_factor(k) for k in ks]
-    blurs = [partial(layer_blur, kernel=render_kernel(k, f), factor=f) for k, f in zip(ks, factors)]
+    blurs = [partial(layer_blur, kernel=render_kernel(k, f), factor=f,
+                     terms=render_terms(k, f) if render_module.uses_terms(k, mode) else None)
+             for k, f in zip(ks, factors)]
     out = composite(image, weight, masks, blurs)
     assert torch.equal(out, LayeredRenderer(ks, mode)(image, ramp_defocus(), weight))
     # Identity blurs and a one-hot layer give the image back: composite needs no modules.
@@ -224,6 +226,25 @@ def test_composite_takes_plain_blur_functions_and_matches_the_module_renderer():
     with pytest.raises(ValueError, match=r"expected masks of shape \(B, 3, H, W\) \(one per blur\), "
                                          r"got \(1, 2, 64, 96\)"):
         composite(image, weight, one_hot_layers(2, 1), identity)
+
+
+def test_separable_blur_is_the_depthwise_convolution_with_the_summed_kernel_edges_included():
+    torch.manual_seed(0)
+    x = torch.rand(2, 7, 13, 17)
+    vertical, horizontal = torch.rand(3, 9), torch.rand(3, 9)   # any terms, not a disk's
+    kernel = sum(torch.outer(v, h) for v, h in zip(vertical, horizontal))
+    direct = torch.nn.functional.conv2d(x, kernel.expand(7, 1, 9, 9), padding=4, groups=7)
+    torch.testing.assert_close(separable_blur(x, vertical, horizontal), direct, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(layer_blur(x, kernel, terms=(vertical, horizontal)), direct, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="terms of shape"):
+        layer_blur(x, kernel, terms=(vertical[:, :5], horizontal[:, :5]))
+
+
+def test_pyramid_mode_blurs_kernels_from_7x7_on_their_grid_as_separable_terms():
+    renderer = LayeredRenderer(STAGE3_KERNELS, "pyramid")
+    separable = [blur.size for blur in renderer.blurs if blur.separable]
+    assert separable == [k for k in STAGE3_KERNELS if k >= 7]
+    assert not any(blur.separable for blur in LayeredRenderer(STAGE3_KERNELS, "exact").blurs)
 
 
 def test_layer_blur_validation_errors_name_the_expected_shape():
@@ -250,7 +271,8 @@ def test_layered_blur_builds_no_modules_per_call(monkeypatch):
 def test_render_kernels_stay_out_of_the_state_dict():
     net = BokehNet(stage_config("stage3", backbone=BackboneConfig.tiny()))
     assert not [k for k in net.state_dict() if k.startswith("renderer.")]
-    assert len(list(net.renderer.buffers())) == len(STAGE3_KERNELS)
+    # One kernel per layer, plus two separable terms for the 12 layers from 7x7 up (pyramid mode).
+    assert len(list(net.renderer.buffers())) == len(STAGE3_KERNELS) + 2 * 12
 
 
 # Measured with torch 2.13 on CPU on this 32x48 scene, over every kernel set and mode:
