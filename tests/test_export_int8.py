@@ -45,10 +45,11 @@ def test_tiny_int8_export_carries_int8_weights_with_float32_io_and_float_softmax
     assert {"SOFTMAX", "DIV"} <= set(report["quantization"]["kept_float"])
     assert report["quantization"]["quantized_ops"].get("CONV_2D", 0) > 0
     assert report["quantization"]["int8_weight_tensors"] == len(int8_weights)
-    # The renderer's blurs stay float32, so XNNPACK runs them: one per kernel size but 1
-    # (the cpu track renders 1, 5, 11, 19, 27 and 35 px), two of them over 1024 weights.
+    # The renderer's blurs stay float32, so XNNPACK runs them. The cpu track renders 1, 5,
+    # 11, 19, 27 and 35 px: one 5x5 pass, and a vertical and a horizontal pass for each of
+    # the four separable layers (the largest one's over 1024 weights).
     blurs = [op for op in model.ops if op.name == "DEPTHWISE_CONV_2D"]
-    assert len(blurs) == 5 and all(model.dtype(op.inputs[1]) == "float32" for op in blurs)
+    assert len(blurs) == 1 + 2 * 4 and all(model.dtype(op.inputs[1]) == "float32" for op in blurs)
     assert "DEPTHWISE_CONV_2D" not in report["quantization"]["quantized_ops"]
 
 
