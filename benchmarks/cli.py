@@ -12,6 +12,7 @@ from ..interrupt import run_cli
 from .backends import GpuUnavailable, find_gpu_adapter
 from .inputs import image_files
 from .peak import GEMM_SIZE
+from .large_photo import LARGE_PHOTO_SIZE
 from .report import sections, to_text, write_json, write_markdown, write_plot
 from .suite import EXTRA_PRECISIONS, FULL_SIZE, SWEEP_SIZES, BenchError, Settings, Suite, own_precision
 from .timing import Protocol
@@ -123,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true",
                    help="after the rows, profile each LiteRT export per op (LiteRT's op profiler, "
                         "XNNPACK, all cores) and print the costliest op types")
+    p.add_argument("--large-photo", nargs="?", const=LARGE_PHOTO_SIZE, type=size_arg, metavar="HxW",
+                   help="also run bokeh-render on one generated JPEG of HxW (default 6000x8000, 48 MP) "
+                        "through the gpu track, in a fresh process, and report its peak RSS")
     p.add_argument("--json", type=Path, help="write the full results to FILE")
     p.add_argument("--markdown", type=Path, help="write a Markdown report to FILE")
     p.add_argument("--plot", type=Path, help="write a latency and stage chart to FILE.png")
@@ -176,6 +180,9 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
         if args.device == "gpu" and any(precision in EXTRA_PRECISIONS.get(t, ()) for t in tracks):
             raise UsageError(f"--precision {precision} is timed on the CPU (LiteRT XNNPACK); --device gpu "
                              "times the GPU accelerator on each track's own export")
+    if args.large_photo is not None and ("gpu" not in tracks or args.device != "cpu"):
+        raise UsageError("--large-photo runs the gpu track's model on the CPU: use it with --track gpu "
+                         "or all, and --device cpu")
     sweep = (args.sweep_sizes or SWEEP_SIZES) if args.sweep else ()
     if args.device == "gpu":
         sweep = ()
@@ -184,7 +191,7 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
                     artifacts=args.artifacts or Path("artifacts"), checkpoint=args.checkpoint,
                     images=args.images, threads=threads, sweep_sizes=sweep, tiny=args.tiny,
                     gemm_size=args.gemm_size, precisions=args.precision,
-                    profile=args.profile,
+                    profile=args.profile, large_photo=args.large_photo,
                     protocol=Protocol(runs=args.runs, min_secs=args.min_secs, warmup_secs=args.warmup_secs,
                                       max_secs=args.max_secs),
                     command=[PROG, *argv])

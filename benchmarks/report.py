@@ -193,6 +193,20 @@ def profile_section(results: dict) -> Section:
     return Section("Op profile (LiteRT, costliest op types)", header, rows, notes)
 
 
+def large_photo_section(results: dict) -> Section:
+    """--large-photo: bokeh-render on one large generated JPEG, whole process."""
+    header = ["Track", "Photo", "MP", "Backend", "Threads", "Seconds", "Peak RSS MB"]
+    rows, notes = [], []
+    for name, track in results["tracks"].items():
+        photo = track.get("large_photo")
+        if photo:
+            h, w = photo["size"]
+            rows.append([name, f"{w}x{h}", _f(photo["megapixels"], 0), photo["backend"], str(photo["threads"]),
+                         _f(photo["seconds"], 2), _f(photo["peak_rss_mb"], 0)])
+            notes.append(f"{name}: {photo['method']}; the model is {_size(track)}.")
+    return Section("Large photo (bokeh-render)", header, rows, notes)
+
+
 PROFILE_TOP = 10
 OVER_PEAK = "> peak"      # a % of peak over 100: the peak is too low, the figure is not meaningful
 OVER_TIME = "> measured"  # a lower bound above the measured time, for the same reason
@@ -357,7 +371,7 @@ def machine_section(results: dict) -> Section:
 def sections(results: dict) -> list[Section]:
     out = [machine_section(results), latency_section(results), ratio_section(results),
            precision_section(results), portrait_section(results), stage_section(results),
-           profile_section(results),
+           profile_section(results), large_photo_section(results),
            efficiency_section(results), sweep_section(results)]
     out += paper_sections(results)
     out.append(target_section(results))

@@ -31,6 +31,7 @@ from ..host import default_threads, tool_versions
 from .backends import BACKENDS, CPU_BACKENDS, HEADLINE, PERSISTENT
 from .efficiency import efficiency, find, over_peak_warning, precision_ratios, ratios
 from .inputs import track_inputs
+from .large_photo import measure_large_photo
 from .peak import GEMM_REPS, GEMM_SIZE, combine
 from .paper import NO_PAPER_ROW, PAPER_JSON_KEYS, paper_json
 from .portrait import NOT_TIMED
@@ -75,6 +76,7 @@ class Settings:
     gemm_size: int = GEMM_SIZE             # tests only: smaller products do not reach the peak
     precisions: tuple[str, ...] = ()       # --precision: extra exports to time where a track has them
     profile: bool = False                  # --profile: LiteRT's op profile of each export
+    large_photo: tuple[int, int] | None = None   # --large-photo: bokeh-render on one photo this size
     command: list[str] = field(default_factory=list)
 
     def thread_counts(self) -> tuple[int, ...]:
@@ -220,6 +222,7 @@ class Suite:
                          + len(extra_sizes) for t in s.tracks) + 2 * len(threads)
         if s.profile:
             self.steps += sum(1 + len(s.extra_precisions(t)) for t in s.tracks if t != "portrait")
+        self.steps += s.large_photo is not None
 
         def gemm_peaks(when: str, work: Path) -> list[dict]:
             # Before the first row and after the last, a fresh process per thread count:
@@ -261,6 +264,8 @@ class Suite:
             if s.profile:
                 for name, track in tracks.items():
                     self.profile(name, track, work, max(threads))
+            if s.large_photo is not None:
+                self.large_photo(tracks["gpu"], work, max(threads))
             self.gemm = combine(before, gemm_peaks("after the rows", work))
         for track in tracks.values():
             track["efficiency"] = efficiency(track, self.gemm)
@@ -376,6 +381,17 @@ class Suite:
             top = prof["by_type"][0] if prof["by_type"] else {"type": "-", "share": 0.0}
             self.tick(f"{name} {precision} op profile: {prof['whole_model_ms']:.1f} ms, costliest "
                       f"{top['type']} ({100 * top['share']:.0f}%)")
+
+    def large_photo(self, track: dict, work: Path, threads: int) -> None:
+        """track["large_photo"]: bokeh-render's time and peak RSS on one generated photo."""
+        h, w = self.s.large_photo
+        self.say(f"large photo: bokeh-render on a generated {w}x{h} JPEG ({h * w / 1e6:.0f} MP)")
+        try:
+            out = measure_large_photo(Path(track["artifact"]["tflite"]), work, threads, (h, w))
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            raise BenchError(str(exc).splitlines()[0]) from None
+        track["large_photo"] = out
+        self.tick(f"large photo {w}x{h}: {out['seconds']:.1f} s, peak RSS {out['peak_rss_mb']:.0f} MB")
 
     def check_parity(self, track: str, out: dict, outputs: dict) -> None:
         """Every backend's first output vs PyTorch's: the same model, or a warning.

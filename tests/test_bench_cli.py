@@ -220,6 +220,8 @@ def test_device_gpu_times_the_gpu_track_on_the_accelerator_and_names_the_adapter
     ["--runs", "0"], ["--size", "12x"], ["--track", "npu"], ["--tiny"], ["--plot", "chart.jpg"],
     ["--images", "/nonexistent/folder"], ["--size", "100x200", "--track", "cpu"], ["--threads", "0"],
     ["--json", "/nonexistent/folder/out.json"], ["--sweep-sizes", "256x384"], ["--max-secs", "0"],
+    ["--large-photo", "--track", "cpu"], ["--large-photo", "--device", "gpu", "--track", "gpu"],
+    ["--large-photo", "6000"],
 ])
 def test_bad_usage_exits_2_with_one_line(argv, capsys):
     assert main(argv) == 2
