@@ -29,6 +29,7 @@ examples:
   {PROG} --sweep --track gpu                # 256x384, 512x768 and 1024x1536
   {PROG} --device gpu --track gpu           # LiteRT's GPU accelerator on a Vulkan device
   {PROG} --track gpu --profile              # and where LiteRT spends its time, per op type
+  {PROG} --track gpu --large-photo          # and bokeh-render's peak RSS on a 48 MP JPEG
 
 Models come from --artifacts (bokeh_<track>_<H>x<W>.tflite and the .onnx beside it) and
 are exported there first if missing (a few minutes). Exit codes: 0 done, 1 a step failed,
