@@ -8,6 +8,7 @@ import pytest
 from bokehlite.benchmarks.large_photo import measure_large_photo, write_large_photo
 from bokehlite.benchmarks.report import large_photo_section
 from bokehlite.benchmarks.targets import evaluate_targets
+from fixtures.bench import run_bench
 
 from test_bench_units import by_id, fake_track
 
@@ -57,3 +58,16 @@ def test_large_photo_target_is_judged_on_48_megapixels_only():
 def test_large_photo_section_shows_the_photo_and_its_peak():
     section = large_photo_section(results_with_photo(955.0))
     assert section.rows == [["gpu", "8000x6000", "48", "litert", "2", "4.00", "955"]]
+
+
+def test_bench_runtime_large_photo_reports_the_row_and_leaves_the_48_mp_target_unjudged(tiny_export, tmp_path):
+    tflite, _ = tiny_export("gpu")
+    proc, results = run_bench(tmp_path, "--track", "gpu", "--tiny", "--artifacts", str(tflite.parent),
+                              "--size", "128x192", "--runs", "2", "--min-secs", "0", "--warmup-secs", "0",
+                              "--threads", "1", "--gemm-size", "256", "--large-photo", "300x400")
+    photo = results["tracks"]["gpu"]["large_photo"]
+    assert photo["size"] == [300, 400] and photo["threads"] == 1 and photo["peak_rss_mb"] > 30
+    assert "Large photo (bokeh-render)" in proc.stdout and "400x300" in proc.stdout
+    row = by_id(results["targets"])["gpu-large-photo-peak-rss"]
+    assert row["met"] is None and "not evaluated" in row["note"]     # a tiny model, a small photo
+    assert "large photo 400x300" in proc.stderr
