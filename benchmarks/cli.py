@@ -11,8 +11,8 @@ from ..host import default_threads
 from ..interrupt import run_cli
 from .backends import GpuUnavailable, find_gpu_adapter
 from .inputs import image_files
-from .peak import GEMM_SIZE
 from .large_photo import LARGE_PHOTO_SIZE
+from .peak import GEMM_SIZE
 from .report import sections, to_text, write_json, write_markdown, write_plot
 from .suite import EXTRA_PRECISIONS, FULL_SIZE, SWEEP_SIZES, BenchError, Settings, Suite, own_precision
 from .timing import Protocol

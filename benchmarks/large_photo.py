@@ -2,9 +2,9 @@
 
 Why a whole `bokeh-render` in a fresh process, and not the model alone: on a large photo
 the photo's own buffers (the decoder's, the render's, the blend's) add to the model's, and
-a phone app pays for all of them. The photo is a generated scene (shapes at several depths,
-noise), written as a quality-95 JPEG like a camera's; the renderer's own `--json` reports
-the process's peak RSS and time.
+a phone app pays for all of them. The photo is a generated scene (smooth gradients, noise
+and two sharp discs), written as a quality-95 JPEG like a camera's; the renderer's own
+`--json` reports the process's peak RSS and time.
 """
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ EPS = 1e-4
 MASK_SHARPNESS = 100.0
 # In pyramid mode, kernels of this size and up (on their grid) blur as separable terms:
 # XNNPACK's depthwise kernels take up to 25 taps, and it runs larger ones as a grouped
-# GEMM that was 3.7x slower, with 2.4x the memory, on the gpu track's 15x15 layer.
+# GEMM: 4.2x slower, with 2.4x the memory, on the gpu track's 15x15 layer (alone, 2 threads).
 SEPARABLE_MIN_SIZE = 7
 # How composite's running sums are stored between layers: None means as computed. A
 # reduced-precision emulation (export/fp16.py) rounds them here, as a float16 GPU would
