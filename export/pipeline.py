@@ -25,6 +25,7 @@ from ..compare import merge
 from ..files import ensure_writable_dir, remove_stale_work_dirs, sha256, work_dir
 from ..host import tool_versions
 from ..model import BackboneConfig
+from ..model.render import blur_separably
 from . import accelerator, fp16, gpu_check, onnx_export, parity, photo_gate, quantization
 from .calibration import STATIC_OPS, check_folder
 from .gpu_rewrite import rewrite_for_gpu
@@ -165,10 +166,12 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
         fp16_arithmetic = fp16.fp16_arithmetic_report(model, inputs, reference, bfloat16=False)
         if fp16_arithmetic["failures"]:
             raise ExportError("float16 arithmetic gate failed: " + "; ".join(fp16_arithmetic["failures"]))
-    exported, rewrites = model, []
-    if for_gpu:         # the reference above stays the untouched model
-        exported = copy.deepcopy(model)
-        rewrites = rewrite_for_gpu(exported.net)
+    # The reference above stays the untouched model; the exported copy blurs in separable
+    # passes (model/render.py: faster and far lighter on XNNPACK) and, for the GPU, has its
+    # convolutions rewritten.
+    exported = copy.deepcopy(model)
+    separable = blur_separably(exported.net)
+    rewrites = rewrite_for_gpu(exported.net) if for_gpu else []
 
     with work_dir(out_dir, stem) as tmp:
         work = Path(tmp)
@@ -223,6 +226,7 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
         if int8:
             report["quantization"] = int8["quantization"]
             report["parity"]["real_photos"] = int8["real_photos"]
+        report["separable_blurs"] = separable          # renderer layers exported as separable passes
         report["fp16_arithmetic_psnr"] = fp16_arithmetic["psnr"] if fp16_arithmetic else None
         report["fp16_arithmetic"] = fp16_arithmetic
         (work / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -15,9 +15,12 @@ Two modes give the same picture:
 - "exact": every kernel at the render resolution (the reference);
 - "pyramid": kernels from `PYRAMID_MIN_SIZE` up run on an average-pooled grid with
   a matching coarse disk and are bilinearly upsampled. XNNPACK spends
-  O(H*W*k^2) memory on large depthwise kernels; this keeps k small. Kernels over
-  XNNPACK's 25 depthwise taps then run as a few separable passes (`separable_blur`),
-  the same kernel to about 1e-6.
+  O(H*W*k^2) memory on large depthwise kernels; this keeps k small.
+
+Exports blur separably: `blur_separably` switches the pyramid layers whose kernel is
+over XNNPACK's 25 depthwise taps to a few separable passes (`separable_blur`), the same
+kernel to about 1e-6. PyTorch keeps the k x k form, which it runs faster (534 against
+1188 ms for the gpu track's renderer at 512x768 on 2 CPU threads).
 """
 from __future__ import annotations
 
@@ -37,8 +40,8 @@ from .kernels import grid_kernel_size, render_kernel, render_terms
 EPS = 1e-4
 # Slope of the tanh layer masks of a single-channel defocus map (authors' value).
 MASK_SHARPNESS = 100.0
-# In pyramid mode, kernels of this size and up (on their grid) blur as separable terms:
-# XNNPACK's depthwise kernels take up to 25 taps, and it runs larger ones as a grouped
+# In pyramid mode, kernels of this size and up (on their grid) have a separable form for
+# export: XNNPACK's depthwise kernels take up to 25 taps, and it runs larger ones as a grouped
 # GEMM: 4.2x slower, with 2.4x the memory, on the gpu track's 15x15 layer (alone, 2 threads).
 SEPARABLE_MIN_SIZE = 7
 # How composite's running sums are stored between layers: None means as computed. A
@@ -154,9 +157,19 @@ def _like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return t if t.dtype == x.dtype and t.device == x.device else t.to(dtype=x.dtype, device=x.device)
 
 
-def uses_terms(size: int, mode: str) -> bool:
-    """Whether a layer of `size` blurs as separable terms: pyramid mode, kernel over 5x5 on its grid."""
+def has_separable_form(size: int, mode: str) -> bool:
+    """Whether a layer of `size` can blur as separable terms: pyramid mode, kernel over 5x5 on its grid."""
     return mode == "pyramid" and grid_kernel_size(size, _layer_factor(size, mode)) >= SEPARABLE_MIN_SIZE
+
+
+def blur_separably(module: nn.Module) -> int:
+    """Make every `LayerBlur` in `module` that has a separable form use it; how many do.
+
+    For exports, on a copy of the reference model (see the module docstring)."""
+    layers = [m for m in module.modules() if isinstance(m, LayerBlur) and m.vertical is not None]
+    for layer in layers:
+        layer.separable = True
+    return len(layers)
 
 
 def composite(image: torch.Tensor, weight: torch.Tensor, masks: torch.Tensor,
@@ -217,8 +230,7 @@ def layered_blur(image: torch.Tensor, defocus: torch.Tensor, kernel_sizes: Seque
     for size in kernel_sizes:
         f = _layer_factor(size, mode)
         kernel = render_kernel(size, f, dtype=image.dtype, device=image.device)
-        terms = render_terms(size, f, dtype=image.dtype, device=image.device) if uses_terms(size, mode) else None
-        blurs.append(partial(layer_blur, kernel=kernel, factor=f, terms=terms))
+        blurs.append(partial(layer_blur, kernel=kernel, factor=f))
     return composite(image, weight, layer_masks(defocus, len(blurs)), blurs)
 
 
@@ -232,10 +244,12 @@ class LayerBlur(nn.Module):
         self.factor = _layer_factor(size, mode)
         # Non-persistent: derived from the config, so checkpoints never carry it.
         self.register_buffer("kernel", render_kernel(size, self.factor), persistent=False)
-        self.separable = uses_terms(size, mode)
-        vertical, horizontal = render_terms(size, self.factor) if self.separable else (None, None)
+        # The separable form, where there is one; used once `blur_separably` turns it on.
+        vertical, horizontal = (render_terms(size, self.factor) if has_separable_form(size, mode)
+                                else (None, None))
         self.register_buffer("vertical", vertical, persistent=False)
         self.register_buffer("horizontal", horizontal, persistent=False)
+        self.separable = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         terms = (self.vertical, self.horizontal) if self.separable else None

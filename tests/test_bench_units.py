@@ -170,19 +170,13 @@ def test_flop_count_matches_hand_counts_for_residual_and_depthwise_render(tiny_c
     flops = count_flops(tiny_cpu_model, torch.rand(1, 3, h, w))
     # The remainder holds only the residual refiner's convs: 1224 MACs per pixel (residual.py).
     assert flops["stages"]["upsample/blend"] == 2 * 1224 * h * w
-    # The renderer's functional convs, 7 channels per layer on its (pooled) grid: a k x k
-    # depthwise pass, or for r separable terms 7 -> 7r copies, two k-tap passes on 7r
-    # channels and the 7r -> 7 sum.
+    # The renderer's functional depthwise convs: 7 channels per layer on its (pooled) grid.
     nh, nw = h // 4, w // 4
     expected = 0
     for blur in tiny_cpu_model.net.renderer.blurs:
         if blur.size > 1:
             k = blur.kernel.shape[-1]
-            per_pixel = 7 * k * k
-            if blur.separable:
-                r = blur.vertical.shape[0]
-                per_pixel = 2 * 7 * 7 * r + 2 * 7 * r * k
-            expected += 2 * per_pixel * (nh // blur.factor) * (nw // blur.factor)
+            expected += 2 * 7 * (nh // blur.factor) * (nw // blur.factor) * k * k
     assert flops["stages"]["render"] == expected > 0
     assert flops["stages"]["defocus net"] > 0
 

@@ -50,6 +50,7 @@ def test_tiny_int8_export_carries_int8_weights_with_float32_io_and_float_softmax
     # the four separable layers (the largest one's over 1024 weights).
     blurs = [op for op in model.ops if op.name == "DEPTHWISE_CONV_2D"]
     assert len(blurs) == 1 + 2 * 4 and all(model.dtype(op.inputs[1]) == "float32" for op in blurs)
+    assert report["separable_blurs"] == 4
     assert "DEPTHWISE_CONV_2D" not in report["quantization"]["quantized_ops"]
 
 

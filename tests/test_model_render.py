@@ -15,8 +15,8 @@ from bokehlite.model import (BackboneConfig, BokehNet, LayeredRenderer, Radiance
 from bokehlite.model import render as render_module
 from bokehlite.model import synthetic
 from bokehlite.model.config import BRIGHT_THRESHOLD, STAGE1_KERNELS, STAGE2_KERNELS, STAGE3_KERNELS
-from bokehlite.model.kernels import render_kernel, render_terms
-from bokehlite.model.render import LayerBlur, layer_blur, separable_blur
+from bokehlite.model.kernels import render_kernel
+from bokehlite.model.render import LayerBlur, blur_separably, layer_blur, separable_blur
 from bokehlite.model.radiance import bright_mask
 
 KERNEL_SETS = {"stage1": STAGE1_KERNELS, "stage2": STAGE2_KERNELS, "stage3": STAGE3_KERNELS}
@@ -215,9 +215,7 @@ def test_composite_takes_plain_blur_functions_and_matches_the_module_renderer():
     weight = radiance_like_weight(image)
     masks = layer_masks(ramp_defocus(), len(ks))
     factors = [render_module.pyramid_factor(k) for k in ks]
-    blurs = [partial(layer_blur, kernel=render_kernel(k, f), factor=f,
-                     terms=render_terms(k, f) if render_module.uses_terms(k, mode) else None)
-             for k, f in zip(ks, factors)]
+    blurs = [partial(layer_blur, kernel=render_kernel(k, f), factor=f) for k, f in zip(ks, factors)]
     out = composite(image, weight, masks, blurs)
     assert torch.equal(out, LayeredRenderer(ks, mode)(image, ramp_defocus(), weight))
     # Identity blurs and a one-hot layer give the image back: composite needs no modules.
@@ -240,11 +238,18 @@ def test_separable_blur_is_the_depthwise_convolution_with_the_summed_kernel_edge
         layer_blur(x, kernel, terms=(vertical[:, :5], horizontal[:, :5]))
 
 
-def test_pyramid_mode_blurs_kernels_from_7x7_on_their_grid_as_separable_terms():
+def test_blur_separably_switches_pyramid_layers_from_7x7_on_their_grid_and_keeps_the_picture():
+    image, defocus = scene(seed=4), ramp_defocus()
+    weight = radiance_like_weight(image)
     renderer = LayeredRenderer(STAGE3_KERNELS, "pyramid")
-    separable = [blur.size for blur in renderer.blurs if blur.separable]
-    assert separable == [k for k in STAGE3_KERNELS if k >= 7]
-    assert not any(blur.separable for blur in LayeredRenderer(STAGE3_KERNELS, "exact").blurs)
+    direct = renderer(image, defocus, weight)
+    assert not any(blur.separable for blur in renderer.blurs)      # PyTorch keeps the k x k form
+    assert blur_separably(renderer) == 12
+    assert [blur.size for blur in renderer.blurs if blur.separable] == [k for k in STAGE3_KERNELS if k >= 7]
+    separable = renderer(image, defocus, weight)
+    assert not torch.equal(separable, direct)                    # other ops ran...
+    torch.testing.assert_close(separable, direct, rtol=0, atol=2e-6)   # ...on the same kernels
+    assert blur_separably(LayeredRenderer(STAGE3_KERNELS, "exact")) == 0
 
 
 def test_layer_blur_validation_errors_name_the_expected_shape():
