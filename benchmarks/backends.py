@@ -124,12 +124,8 @@ def open_backend(backend: str, *, threads: int, tflite: str, onnx: str | None, t
         if backend not in PORTRAIT:
             raise ValueError(NOT_TIMED)
         return open_portrait(pipeline, threads, backend.removeprefix("litert-"))
-    if backend == "litert-xnnpack":
-        return open_litert(tflite, threads, "xnnpack")
-    if backend in ("litert-builtin", "litert-xnnpack-persistent"):
-        return open_litert(tflite, threads, backend.removeprefix("litert-"))
-    if backend == "litert-gpu":
-        return open_litert(tflite, threads, "gpu", adapter)
+    if backend in BACKENDS and backend.startswith("litert-"):   # -xnnpack, -xnnpack-persistent, -builtin, -gpu
+        return open_litert(tflite, threads, backend.removeprefix("litert-"), adapter)
     if backend == "onnxruntime":
         return open_onnxruntime(onnx, threads)
     if backend == "pytorch":

@@ -70,6 +70,8 @@ def soft_disk_kernel(size: int) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=None)
 def _render_values(size: int, factor: int) -> np.ndarray:
+    if factor < 1:
+        raise ValueError(f"factor must be a positive integer, got {factor}")
     values = soft_disk_values(size) if factor == 1 else coarse_soft_disk_values(size, factor)
     values.flags.writeable = False          # shared by every caller through the cache
     return values
@@ -83,8 +85,6 @@ def render_kernel(size: int, factor: int = 1, dtype: torch.dtype = torch.float32
     per (size, factor) in float64 and rounded once to `dtype`, so every caller sees the
     same values as the float32 buffers of `LayerBlur`.
     """
-    if factor < 1:
-        raise ValueError(f"factor must be a positive integer, got {factor}")
     return torch.tensor(_render_values(size, factor), dtype=dtype, device=device)
 
 
@@ -116,6 +116,4 @@ def render_terms(size: int, factor: int = 1, dtype: torch.dtype = torch.float32,
     runs a k x k depthwise kernel over 25 taps as a slow grouped GEMM with H*W*k^2 pointers.
     The terms come from the SVD in float64 (see _RANK_TOLERANCE).
     """
-    if factor < 1:
-        raise ValueError(f"factor must be a positive integer, got {factor}")
     return tuple(torch.tensor(v, dtype=dtype, device=device) for v in _separable_values(size, factor))

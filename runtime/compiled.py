@@ -1,6 +1,6 @@
 """What LiteRT's CompiledModel backends share (`litert` on the CPU, `litert-gpu`): loading a
-verified file with LiteRT's output caught, tensor specs and input checks, and a release and
-an exit that print nothing."""
+verified file with LiteRT's output caught, tensor specs, checked input and output buffers,
+and a release and an exit that print nothing."""
 from __future__ import annotations
 
 import atexit
@@ -51,6 +51,29 @@ def check_inputs(given: dict, inputs: dict[str, TensorSpec]) -> None:
         if not isinstance(value, np.ndarray) or value.shape != spec.shape or value.dtype != spec.dtype:
             got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
             raise ValueError(f"expected {spec.dtype} {name} of shape {spec.shape}, got {got}")
+
+
+class SignatureBuffers:
+    """A signature's input and output tensor buffers, made once and reused by every run."""
+
+    def __init__(self, compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str, TensorSpec]):
+        self.specs_in, self.specs_out = inputs, outputs
+        self.inputs = {n: compiled.create_input_buffer_by_name(key, n) for n in inputs}
+        self.outputs = {n: compiled.create_output_buffer_by_name(key, n) for n in outputs}
+
+    def write(self, given: dict) -> None:
+        """Checked (`check_inputs`) and copied into the input buffers."""
+        check_inputs(given, self.specs_in)
+        for name, buffer in self.inputs.items():
+            buffer.write(np.ascontiguousarray(given[name]))
+
+    def read(self) -> dict[str, np.ndarray]:
+        return {n: self.outputs[n].read(int(np.prod(s.shape)), s.dtype).reshape(s.shape)
+                for n, s in self.specs_out.items()}
+
+    def all(self) -> list:
+        """Every buffer, for `release`."""
+        return [*self.inputs.values(), *self.outputs.values()]
 
 
 def tensor_specs(details: dict, order: list[str]) -> dict[str, TensorSpec]:

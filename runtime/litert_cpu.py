@@ -2,12 +2,13 @@
 
 This is the API an Android app uses (CompiledModel with the CPU accelerator), and, unlike
 the Interpreter, it passes flags to XNNPACK. We use one of them. XNNPACK keeps, for every
-convolution, an indirection buffer of H_out * W_out * k^2 pointers for the whole run. The
-renderer's depthwise blurs use large kernels, so these buffers come to about 2 GB on the
-gpu track at 1024x1536 (3.1 GB peak RSS; 1.2 GB on the cpu track). With
-`TRANSIENT_INDIRECTION_BUFFER`, XNNPACK builds them tile by tile while it runs: 1.2 GB and
-0.65 GB peak, for about 10% more time (measured on this machine, 2 threads). `low_memory=False`
-gives the old trade.
+convolution, an indirection buffer of H_out * W_out * k^2 pointers for the whole run: at
+1024x1536, peak RSS is 1.34 GB on the gpu track and 1.08 GB on the cpu track, most of the
+latter for the residual refiner's full-resolution 3x3 convolutions (2 GB on the gpu track
+before the renderer's large kernels were exported as separable passes). With
+`TRANSIENT_INDIRECTION_BUFFER`, XNNPACK builds them tile by tile while it runs: 0.80 GB
+and 0.73 GB peak, for 5-10% more time (measured on this machine, 2 threads).
+`low_memory=False` gives the other trade.
 
 Options: xnnpack (default True; False runs LiteRT's builtin kernels, as the Interpreter's
 BUILTIN_WITHOUT_DEFAULT_DELEGATES does), low_memory (default True; XNNPACK only).
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..contract import SIGNATURE
 from .backends import Backend, ModelRunner, TensorSpec, captured_stderr, check_signature
-from .compiled import check_inputs, litert, load, quiet_teardown, release, status_reason, tensor_specs
+from .compiled import SignatureBuffers, litert, load, quiet_teardown, release, status_reason, tensor_specs
 from .errors import BackendError, ModelError
 
 # TFLITE_XNNPACK_DELEGATE_FLAG_* (tensorflow/lite/delegates/xnnpack/xnnpack_delegate.h).
@@ -74,18 +75,14 @@ class LiteRtCpuBackend(Backend):
 
 def _runner(compiled, inputs: dict[str, TensorSpec], outputs: dict[str, TensorSpec], model_path: str):
     """callable(**inputs) -> {output: array}, with its buffers made once."""
-    in_buffers = {n: compiled.create_input_buffer_by_name(SIGNATURE, n) for n in inputs}
-    out_buffers = {n: compiled.create_output_buffer_by_name(SIGNATURE, n) for n in outputs}
+    buffers = SignatureBuffers(compiled, SIGNATURE, inputs, outputs)
 
     def run(**given: np.ndarray) -> dict[str, np.ndarray]:
-        check_inputs(given, inputs)
-        for name in inputs:
-            in_buffers[name].write(np.ascontiguousarray(given[name]))
+        buffers.write(given)
         try:
-            compiled.run_by_name(SIGNATURE, in_buffers, out_buffers)
+            compiled.run_by_name(SIGNATURE, buffers.inputs, buffers.outputs)
         except RuntimeError as exc:      # LiteRT's status
             raise ModelError(f"{model_path}: LiteRT failed to run it: {status_reason(exc)}") from None
-        return {n: out_buffers[n].read(int(np.prod(s.shape)), s.dtype).reshape(s.shape)
-                for n, s in outputs.items()}
+        return buffers.read()
 
-    return run, [*in_buffers.values(), *out_buffers.values()]
+    return run, buffers.all()

@@ -54,7 +54,7 @@ import numpy as np
 
 from ..contract import SIGNATURE
 from .backends import Backend, ModelRunner, TensorSpec, captured_stderr
-from .compiled import check_inputs, litert, load, quiet_teardown, release, status_reason, tensor_specs
+from .compiled import SignatureBuffers, litert, load, quiet_teardown, release, status_reason, tensor_specs
 from .errors import BackendError, ModelError, RuntimeInputError
 
 # Debian's chromium-common installs SwiftShader's Vulkan ICD (and libvk_swiftshader.so) here.
@@ -323,22 +323,18 @@ def _runner(compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str
     device computes on this process's own threads, so there we first wait until they go
     idle, for the first run and for any run that came near the limit.
     """
-    in_buffers = {n: compiled.create_input_buffer_by_name(key, n) for n in inputs}
-    out_buffers = {n: compiled.create_output_buffer_by_name(key, n) for n in outputs}
+    buffers = SignatureBuffers(compiled, key, inputs, outputs)
     state = {"checked": False, "broken": None, "wait_idle": software}
 
     def invoke(given: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        check_inputs(given, inputs)
-        for name in inputs:
-            in_buffers[name].write(given[name])
+        buffers.write(given)
         try:
             t0 = time.perf_counter()
-            compiled.run_by_name(key, in_buffers, out_buffers)
+            compiled.run_by_name(key, buffers.inputs, buffers.outputs)
             if state["wait_idle"]:
                 _wait_until_idle()
                 state["wait_idle"] = time.perf_counter() - t0 > LOCK_TIMEOUT_S / 2
-            return {n: out_buffers[n].read(int(np.prod(s.shape)), s.dtype).reshape(s.shape)
-                    for n, s in outputs.items()}
+            return buffers.read()
         except RuntimeError as exc:      # LiteRT's status, e.g. a lost device
             reason = status_reason(exc)
             if "lock" in reason:
@@ -367,7 +363,7 @@ def _runner(compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str
             raise ModelError(state["broken"])
         return result
 
-    return run, [*in_buffers.values(), *out_buffers.values()]
+    return run, buffers.all()
 
 
 def _wait_until_idle(poll_s: float = 0.05, quiet_polls: int = 4) -> None:
@@ -475,12 +471,10 @@ def _check_main(model: str, adapter: Adapter | None) -> dict:
         from ai_edge_litert.compiled_model import CompiledModel, HardwareAccelerator
         cpu_model = CompiledModel.from_file(model, hardware_accel=HardwareAccelerator.CPU)
         key = next(iter(cpu_model.get_signature_list()))
-        in_buffers = {n: cpu_model.create_input_buffer_by_name(key, n) for n in inputs}
-        out_buffers = {n: cpu_model.create_output_buffer_by_name(key, n) for n in gpu}
-        for name, value in inputs.items():
-            in_buffers[name].write(value)
-        cpu_model.run_by_name(key, in_buffers, out_buffers)
-        cpu = {n: out_buffers[n].read(gpu[n].size, gpu[n].dtype).reshape(gpu[n].shape) for n in gpu}
+        buffers = SignatureBuffers(cpu_model, key, runner.inputs, runner.outputs)
+        buffers.write(inputs)
+        cpu_model.run_by_name(key, buffers.inputs, buffers.outputs)
+        cpu = buffers.read()
     agreement = {}
     for name in gpu:
         ref, got = cpu[name].astype(np.float64), gpu[name].astype(np.float64)
