@@ -9,6 +9,7 @@ from pathlib import Path
 from ..contract import PRECISIONS, parse_size
 from ..host import default_threads
 from ..interrupt import run_cli
+from ..usage import OneLineParser
 from .backends import GpuUnavailable, find_gpu_adapter
 from .inputs import image_files
 from .large_photo import LARGE_PHOTO_SIZE
@@ -62,11 +63,6 @@ class UsageError(Exception):
     pass
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message):   # one line on stderr, exit 2 (house rule)
-        raise UsageError(message)
-
-
 def size_arg(text: str) -> tuple[int, int]:
     try:
         return parse_size(text)
@@ -97,9 +93,9 @@ def precisions_arg(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog=PROG, description="Time the exported bokeh models (LiteRT with XNNPACK on and off, "
-               "ONNX Runtime, PyTorch) with TFLite benchmark_model's protocol, side by side, and show "
-               "where the time goes.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog=PROG, description="Time the exported bokeh models (LiteRT with XNNPACK on and off, "
+                      "ONNX Runtime, PyTorch) with TFLite benchmark_model's protocol, side by side, and show "
+                      "where the time goes.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                    help="cpu: everything below; gpu: LiteRT's GPU accelerator (litert-gpu) only "
                         "(default: cpu)")

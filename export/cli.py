@@ -8,6 +8,7 @@ import sys
 
 from ..contract import DEFAULT_SIZE, PRECISIONS, TRACKS, parse_size
 from ..interrupt import run_cli
+from ..usage import OneLineParser
 
 EXAMPLES = """examples:
   export-tflite --track gpu                       # artifacts/bokeh_gpu_1024x1536.tflite
@@ -31,10 +32,10 @@ def size_arg(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="export-tflite", epilog=EXAMPLES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                description="Export the bokeh model: PyTorch -> ONNX -> TFLite, "
-                                            "parity-gated against PyTorch.")
+    p = OneLineParser(prog="export-tflite", epilog=EXAMPLES,
+                      formatter_class=argparse.RawDescriptionHelpFormatter,
+                      description="Export the bokeh model: PyTorch -> ONNX -> TFLite, "
+                                  "parity-gated against PyTorch.")
     p.add_argument("--track", choices=(*TRACKS, "portrait", "all"), default="gpu",
                    help="cpu: stage 1 + residual, float32; gpu: stage 3 + Eq. 9, float16 weights; "
                         "render: depth-guided renderer (photo + disparity + focus + aperture), "

@@ -17,7 +17,6 @@ bfloat16 autocast (8 significant bits, fast on the CPU) is the pessimistic secon
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
@@ -31,6 +30,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..compare import compare, merge
 from ..model.render import accumulator_storage
+from ..usage import OneLineParser
 
 # The largest finite float16; values from 65520 up round to inf.
 FLOAT16_MAX = 65504.0
@@ -282,7 +282,7 @@ def main(argv=None) -> int:
     from .track_model import build_model
     from .tracks import check_size, get_track
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m bokehlite.export.fp16",
         description="Measure emulated float16 arithmetic (and bfloat16 autocast) against float32 "
                     "on real photos, with seeded untrained weights unless --checkpoint is given.",

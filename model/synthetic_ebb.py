@@ -19,6 +19,7 @@ import numpy as np
 
 from ..contract import parse_size
 from ..interrupt import run_cli
+from ..usage import OneLineParser
 
 # Blur radius, in photo pixels per unit of |disparity - focus|, as a share of the
 # photo's short side: the far wall (|d - d_f| ~ 0.5) gets a radius of ~6% of it,
@@ -134,9 +135,9 @@ def write_synthetic_ebb(out_dir: str | Path, count: int, size: tuple[int, int] =
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bokehlite.model.synthetic_ebb",
-                                description="Write a synthetic EBB!-layout set (original/, bokeh/, "
-                                            "disparity/) rendered by the depth-guided renderer.")
+    p = OneLineParser(prog="python -m bokehlite.model.synthetic_ebb",
+                      description="Write a synthetic EBB!-layout set (original/, bokeh/, "
+                                  "disparity/) rendered by the depth-guided renderer.")
     p.add_argument("out", help="output folder")
     p.add_argument("--count", type=int, default=64, help="number of pairs (default: 64)")
     p.add_argument("--size", type=_size, default=(256, 384), metavar="HxW",

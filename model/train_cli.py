@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..host import default_threads
 from ..interrupt import run_cli
+from ..usage import OneLineParser
 
 PROG = "train-bokeh"
 STAGES = ("1", "2", "3", "cpu-track")
@@ -77,7 +78,7 @@ def _crop(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=PROG, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train the bokeh network on EBB! pairs: stage 1 (1/4 resolution, 6 defocus "
                     "layers), stage 2 (1/2), stage 3 (1/2, 1-channel defocus) or the CPU track's "

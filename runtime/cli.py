@@ -18,6 +18,7 @@ from ..contract import DEFAULT_SIZE, MAX_BLUR_RADIUS, artifact_stem
 from ..files import FolderNotWritable, ensure_writable_dir
 from ..host import peak_rss_mb
 from ..interrupt import run_cli
+from ..usage import OneLineParser
 from .backends import REGISTRY
 from .depth import CENTRE_BOX, FOCUS_WINDOW, centre_focus, fit_disparity, focus_at, read_disparity
 from .errors import DepthError, OutputError, RuntimeInputError
@@ -72,12 +73,6 @@ exit codes: 0 all rendered, 2 bad usage or input (any file failed), 1 internal e
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        print(f"{PROG}: error: {message} (see {PROG} --help)", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT)
-
-
 def _point(text: str) -> tuple[int, int]:
     parts = text.split(",")
     try:
@@ -118,8 +113,8 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Render learned bokeh on photos with an exported TFLite model.",
-                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog=PROG, description="Render learned bokeh on photos with an exported TFLite model.",
+                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="photo files or folders")
     p.add_argument("-o", "--out", required=True, type=Path, metavar="OUTDIR",
                    help="output folder (created if missing); inputs are never overwritten")

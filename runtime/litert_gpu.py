@@ -36,7 +36,6 @@ export-tflite's verification and `--check-gpu` (see `run_child`).
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
@@ -53,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from ..contract import SIGNATURE
+from ..usage import OneLineParser
 from .backends import Backend, ModelRunner, TensorSpec, captured_stderr
 from .compiled import SignatureBuffers, litert, load, quiet_teardown, release, status_reason, tensor_specs
 from .errors import BackendError, ModelError, RuntimeInputError
@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     """Child processes: `probe`; `run MODEL INPUTS.npz OUTPUTS.npz [--adapter JSON]`;
     `check MODEL [--adapter JSON]`. Each prints one JSON object as its last stdout line;
     `ok` false with `error` (one line) when the model or the adapter is refused."""
-    parser = argparse.ArgumentParser(prog="python -m bokehlite.runtime.litert_gpu")
+    parser = OneLineParser(prog="python -m bokehlite.runtime.litert_gpu")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("probe")
     run = sub.add_parser("run")

@@ -12,6 +12,8 @@ import argparse
 import sys
 import time
 
+from ..usage import OneLineParser
+
 FORBIDDEN = ("torch", "tensorflow")
 
 
@@ -20,7 +22,7 @@ def loaded_forbidden() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m bokehlite.runtime.selfcheck", description=__doc__.splitlines()[0],
         epilog="example:\n  python -m bokehlite.runtime.selfcheck artifacts/bokeh_gpu_1024x1536.tflite photo.jpg",
         formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -230,6 +230,16 @@ def test_cpu_track_from_stage1_exports_and_renders(ebb, stage1, tmp_path, capsys
     assert result.shape == original.shape
     assert np.abs(result.astype(float) - original).mean() > 1.0
 
+    # Untrained weights flatter quantization: the int8 gate must hold for trained ones too.
+    exported = subprocess.run([str(BIN / "export-tflite"), "--track", "cpu", "--precision", "int8",
+                               "--checkpoint", str(run / "best.pth"), "--input-size", "128x256",
+                               "-o", str(tmp_path / "art"), "--json"], capture_output=True, text=True, timeout=300)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    report = json.loads(exported.stdout)
+    assert report["weights"] == "trained" and report["precision"] == "int8"
+    worst = report["parity"]["real_photos"]["worst"]
+    assert worst["bokeh_psnr"] >= 30.0 and worst["defocus_mae"] <= 0.02
+
 
 def photo_folder(root: Path, stems, size=(64, 96)) -> Path:
     rng = np.random.default_rng(0)
