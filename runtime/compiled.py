@@ -57,9 +57,14 @@ class SignatureBuffers:
     """A signature's input and output tensor buffers, made once and reused by every run."""
 
     def __init__(self, compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str, TensorSpec]):
+        self.compiled, self.key = compiled, key
         self.specs_in, self.specs_out = inputs, outputs
         self.inputs = {n: compiled.create_input_buffer_by_name(key, n) for n in inputs}
         self.outputs = {n: compiled.create_output_buffer_by_name(key, n) for n in outputs}
+
+    def invoke(self) -> None:
+        """Run the signature on these buffers; LiteRT's failures are its RuntimeError."""
+        self.compiled.run_by_name(self.key, self.inputs, self.outputs)
 
     def write(self, given: dict) -> None:
         """Checked (`check_inputs`) and copied into the input buffers."""

@@ -6,9 +6,10 @@ convolution, an indirection buffer of H_out * W_out * k^2 pointers for the whole
 1024x1536, peak RSS is 1.34 GB on the gpu track and 1.08 GB on the cpu track, most of the
 latter for the residual refiner's full-resolution 3x3 convolutions (2 GB on the gpu track
 before the renderer's large kernels were exported as separable passes). With
-`TRANSIENT_INDIRECTION_BUFFER`, XNNPACK builds them tile by tile while it runs: 0.80 GB
-and 0.73 GB peak, for 5-10% more time (measured on this machine, 2 threads).
-`low_memory=False` gives the other trade.
+`TRANSIENT_INDIRECTION_BUFFER`, XNNPACK rebuilds each convolution's buffer on every run in
+a workspace that all operators share: 0.80 GB and 0.73 GB peak, for 5-13% more time
+(measured on this machine, 2 threads; on the cpu track almost all of it is the refiner's
+113 MB buffers). `low_memory=False` gives the other trade.
 
 Options: xnnpack (default True; False runs LiteRT's builtin kernels, as the Interpreter's
 BUILTIN_WITHOUT_DEFAULT_DELEGATES does), low_memory (default True; XNNPACK only).
@@ -80,7 +81,7 @@ def _runner(compiled, inputs: dict[str, TensorSpec], outputs: dict[str, TensorSp
     def run(**given: np.ndarray) -> dict[str, np.ndarray]:
         buffers.write(given)
         try:
-            compiled.run_by_name(SIGNATURE, buffers.inputs, buffers.outputs)
+            buffers.invoke()
         except RuntimeError as exc:      # LiteRT's status
             raise ModelError(f"{model_path}: LiteRT failed to run it: {status_reason(exc)}") from None
         return buffers.read()

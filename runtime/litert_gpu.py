@@ -330,7 +330,7 @@ def _runner(compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str
         buffers.write(given)
         try:
             t0 = time.perf_counter()
-            compiled.run_by_name(key, buffers.inputs, buffers.outputs)
+            buffers.invoke()
             if state["wait_idle"]:
                 _wait_until_idle()
                 state["wait_idle"] = time.perf_counter() - t0 > LOCK_TIMEOUT_S / 2
@@ -473,7 +473,7 @@ def _check_main(model: str, adapter: Adapter | None) -> dict:
         key = next(iter(cpu_model.get_signature_list()))
         buffers = SignatureBuffers(cpu_model, key, runner.inputs, runner.outputs)
         buffers.write(inputs)
-        cpu_model.run_by_name(key, buffers.inputs, buffers.outputs)
+        buffers.invoke()
         cpu = buffers.read()
     agreement = {}
     for name in gpu:
