@@ -173,7 +173,7 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
         if not any(precision == own_precision(t) or precision in EXTRA_PRECISIONS.get(t, ()) for t in tracks):
             own = ", ".join(f"{t} {own_precision(t)}" for t in tracks)
             raise UsageError(f"--precision {precision}: no such export of the {' or '.join(tracks)} track "
-                             f"(own: {own}; int8: cpu track only)")
+                             f"(own: {own}; int8: cpu track only; portrait: its own only)")
         if args.device == "gpu" and any(precision in EXTRA_PRECISIONS.get(t, ()) for t in tracks):
             raise UsageError(f"--precision {precision} is timed on the CPU (LiteRT XNNPACK); --device gpu "
                              "times the GPU accelerator on each track's own export")

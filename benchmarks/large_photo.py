@@ -49,7 +49,7 @@ def measure_large_photo(model: Path, work: Path, threads: int,
     done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise RuntimeError(f"bokeh-render on the {size[1]}x{size[0]} photo exited {done.returncode}: {last}")
+        raise RuntimeError(f"bokeh-render on the {size[0]}x{size[1]} (HxW) photo exited {done.returncode}: {last}")
     report = json.loads(done.stdout)
     return {"size": list(size), "megapixels": size[0] * size[1] / 1e6, "backend": report["backend"],
             "threads": threads, "seconds": report["files"][0]["seconds"],

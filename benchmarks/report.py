@@ -195,13 +195,13 @@ def profile_section(results: dict) -> Section:
 
 def large_photo_section(results: dict) -> Section:
     """--large-photo: bokeh-render on one large generated JPEG, whole process."""
-    header = ["Track", "Photo", "MP", "Backend", "Threads", "Seconds", "Peak RSS MB"]
+    header = ["Track", "Photo (HxW)", "MP", "Backend", "Threads", "Seconds", "Peak RSS MB"]
     rows, notes = [], []
     for name, track in results["tracks"].items():
         photo = track.get("large_photo")
         if photo:
             h, w = photo["size"]
-            rows.append([name, f"{w}x{h}", _f(photo["megapixels"], 0), photo["backend"], str(photo["threads"]),
+            rows.append([name, f"{h}x{w}", _f(photo["megapixels"], 0), photo["backend"], str(photo["threads"]),
                          _f(photo["seconds"], 2), _f(photo["peak_rss_mb"], 0)])
             notes.append(f"{name}: {photo['method']}; the model is {_size(track)}.")
     return Section("Large photo (bokeh-render)", header, rows, notes)
@@ -444,7 +444,8 @@ def write_plot(path, results: dict) -> None:
         ax1.set_yscale("log")
     ax1.set_ylabel("avg latency per image (ms)")
     ax1.set_title("Latency per backend")
-    ax1.legend(fontsize=7)
+    # Beside the axes, not over them: inside, the legend hid the tallest bars.
+    ax1.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2, frameon=False)
     staged = [(f"{n} {_size(t)}", t["stages"]) for n, t in tracks.items() if t.get("stages")]
     colours: dict[str, str] = {}    # one colour and one legend entry per stage name, across tracks
     for j, (label, stages) in enumerate(staged):
@@ -461,9 +462,9 @@ def write_plot(path, results: dict) -> None:
     backend = ", ".join(sorted({f"{s['backend']}, {_threads(s['threads'])}" for _, s in staged}))
     ax2.set_title(f"Stage breakdown ({backend})" if staged else "Stage breakdown (not measured)")
     if staged:
-        ax2.legend(fontsize=7)
+        ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=3, frameon=False)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")     # the legends below the axes too
     plt.close(fig)
     atomic_write(path, buf.getvalue())

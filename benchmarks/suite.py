@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from ..compare import compare
-from ..contract import DEFAULT_SIZE, artifact_stem, portrait_stem, track_contract
+from ..contract import DEFAULT_SIZE, PRECISIONS, TRACKS, artifact_stem, portrait_stem, track_contract
 from ..export.tracks import INT8_TRACKS, get_track
 from ..host import default_threads, tool_versions
 from .backends import BACKENDS, CPU_BACKENDS, HEADLINE, PERSISTENT
@@ -45,7 +45,10 @@ SWEEP_SIZES = ((256, 384), (512, 768), FULL_SIZE)
 VERSIONS = ("bokehlite", "ai-edge-litert", "onnxruntime", "torch", "numpy")
 SAME_MODEL_MAX_ABS = 1e-3   # float32 ONNX Runtime vs PyTorch; the export gate is 1e-4
 LOAD_WARNING = 1.0          # 1-minute load average above which the machine was not idle
-EXTRA_PRECISIONS = {t: ("int8",) for t in INT8_TRACKS}   # what --precision may add beside a track's own
+# What --precision may add beside a track's own: every other precision export-tflite makes
+# of it (int8 for the cpu track only; portrait times its render model's own precision).
+EXTRA_PRECISIONS = {t: tuple(p for p in PRECISIONS if p != track_contract(t).precision
+                             and (p != "int8" or t in INT8_TRACKS)) for t in TRACKS}
 # XNNPACK both ways (low memory costs int8 more than float32); builtin int8 would add
 # minutes at full size and serves no target.
 EXTRA_BACKENDS = (HEADLINE, PERSISTENT)
@@ -385,13 +388,13 @@ class Suite:
     def large_photo(self, track: dict, work: Path, threads: int) -> None:
         """track["large_photo"]: bokeh-render's time and peak RSS on one generated photo."""
         h, w = self.s.large_photo
-        self.say(f"large photo: bokeh-render on a generated {w}x{h} JPEG ({h * w / 1e6:.0f} MP)")
+        self.say(f"large photo: bokeh-render on a generated {h}x{w} (HxW) JPEG ({h * w / 1e6:.0f} MP)")
         try:
             out = measure_large_photo(Path(track["artifact"]["tflite"]), work, threads, (h, w))
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
             raise BenchError(str(exc).splitlines()[0]) from None
         track["large_photo"] = out
-        self.tick(f"large photo {w}x{h}: {out['seconds']:.1f} s, peak RSS {out['peak_rss_mb']:.0f} MB")
+        self.tick(f"large photo {h}x{w}: {out['seconds']:.1f} s, peak RSS {out['peak_rss_mb']:.0f} MB")
 
     def check_parity(self, track: str, out: dict, outputs: dict) -> None:
         """Every backend's first output vs PyTorch's: the same model, or a warning.

@@ -50,8 +50,7 @@ INPUTS = {
                            f"|disparity - focus| (radius capped at {MAX_BLUR_RADIUS} px)"),
 }
 OUTPUTS = {
-    "bokeh": TensorRole("bokeh", 3, (0.0, 1.0), "final bokeh image at the input size (Eq. 9 applied at "
-                        "the model resolution)"),
+    "bokeh": TensorRole("bokeh", 3, (0.0, 1.0), "bokeh image at the input size"),
     "blur": TensorRole("blur", 3, (0.0, 1.0), "rendered bokeh at the render resolution, before the "
                        "Eq. 9 blend"),
     "defocus": TensorRole("defocus", 1, (0.0, 1.0), f"defocus map D in [0, 1] (render track: blur radius "
@@ -133,10 +132,17 @@ def input_specs(names, size: tuple[int, int]) -> dict[str, dict]:
     return specs
 
 
-def output_spec(name: str, shape) -> dict:
-    role = OUTPUTS[name]
+def output_spec(name: str, shape, track: str) -> dict:
+    """Sidecar entry of one output of `track`; its meaning says whether Eq. 9 is already in it."""
+    role, tc = OUTPUTS[name], track_contract(track)
+    meaning = role.meaning
+    if name == tc.blend_source:
+        meaning += "; before Eq. 9: the B that the host blends with the photo at its resolution (postprocess)"
+    elif name == "bokeh":
+        meaning += (f"; Eq. 9 applied at the model resolution (a preview: the host blends "
+                    f"{tc.blend_source!r} at the photo's resolution instead)")
     return {"name": name, "shape": [int(s) for s in shape], "dtype": "float32", "layout": "NHWC",
-            "range": list(role.value_range), "meaning": role.meaning}
+            "range": list(role.value_range), "meaning": meaning}
 
 
 def postprocess(source: str, eta: float, tau: float) -> dict:

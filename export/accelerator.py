@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..compare import compare, merge
+from ..compare import compare, merge, worst_psnr
 from ..runtime.errors import BackendError
 from ..runtime.litert_gpu import Adapter, find_adapter, run_child
 
@@ -119,12 +119,16 @@ def check_file(path: str | Path) -> dict:
         result = _child(["check", str(path)], path, adapter)
     except AcceleratorError as exc:
         return {"verified": True, "compatible": False, "adapter": adapter.name, "reason": str(exc)}
-    worst = min((a["psnr"] for a in result["agreement_with_cpu"].values() if a["psnr"] is not None),
-                default=None)
-    report = {"verified": True, "compatible": worst is None or worst >= CHECK_MIN_PSNR,
+    agreement = result["agreement_with_cpu"]
+    worst = worst_psnr(a["psnr"] for a in agreement.values())
+    nonfinite = max((a.get("nonfinite", 0.0) for a in agreement.values()), default=0.0)
+    report = {"verified": True, "compatible": nonfinite == 0 and (worst is None or worst >= CHECK_MIN_PSNR),
               "adapter": adapter.name, "fully_accelerated": result["fully_accelerated"],
-              "agreement_with_cpu": result["agreement_with_cpu"], "min_psnr": CHECK_MIN_PSNR}
-    if not report["compatible"]:
+              "agreement_with_cpu": agreement, "min_psnr": CHECK_MIN_PSNR}
+    if nonfinite > 0:
+        report["reason"] = (f"LiteRT's GPU accelerator runs it, but {100 * nonfinite:.4f}% of its output "
+                            "values are NaN or infinite")
+    elif not report["compatible"]:
         report["reason"] = (f"LiteRT's GPU accelerator runs it, but its outputs disagree with LiteRT's "
                             f"CPU: {worst:.1f} dB < {CHECK_MIN_PSNR:.0f} dB (peak: the CPU output's largest "
                             "magnitude)")

@@ -53,7 +53,7 @@ def check_folder(folder: str | Path) -> list[Path]:
     """Every photo readable, enough of them, none held out for the gate: the files."""
     from .photo_gate import check_held_out
     files = photo_files(folder)
-    check_held_out([read_rgb(f)[0] for f in files])
+    check_held_out([read_rgb(f)[0] for f in files], files)
     return files
 
 

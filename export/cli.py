@@ -6,9 +6,10 @@ import json
 import os
 import sys
 
-from ..contract import DEFAULT_SIZE, PRECISIONS, TRACKS, parse_size
+from ..contract import DEFAULT_SIZE, PRECISIONS, parse_size
 from ..interrupt import run_cli
 from ..usage import OneLineParser
+from .tracks import CHOICES, check_size, get_track       # no torch: arguments are checked at once
 
 EXAMPLES = """examples:
   export-tflite --track gpu                       # artifacts/bokeh_gpu_1024x1536.tflite
@@ -36,11 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                       formatter_class=argparse.RawDescriptionHelpFormatter,
                       description="Export the bokeh model: PyTorch -> ONNX -> TFLite, "
                                   "parity-gated against PyTorch.")
-    p.add_argument("--track", choices=(*TRACKS, "portrait", "all"), default="gpu",
-                   help="cpu: stage 1 + residual, float32; gpu: stage 3 + Eq. 9, float16 weights; "
-                        "render: depth-guided renderer (photo + disparity + focus + aperture), "
-                        "float16; portrait: a person segmenter + the render track (bokeh-render "
-                        "--portrait); all: cpu and gpu (default: gpu)")
+    p.add_argument("--track", choices=tuple(CHOICES), default="gpu",
+                   help="; ".join(f"{name}: {c.help}" for name, c in CHOICES.items()) + " (default: gpu)")
     p.add_argument("--segmenter", metavar="FILE.tflite",
                    help="portrait: MediaPipe's selfie_segmentation.tflite (default: taken from the "
                         "mediapipe wheel on PyPI once, then cached in $BOKEHLITE_HOME)")
@@ -65,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--require-gpu", action="store_true",
                    help="exit 2 instead of warning when there is no Vulkan adapter to verify a "
                         "float16 export (or --check-gpu FILE) on LiteRT's GPU accelerator")
-    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests: tiny backbone
+    p.add_argument("--tiny", action="store_true",
+                   help="a tiny backbone, for tests and CI: the pipeline is real, the model is not")
     return p
 
 
@@ -120,18 +119,18 @@ def _main(argv: list[str] | None) -> int:
     if args.check_gpu:
         return check_gpu(args.check_gpu, args.json, args.require_gpu)
 
-    tracks = ("cpu", "gpu") if args.track == "all" else (args.track,)
+    choice = CHOICES[args.track]
+    tracks = choice.exports
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         return fail(f"checkpoint not found: {args.checkpoint}")
     if args.segmenter and args.track != "portrait":
         return fail("--segmenter goes with --track portrait")
-    from .tracks import check_size, get_track       # no torch: bad sizes are refused at once
     try:
-        for track in tracks:
-            check_size(get_track("render" if track == "portrait" else track, args.precision),
-                       args.input_size)
-    except ValueError as exc:
-        return fail(str(exc))
+        models = [get_track(name, args.precision) for name in choice.models]
+        for model in models:
+            check_size(model, args.input_size)
+    except ValueError as exc:       # a usage error: the flags do not go together
+        return fail(f"{exc} (see export-tflite --help)")
     if args.calibration:
         if args.precision != "int8":
             return fail("--calibration goes with --precision int8")
@@ -140,7 +139,7 @@ def _main(argv: list[str] | None) -> int:
             photo_files(args.calibration)
         except ValueError as exc:
             return fail(str(exc))
-    if args.require_gpu and any(get_track(t, args.precision).precision == "float16" for t in tracks):
+    if args.require_gpu and any(model.precision == "float16" for model in models):
         from ..runtime.errors import BackendError
         from ..runtime.litert_gpu import find_adapter
         try:
@@ -151,7 +150,7 @@ def _main(argv: list[str] | None) -> int:
     from ..model import BackboneConfig, CheckpointError
     from .pipeline import ExportError, GpuRequiredError, export_track
     from .quiet import native_stderr_to_devnull
-    if not args.checkpoint and set(tracks) - {"render", "portrait"}:
+    if not args.checkpoint and any(model.preset is not None for model in models):   # learned weights
         print("export-tflite: warning: no --checkpoint given; exporting seeded UNTRAINED weights "
               "(the pipeline and timings are real, the bokeh is not)", file=sys.stderr)
     reports = []

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..compare import compare, merge  # noqa: F401 - re-exported: the gates' statistics
+from ..compare import compare, merge, nonfinite_failure  # noqa: F401 - compare, merge re-exported: the gates' statistics
 from ..model.synthetic import test_scene
 from ..runtime.backends import open_model
 
@@ -23,7 +23,7 @@ class Gate:
     max_off_fraction: float | None   # fraction of values off by more than 1/255
 
     def failures(self, stats: dict) -> list[str]:
-        out = []
+        out = [line] if (line := nonfinite_failure(stats)) else []
         if self.max_abs is not None and stats["max_abs"] > self.max_abs:
             out.append(f"max |err| {stats['max_abs']:.2e} > {self.max_abs:.0e}")
         if stats["psnr"] is not None and stats["psnr"] < self.min_psnr:   # None: identical
@@ -46,6 +46,8 @@ class PhotoGate:
     def failures(self, stats: dict) -> list[str]:
         out = []
         for p in stats["photos"]:
+            if (line := nonfinite_failure(p)):
+                out.append(f"{p['photo']}: {line}")
             if p["bokeh_psnr"] is not None and p["bokeh_psnr"] < self.min_bokeh_psnr:   # None: identical
                 out.append(f"{p['photo']}: bokeh PSNR {p['bokeh_psnr']:.1f} dB < {self.min_bokeh_psnr:g} dB")
             if p["defocus_mae"] > self.max_defocus_mae:

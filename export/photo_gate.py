@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..compare import compare, worst_psnr
+from ..compare import abs_error, compare, worst_psnr
 from ..runtime.backends import open_model
 from ..runtime.fit import Letterbox
 
@@ -59,13 +59,15 @@ def pixel_digest(rgb: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(rgb).tobytes() + str(rgb.shape).encode()).hexdigest()
 
 
-def check_held_out(calibration: list[np.ndarray]) -> None:
-    """ValueError if a calibration photo is one of the gate's photos (same pixels)."""
+def check_held_out(calibration: list[np.ndarray], names: list | None = None) -> None:
+    """ValueError if a calibration photo is one of the gate's photos (same pixels), naming
+    the user's file (`names`, one per photo) and the gate photo it copies."""
     gate = {pixel_digest(load_photo(photo_path(n))): n for n in HELD_OUT}
-    for rgb in calibration:
+    for i, rgb in enumerate(calibration):
         if pixel_digest(rgb) in gate:
-            raise ValueError(f"calibration photo {gate[pixel_digest(rgb)]} is one of the int8 gate's "
-                             "held-out photos; calibrate on other photos")
+            yours = f"calibration photo {names[i]}" if names else "a calibration photo"
+            raise ValueError(f"{yours} is the int8 gate's held-out photo {gate[pixel_digest(rgb)]} "
+                             "(same pixels); calibrate on other photos")
 
 
 def evaluate(tflite: str | Path, model, size: tuple[int, int], names=HELD_OUT,
@@ -84,10 +86,11 @@ def evaluate(tflite: str | Path, model, size: tuple[int, int], names=HELD_OUT,
         ref = {n: r.numpy().transpose(0, 2, 3, 1) for n, r in zip(outputs, ref)}
         got = runner(image=x)
         bokeh = compare(ref["bokeh"], got["bokeh"])
-        defocus_err = np.abs(ref["defocus"].astype(np.float64) - got["defocus"].astype(np.float64))
+        defocus_err, defocus_nonfinite = abs_error(ref["defocus"], got["defocus"])
         photos.append({"photo": name, "photo_size": list(rgb.shape[:2]),
                        "bokeh_psnr": bokeh["psnr"], "bokeh_max_abs": bokeh["max_abs"],
-                       "defocus_mae": float(defocus_err.mean()), "defocus_max_abs": float(defocus_err.max())})
+                       "defocus_mae": float(defocus_err.mean()), "defocus_max_abs": float(defocus_err.max()),
+                       "nonfinite": max(bokeh["nonfinite"], defocus_nonfinite)})
     return {"source": f"scikit-image {_version('scikit-image')} wheel, skimage/data", "held_out": True,
             "fit": "letterbox as bokeh-render (aspect kept, mirrored)",
             "photos": photos,

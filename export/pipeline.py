@@ -22,7 +22,7 @@ import torch
 
 from .. import contract
 from ..compare import merge
-from ..files import ensure_writable_dir, remove_stale_work_dirs, sha256, work_dir
+from ..files import ensure_writable_dir, fsync_dir, fsync_file, remove_stale_work_dirs, sha256, work_dir
 from ..host import tool_versions
 from ..model import BackboneConfig
 from ..model.render import blur_separably
@@ -161,17 +161,19 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
     model, trained = build_model(track, checkpoint, backbone)
     inputs = [example_inputs(track, size, seed) for seed in range(parity_images)]
     reference = [_torch_outputs(model, x) for x in inputs]
-    fp16_arithmetic = None
-    if for_gpu:         # a phone GPU stores every tensor in float16: emulated, gated before any file
-        fp16_arithmetic = fp16.fp16_arithmetic_report(model, inputs, reference, bfloat16=False)
-        if fp16_arithmetic["failures"]:
-            raise ExportError("float16 arithmetic gate failed: " + "; ".join(fp16_arithmetic["failures"]))
     # The reference above stays the untouched model; the exported copy blurs in separable
     # passes (model/render.py: faster and far lighter on XNNPACK) and, for the GPU, has its
     # convolutions rewritten.
     exported = copy.deepcopy(model)
     separable = blur_separably(exported.net)
     rewrites = rewrite_for_gpu(exported.net) if for_gpu else []
+    fp16_arithmetic = None
+    if for_gpu:         # a phone GPU stores every tensor in float16: emulated on the graph that is
+        # exported (separable, rewritten), against the untouched float32 model, before any file
+        fp16_arithmetic = fp16.fp16_arithmetic_report(exported, inputs, reference, bfloat16=False)
+        fp16_arithmetic["graph"] = "exported (separable blurs" + (", GPU rewrites)" if rewrites else ")")
+        if fp16_arithmetic["failures"]:
+            raise ExportError("float16 arithmetic gate failed: " + "; ".join(fp16_arithmetic["failures"]))
 
     with work_dir(out_dir, stem) as tmp:
         work = Path(tmp)
@@ -188,7 +190,7 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
 
         step(f"converting with onnx2tf to {track.precision} TFLite"
              + (f" (static, calibrating on {len(calib[1])} photos)" if calib else "")
-             + " (log: convert.log)")
+             + f" (log: {out_dir / stem}.log)")
         tflite = work / f"{stem}.tflite"
         _convert(slim, work, tflite, track, keep_log=out_dir / f"{stem}.log",
                  calibration=calib[0] if calib else None)
@@ -229,10 +231,12 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
         report["separable_blurs"] = separable          # renderer layers exported as separable passes
         report["fp16_arithmetic_psnr"] = fp16_arithmetic["psnr"] if fp16_arithmetic else None
         report["fp16_arithmetic"] = fp16_arithmetic
-        (work / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-        for suffix in (".onnx", ".tflite", ".json"):
+        (work / f"{stem}.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+        shutil.copyfile(work / "convert.log", work / f"{stem}.log")
+        for suffix in (".onnx", ".tflite", ".json", ".log"):
+            fsync_file(work / f"{stem}{suffix}")         # on the disk before the rename makes it visible
             os.replace(work / f"{stem}{suffix}", out_dir / f"{stem}{suffix}")
-        shutil.copyfile(work / "convert.log", out_dir / f"{stem}.log")
+        fsync_dir(out_dir)
     if progress:
         psnr = "identical" if vs_torch["psnr"] is None else f"{vs_torch['psnr']:.1f} dB"
         progress(f"wrote {out_dir / stem}.tflite ({report['size_bytes'] / 1e6:.1f} MB, "
@@ -266,7 +270,7 @@ def _report(track: Track, size, tflite: Path, trained: bool, checkpoint, model: 
         "track": track.name, "description": track.contract.description, "preset": track.preset,
         "precision": track.precision, "input_size": [h, w],
         "inputs": list(contract.input_specs(track.inputs, size).values()),
-        "outputs": [contract.output_spec(name, parity.nhwc(arr).shape)
+        "outputs": [contract.output_spec(name, parity.nhwc(arr).shape, track.name)
                     for name, arr in zip(track.outputs, outputs)],
         "signature": lite.signatures(),
         "preprocess": {"resize_to": [h, w], "fit": "letterbox: aspect kept, borders mirrored",

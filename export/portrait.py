@@ -44,7 +44,7 @@ def export_portrait(size: tuple[int, int] = contract.DEFAULT_SIZE, out_dir: str 
                                "the photo is left unchanged, with a warning"},
     }
     path = out_dir / f"{contract.portrait_stem(size)}.json"
-    atomic_write(path, json.dumps(spec, indent=2) + "\n")
+    atomic_write(path, json.dumps(spec, indent=2, allow_nan=False) + "\n")
     if progress:
         progress(f"wrote {path} (segmenter {seg['file']} + {render_file})")
     return spec

@@ -48,6 +48,28 @@ class Track:
         return max(pyramid_factor(k) for k in RENDER_KERNELS)
 
 
+@dataclass(frozen=True)
+class TrackChoice:
+    """One value of `export-tflite --track`: what it writes, and the model tracks behind that,
+    which set its sizes, precision and GPU check. "portrait" and "all" are rows like the others,
+    so that no flag can miss them."""
+
+    exports: tuple[str, ...]      # in order; "portrait" is a pipeline: a segmenter + the render track
+    models: tuple[str, ...]
+    help: str
+
+
+CHOICES = {
+    "cpu": TrackChoice(("cpu",), ("cpu",), "stage 1 + residual, float32"),
+    "gpu": TrackChoice(("gpu",), ("gpu",), "stage 3 + Eq. 9, float16 weights"),
+    "render": TrackChoice(("render",), ("render",), "depth-guided renderer (photo + disparity + focus + "
+                                                    "aperture), float16"),
+    "portrait": TrackChoice(("portrait",), ("render",), "a person segmenter + the render track "
+                                                        "(bokeh-render --portrait)"),
+    "all": TrackChoice(("cpu", "gpu"), ("cpu", "gpu"), "cpu and gpu"),
+}
+
+
 def get_track(name: str, precision: str | None = None) -> Track:
     contract = track_contract(name)
     if precision not in (None, *PRECISIONS):

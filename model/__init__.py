@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import importlib
 
+from ..onednn import cap_isa_for_float16
+
+cap_isa_for_float16()      # before torch runs its first convolution (see bokehlite/onednn.py)
+
 _NAMES = {
     "BokehNet": "bokehnet", "net_size": "bokehnet",
     "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint",

@@ -137,8 +137,10 @@ def load_state_strict(model: nn.Module, state: dict, unexpected: list[str] = (),
         what = what or f"the {model.config.name} model"
         hint = ""
         if not replace and any(k.startswith(HEAD_PREFIX) for k in channels_only):
-            hint = ("; the defocus head's channel count differs (to re-initialise its last "
-                    "conv, load with load_checkpoint_report(..., replace_head=True))")
+            hint = ("; the defocus head's channel count differs: a stage-1 or stage-2 checkpoint "
+                    "(6 channels) exports as the cpu track (export-tflite --track cpu), or goes into "
+                    "stage 3 through train-bokeh --stage 3 --init FILE, which re-initialises that conv "
+                    "(in Python: load_checkpoint_report(..., replace_head=True))")
         raise CheckpointError(f"checkpoint does not fit {what}: " + "; ".join(problems) + hint)
     model.load_state_dict({k: v for k, v in state.items() if k not in replaced}, strict=False)
     return replaced
@@ -153,7 +155,11 @@ def read_weights_file(path: str | os.PathLike, what: str) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
         first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"cannot read {what} {path}: {first_line}") from None
+        # A text file or other foreign bytes makes the unpickler fail with a bare number or
+        # a byte: say what the file is not, and keep torch's words only when they say something.
+        said = f" ({first_line})" if len(first_line) > 24 and not first_line.isdigit() else ""
+        raise CheckpointError(f"cannot read {what} {path}: not a PyTorch weights file (torch.save), "
+                              f"or a damaged one{said}") from None
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path} is not a {what} (a {type(payload).__name__}, not a dict)")
     return payload

@@ -19,6 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..runtime.errors import BadImageError
+from ..runtime.header import sniff
+from ..runtime.photo import read_photo
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -59,16 +63,32 @@ def _images(folder: Path) -> tuple[dict[str, Path], list[tuple[Path, str]]]:
     return by_stem, skipped
 
 
+# How a complete file of these formats ends: a JPEG with its EOI marker, a PNG with its
+# IEND chunk. libjpeg decodes a cut JPEG with a bare warning and grey rows, so a cut file
+# is caught here, at scan time, where it can be listed in run.json's `skipped`.
+_ENDINGS = {b"\xff\xd8\xff": (b"\xff\xd9",), b"\x89PNG": (b"IEND\xaeB`\x82",)}
+
+
 def readable(path: Path) -> str | None:
     """None if OpenCV recognises the file as an image it can decode, else why not.
 
-    Reads the signature only: a file truncated later is caught when it is loaded."""
+    Reads the first and last bytes only; a file damaged inside is caught when it is loaded."""
     try:
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size == 0:
             return "empty file"
+        with open(path, "rb") as f:
+            head = f.read(4)
+            f.seek(max(0, size - 64))
+            tail = f.read().rstrip(b"\x00\r\n ")        # some writers pad after the end marker
     except OSError as exc:
         return exc.strerror or str(exc)
-    return None if cv2.haveImageReader(str(path)) else "not an image OpenCV can read"
+    if not cv2.haveImageReader(str(path)):
+        return "not an image OpenCV can read"
+    for magic, endings in _ENDINGS.items():
+        if head.startswith(magic) and not tail.endswith(endings):
+            return "truncated file (it does not end as a complete image does)"
+    return None
 
 
 def scan_ebb(folder: str | Path) -> Scan:
@@ -109,15 +129,23 @@ def split_val(pairs: list[Pair], count: int) -> tuple[list[Pair], list[Pair]]:
         raise EbbError("--val-count must be 0 or more")
     if count >= len(pairs):
         raise EbbError(f"only {len(pairs)} usable pairs: holding out {count} for validation "
-                       f"leaves none to train on")
+                       f"leaves none to train on; lower --val-count")
     ordered = sorted(pairs, key=lambda p: stem_key(p.stem))
     return (ordered[:len(ordered) - count], ordered[len(ordered) - count:]) if count else (ordered, [])
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
-    """(H, W, 3) uint8 RGB, or None if the file cannot be decoded."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if image is None else np.ascontiguousarray(image[..., ::-1])
+    """(H, W, 3) uint8 RGB, or None if the file cannot be decoded: bokeh-render's own
+    decoder (runtime/photo.py), so training and the runtime refuse the same files."""
+    try:
+        pixels = read_photo(path, max_pixels=1 << 62).pixels
+    except BadImageError:
+        return None
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(pixels[:, :, :3])
 
 
 class _PairLoader:
@@ -188,6 +216,27 @@ class TrainCrops(_PairLoader):
         if self.flip and rng.random() < 0.5:
             original, bokeh = original[:, ::-1], bokeh[:, ::-1]
         return np.ascontiguousarray(original), np.ascontiguousarray(bokeh)
+
+
+def photo_size(path: Path) -> tuple[int, int] | None:
+    """(H, W) from the file's header (its first 256 KiB), without decoding it; None if unknown."""
+    try:
+        with open(path, "rb") as f:
+            header = sniff(f.read(1 << 18))
+    except OSError:
+        return None
+    return tuple(header.size) if header is not None and header.size is not None else None
+
+
+def upscaled(pairs: list[Pair], window: int) -> dict | None:
+    """The training photos smaller than the crop window (TrainCrops upscales them to fit):
+    how many, the largest factor, and the window that would fit them all; None if none."""
+    sizes = [s for s in (photo_size(p.original) for p in pairs) if s is not None]
+    small = [min(s) for s in sizes if min(s) < window]
+    if not small:
+        return None
+    return {"count": len(small), "of": len(pairs), "window": window,
+            "largest_factor": round(window / min(small), 2), "largest_window_that_fits": min(min(s) for s in sizes)}
 
 
 class ValPairs(_PairLoader):

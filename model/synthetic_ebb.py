@@ -158,9 +158,11 @@ def _main(argv: list[str] | None) -> int:
     if args.count < 1:
         print("synthetic_ebb: error: --count must be at least 1", file=sys.stderr)
         return 2
-    write_synthetic_ebb(args.out, args.count, args.size, args.seed,
-                        progress=lambda i, n: print(f"\r{i}/{n} pairs", end="", file=sys.stderr, flush=True))
-    print(f"\nwrote {args.count} pairs to {args.out}", file=sys.stderr)
+    from tqdm import tqdm        # train-bokeh's progress bar too; silent when stderr is not a terminal
+    with tqdm(total=args.count, unit="pair", file=sys.stderr, disable=None) as bar:
+        write_synthetic_ebb(args.out, args.count, args.size, args.seed,
+                            progress=lambda i, n: bar.update(i - bar.n))
+    print(f"wrote {args.count} pairs to {args.out}", file=sys.stderr)
     return 0
 
 

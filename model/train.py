@@ -42,12 +42,19 @@ from .checkpoint import HEAD_PREFIX, CheckpointError, load_checkpoint, load_enco
     save_checkpoint
 from .config import BackboneConfig, BokehConfig, stage_config
 from .distributed import Dist, ResumableSampler, all_equal, all_sum, init_distributed, shutdown
-from .ebb import TrainCrops, ValPairs
+from .ebb import TrainCrops, ValPairs, upscaled
 from .losses import BokehLoss, LossWeights, VGGPerceptual, psnr, ssim
+from .upsample import upsample_blend
 from .train_cli import PRESET, PROG
 
 VERSIONED = ("bokehlite", "torch", "torchvision", "kornia", "numpy", "opencv-python-headless", "tqdm")
 BACKBONES = {"resnext50": BackboneConfig(), "tiny": BackboneConfig.tiny()}
+
+
+def backbone_name(config: BackboneConfig) -> str | dict:
+    """The name of a built backbone; its full config when it is none of the named ones
+    (a checkpoint from --init decides the backbone, whatever --backbone said)."""
+    return next((name for name, c in BACKBONES.items() if c == config), None) or config.__dict__
 
 
 class TrainError(ValueError):
@@ -144,9 +151,13 @@ def to_images(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def compared(out: dict, image: torch.Tensor, target: torch.Tensor,
              config: BokehConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(prediction, target, identity baseline) at the resolution the stage is judged at."""
+    """(prediction, target, identity baseline) at the resolution the stage is judged at.
+
+    The cpu track (residual) is judged as the runtime ships it: the Eq. 9 blend of its
+    output with the photo, by its defocus map (runtime/blend.py does the same at the
+    photo's resolution)."""
     if config.residual:
-        return out["bokeh"], target, image
+        return upsample_blend(image, out["bokeh"], out["defocus_map"], config.eta, config.tau), target, image
     pred = out["blur"]
     size = pred.shape[-2:]
     return pred, F.adaptive_avg_pool2d(target, size), F.adaptive_avg_pool2d(image, size)
@@ -379,6 +390,14 @@ class Run:
 
         self.train_set = TrainCrops(self.data["train"], args.crop, self.config.scale, args.seed,
                                     flip=not args.no_flip)
+        self.upscaled = upscaled(self.data["train"], self.train_set.size)
+        if self.upscaled:
+            u = self.upscaled
+            fits = int(u["largest_window_that_fits"] * self.config.scale) // 32 * 32   # --crop's multiple
+            self.say(f"{PROG}: warning: {u['count']} of {u['of']} training photos are smaller than the "
+                     f"{u['window']} px crop window (--crop {args.crop} at scale {self.config.scale:g}) and "
+                     f"are upscaled, up to {u['largest_factor']:g}x; "
+                     + (f"--crop {fits} fits them all" if fits else "no --crop fits them all at this stage"))
         self.sampler = ResumableSampler(self.train_set, d, args.seed)
         self.steps_per_epoch = self.sampler.num_samples // args.batch_size
         if self.steps_per_epoch == 0:
@@ -436,8 +455,8 @@ class Run:
             "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else None,
             "data": {"train_dir": self.args.data, "train_pairs": len(self.data["train"]),
                      "val_pairs": len(self.data["val"]), "validation": self.data["split"],
-                     "skipped": self.data["skipped"]},
-            "model": {"preset": self.config.name, "backbone": self.args.backbone or "resnext50",
+                     "skipped": self.data["skipped"], "upscaled": self.upscaled},
+            "model": {"preset": self.config.name, "backbone": backbone_name(self.config.backbone),
                       "parameters": sum(p.numel() for p in model.parameters()),
                       "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
                       "freeze": self.args.freeze, "frozen": sorted(self.frozen)},

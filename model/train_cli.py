@@ -292,7 +292,7 @@ def _main(argv: list[str] | None) -> int:
         args = check_args(args, given)
         data = load_data(args, say)
     except UsageError as exc:
-        return fail(str(exc)) if rank0 else 2
+        return fail(f"{exc} (see {PROG} --help)") if rank0 else 2
     from .train import TrainError, train
     try:
         return train(args, data, command=[PROG, *argv], say=say)

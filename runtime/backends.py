@@ -218,7 +218,9 @@ class InterpreterBackend(Backend):
             raise BackendError(f"{self.name} is not installed (pip install {self.package})") from None
         return Interpreter, OpResolverType
 
-    def open(self, model_path: str, threads: int, xnnpack: bool = True, delegates=(), **unknown) -> ModelRunner:
+    def open(self, model_path: str, threads: int, xnnpack: bool = True, delegates=(), verified: bool = False,
+             **unknown) -> ModelRunner:
+        del verified              # an Interpreter verifies the flatbuffer as it loads, at no extra cost
         if unknown:
             raise ValueError(f"the {self.name} backend takes no option {', '.join(sorted(unknown))}")
         log: list[str] = []

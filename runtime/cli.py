@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from ..usage import OneLineParser
 from .backends import REGISTRY
 from .depth import CENTRE_BOX, FOCUS_WINDOW, centre_focus, fit_disparity, focus_at, read_disparity
 from .errors import DepthError, OutputError, RuntimeInputError
-from .photo import DEFAULT_MAX_PIXELS, Photo, format_for_path, read_photo, write_photo
+from .photo import DEFAULT_MAX_PIXELS, Photo, encode_photo, format_for_path, read_bytes, read_photo, write_all
 from .progress import Progress
 from .renderer import DEFAULT_APERTURE
 
@@ -90,8 +91,9 @@ def _number(low: float, high: float):
             value = float(text)
         except ValueError:
             value = float("nan")
-        if not low <= value <= high:               # also false for NaN
-            raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:g}, got {text!r}")
+        if not (math.isfinite(value) and low <= value <= high):
+            what = f"from {low:g} to {high:g}" if math.isfinite(high) else f"of at least {low:g}"
+            raise argparse.ArgumentTypeError(f"expected a finite number {what}, got {text!r}")
         return value
     return parse
 
@@ -204,11 +206,20 @@ def output_name(rel: Path, suffix: str) -> Path:
     return rel.with_name(f"{rel.stem}{suffix}{rel.suffix}") if suffix else rel
 
 
-def collect_jobs(args_inputs: list[str], out_dir: Path, suffix: str = "") -> list[Job]:
+DEPTH_SUFFIX = "_depth"          # --save-depth: photo.jpg -> photo_depth.png beside the output
+
+
+def depth_name(output: Path) -> Path:
+    return output.with_name(f"{output.stem}{DEPTH_SUFFIX}.png")
+
+
+def collect_jobs(args_inputs: list[str], out_dir: Path, suffix: str = "", save_depth: bool = False) -> list[Job]:
     """One job per photo: files as given, folders searched recursively (outputs kept out).
 
-    Writing into an input folder needs a --suffix; files that already carry it are
-    earlier outputs and are not rendered again.
+    Writing into an input folder needs a --suffix; files that already carry it, or are the
+    depth maps saved beside such outputs, are earlier outputs and are not rendered again.
+    Every name a job will write (with `save_depth`, its depth map too) is checked against
+    the inputs and against every other job's.
     """
     jobs: list[Job] = []
     out_resolved = out_dir.resolve()
@@ -224,8 +235,8 @@ def collect_jobs(args_inputs: list[str], out_dir: Path, suffix: str = "") -> lis
                 rel = f.relative_to(path)
                 if not (f.is_file() and format_for_path(f)) or any(p.startswith(".") for p in rel.parts):
                     continue
-                if beside and f.stem.endswith(suffix):
-                    continue                       # an earlier output of this command
+                if beside and (f.stem.endswith(suffix) or f.stem.endswith(suffix + DEPTH_SUFFIX)):
+                    continue                       # an earlier output of this command, or its depth map
                 if not beside and f.resolve().is_relative_to(out_resolved):
                     continue                       # -o is a folder inside the input folder
                 jobs.append(Job(f, out_dir / output_name(rel, suffix)))
@@ -234,14 +245,20 @@ def collect_jobs(args_inputs: list[str], out_dir: Path, suffix: str = "") -> lis
     inputs = {j.input.resolve() for j in jobs}
     claimed: dict[Path, Path] = {}
     for job in jobs:
-        target = job.output.resolve()
-        if target in inputs:
-            job.error = (f"output {job.output} would overwrite an input; choose another -o, "
-                         "or add --suffix _bokeh")
-        elif target in claimed:
-            job.error = f"output {job.output} is already written for {claimed[target]}; rename one of them"
+        if save_depth:
+            job.depth_output = depth_name(job.output)
+        targets = [job.output] + ([job.depth_output] if save_depth else [])
+        for target in targets:
+            where = target.resolve()
+            if where in inputs:
+                job.error = (f"output {target} would overwrite an input; choose another -o, "
+                             "or add --suffix _bokeh")
+            elif where in claimed:
+                job.error = f"output {target} is already written for {claimed[where]}; rename one of them"
+            if job.error:
+                break
         else:
-            claimed[target] = job.input
+            claimed.update({t.resolve(): job.input for t in targets})
     return jobs
 
 
@@ -273,11 +290,18 @@ def render_file(renderer, job: Job, max_pixels: int, depth: DepthSettings | None
         job.output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {job.output.parent} ({exc.strerror or exc})") from None
-    write_photo(job.output, Photo(pixels, photo.format, photo.lossless), in_place=True)
+    if portrait is not None and job.focus is None:
+        data = read_bytes(job.input)            # "left unchanged" means the very same bytes
+    else:
+        data = encode_photo(Photo(pixels, photo.format, photo.lossless, photo.metadata), in_place=True)
+    del pixels, photo
+    written = {job.output: data}
     if save_depth and disparity is not None:
-        job.depth_output = job.output.with_name(f"{job.output.stem}_depth.png")
         depth16 = np.rint(np.clip(disparity, 0.0, 1.0) * 65535.0).astype(np.uint16)
-        write_photo(job.depth_output, Photo(depth16, "png"))
+        written[job.depth_output] = encode_photo(Photo(depth16, "png"))
+    else:
+        job.depth_output = None
+    write_all(written)          # both files, or neither
     job.seconds = time.perf_counter() - t0
 
 
@@ -321,7 +345,7 @@ def _run(args: argparse.Namespace) -> int:
             return fail(f"no model given and {model} does not exist; export it with "
                         f"`export-tflite --track {track}` (or pass -m MODEL.tflite)")
     try:
-        jobs = collect_jobs(args.inputs, args.out, args.suffix or "")
+        jobs = collect_jobs(args.inputs, args.out, args.suffix or "", args.save_depth)
     except OutputError as exc:
         return fail(str(exc))
     if not jobs:
@@ -371,7 +395,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     done = len(jobs) - len(failed)
     where = (f"on {renderer.adapter['name']}" if renderer.adapter is not None
-             else f"{renderer.threads} threads")
+             else f"{renderer.threads} thread{'s' if renderer.threads != 1 else ''}")
     summary = (f"{PROG}: rendered {done} of {len(jobs)} photos into {args.out} in {elapsed:.1f} s "
                f"({renderer.backend}, {where})")
     if failed:

@@ -24,16 +24,18 @@ def litert():
     return compiled_model
 
 
-def load(model_path: str, log: list[str], **from_file):
+def load(model_path: str, log: list[str], verified: bool = False, **from_file):
     """(CompiledModel.from_file(model_path, **from_file), None), or (None, its failure).
 
-    The file is verified first: CompiledModel does not check a flatbuffer and crashes the
+    The file is verified first, unless `verified` (its sha256 matched the sidecar of the
+    export that made it): CompiledModel does not check a flatbuffer and crashes the
     process on a damaged one, while LiteRT's Interpreter runs the flatbuffer verifier when
     it loads (ModelError; without delegates it allocates nothing). LiteRT's output goes to
     `log`. The failure comes without its traceback, so LiteRT's environment is released
     while its output is still caught.
     """
-    REGISTRY["litert-interpreter"].interpreter(model_path, 1, xnnpack=False)
+    if not verified:
+        REGISTRY["litert-interpreter"].interpreter(model_path, 1, xnnpack=False)
     with captured_stderr(log, stdout=True):
         CompiledModel = litert().CompiledModel
         try:

@@ -73,18 +73,12 @@ def read_sidecar(model_path: str | Path) -> dict:
     return data
 
 
-def check_contract(model_path: str | Path, sidecar: dict, inputs: dict[str, TensorSpec],
-                   outputs: dict[str, TensorSpec]) -> ModelContract:
-    """Validate the sidecar against the signature's tensors; ModelError on the first mismatch."""
-    where = str(model_path)
-
+def check_identity(model_path: str | Path, sidecar: dict) -> bool:
+    """The cheap checks, made before any interpreter opens the file (compiling for a GPU
+    takes minutes): the sidecar's format and version, and that it belongs to this very
+    file. True when its sha256 matched (the file is the verified export itself)."""
     def fail(message: str):
-        raise ModelError(f"{where}: {message}")
-
-    def get(mapping: dict, key: str, what: str):
-        if not isinstance(mapping, dict) or key not in mapping:
-            fail(f"sidecar has no {what!r}")
-        return mapping[key]
+        raise ModelError(f"{model_path}: {message}")
 
     if sidecar.get("format") != SIDECAR_FORMAT:
         fail(f"sidecar format is {sidecar.get('format')!r}, expected {SIDECAR_FORMAT!r}")
@@ -95,7 +89,27 @@ def check_contract(model_path: str | Path, sidecar: dict, inputs: dict[str, Tens
     if expected_sha is not None and sha256(model_path) != expected_sha:
         fail("the sidecar JSON belongs to a different .tflite (sha256 mismatch); "
              "copy the model and its sidecar from the same export")
-    track = get(sidecar, "track", "track")
+    if sidecar.get("track") not in contract.TRACKS:
+        fail(f"track {sidecar.get('track')!r} is not supported by this runtime "
+             f"(supported: {', '.join(contract.TRACKS)})")
+    return expected_sha is not None
+
+
+def check_contract(model_path: str | Path, sidecar: dict, inputs: dict[str, TensorSpec],
+                   outputs: dict[str, TensorSpec]) -> ModelContract:
+    """Validate the sidecar (already through `check_identity`) against the signature's
+    tensors; ModelError on the first mismatch."""
+    where = str(model_path)
+
+    def fail(message: str):
+        raise ModelError(f"{where}: {message}")
+
+    def get(mapping: dict, key: str, what: str):
+        if not isinstance(mapping, dict) or key not in mapping:
+            fail(f"sidecar has no {what!r}")
+        return mapping[key]
+
+    track = sidecar["track"]
     if track not in contract.TRACKS:
         fail(f"track {track!r} is not supported by this runtime (supported: {', '.join(contract.TRACKS)})")
 

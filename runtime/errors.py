@@ -29,3 +29,7 @@ class DepthError(RuntimeInputError):
 
 class OutputError(RuntimeInputError):
     """An output that cannot be written, or would overwrite an input."""
+
+
+class ModelOutputError(RuntimeInputError):
+    """The model computed NaN or infinite values (an overflow on the device): nothing is written."""

@@ -48,6 +48,27 @@ def exif_orientation(exif: bytes) -> int:
     return value if 1 <= value <= 8 else 1
 
 
+def exif_upright(exif: bytes) -> bytes:
+    """The EXIF block with its orientation set to 1 (upright): for a photo whose pixels
+    were turned upright on reading, so that no viewer turns them a second time."""
+    prefix = b"Exif\x00\x00" if exif[:6] == b"Exif\x00\x00" else b""
+    data = bytearray(exif[len(prefix):])
+    end = {b"II*\x00": "<", b"MM\x00*": ">"}.get(bytes(data[:4]))
+    if end is None:
+        return exif
+    try:
+        (offset,) = struct.unpack(end + "I", data[4:8])
+        (count,) = struct.unpack(end + "H", data[offset:offset + 2])
+        for i in range(count):
+            at = offset + 2 + 12 * i
+            tag, kind, n = struct.unpack(end + "HHI", data[at:at + 8])
+            if tag == 0x0112 and kind == 3 and n == 1:
+                data[at + 8:at + 10] = struct.pack(end + "H", 1)
+    except struct.error:            # cut short: leave it as it was
+        return exif
+    return prefix + bytes(data)
+
+
 def tiff_tags(data: bytes, wanted: tuple[int, ...]) -> dict[int, int]:
     """Integer tags (SHORT or LONG, count 1) of a TIFF structure's first directory."""
     if data[:4] == b"II*\x00":

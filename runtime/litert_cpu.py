@@ -49,7 +49,7 @@ class LiteRtCpuBackend(Backend):
         return None
 
     def open(self, model_path: str, threads: int, xnnpack: bool = True, low_memory: bool = True,
-             **unknown) -> ModelRunner:
+             verified: bool = False, **unknown) -> ModelRunner:
         if unknown:
             raise ValueError(f"the {self.name} backend takes no option {', '.join(sorted(unknown))}")
         log: list[str] = []
@@ -57,7 +57,7 @@ class LiteRtCpuBackend(Backend):
         cpu = api.CpuOptions(num_threads=threads,
                              kernel_mode=api.CpuKernelMode.XNNPACK if xnnpack else api.CpuKernelMode.BUILTIN,
                              xnnpack_flags=xnnpack_flags(low_memory and xnnpack))
-        compiled, failure = load(model_path, log, options=api.Options(
+        compiled, failure = load(model_path, log, verified, options=api.Options(
             hardware_accelerators=api.HardwareAccelerator.CPU, cpu_options=cpu))
         if failure is not None:
             raise ModelError(f"{model_path}: not a loadable TFLite model ({status_reason(failure)})")

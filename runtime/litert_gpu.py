@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..compare import compare
 from ..contract import SIGNATURE
 from ..usage import OneLineParser
 from .backends import Backend, ModelRunner, TensorSpec, captured_stderr
@@ -133,6 +134,9 @@ def find_adapter(refresh: bool = False) -> Adapter:
 
 
 def _search() -> Adapter | str:
+    for variable in ICD_VARIABLES:
+        if os.environ.get(variable) and (reason := _missing_driver(variable)):
+            return reason
     tried = []
     candidates, notes = _candidates()
     for label, icd, extra in candidates:
@@ -154,6 +158,17 @@ def _candidates() -> tuple[list[tuple[str, str | None, dict]], list[str]]:
     for icd in icds:
         candidates.append((f"SwiftShader {icd}", icd, {"VK_ICD_FILENAMES": icd, **_runtime_dir()}))
     return candidates, [] if icds else [f"SwiftShader: not installed (no {SWIFTSHADER_ICDS[0]})"]
+
+
+def _missing_driver(variable: str) -> str | None:
+    """The one-line reason when `variable` names driver files that do not exist: then the
+    user's setting is the problem, not a missing SwiftShader."""
+    missing = [f for f in os.environ[variable].split(os.pathsep) if f and not os.path.isfile(f)]
+    if not missing:
+        return None
+    return (f"no Vulkan adapter that LiteRT's GPU accelerator can use: {variable} names "
+            f"{', '.join(missing)}, which does not exist; point it at an installed Vulkan driver's ICD "
+            f"file, or unset it to use the system's drivers or SwiftShader")
 
 
 def _runtime_dir() -> dict:
@@ -276,14 +291,14 @@ class LiteRtGpuBackend(Backend):
         return None
 
     def open(self, model_path: str, threads: int, xnnpack: bool = True, adapter: Adapter | None = None,
-             signature: str | None = SIGNATURE, **unknown) -> ModelRunner:
+             signature: str | None = SIGNATURE, verified: bool = False, **unknown) -> ModelRunner:
         if unknown:
             raise ValueError(f"the {self.name} backend takes no option {', '.join(sorted(unknown))}")
         adapter = adapter or find_adapter()
         os.environ.update(adapter.env)        # before this process's first Vulkan instance
         log: list[str] = []
         t0 = time.perf_counter()
-        compiled, failure = load(model_path, log, hardware_accel=litert().HardwareAccelerator.GPU)
+        compiled, failure = load(model_path, log, verified, hardware_accel=litert().HardwareAccelerator.GPU)
         seconds = time.perf_counter() - t0
         text = "".join(log)
         if failure is not None:
@@ -477,11 +492,11 @@ def _check_main(model: str, adapter: Adapter | None) -> dict:
         cpu = buffers.read()
     agreement = {}
     for name in gpu:
-        ref, got = cpu[name].astype(np.float64), gpu[name].astype(np.float64)
-        peak = float(np.abs(ref).max()) or 1.0
-        mse = float(np.mean((ref - got) ** 2))
-        agreement[name] = {"max_abs_err": float(np.abs(ref - got).max()), "peak": peak,
-                           "psnr": None if mse == 0 else float(10 * np.log10(peak ** 2 / mse))}
+        finite = cpu[name][np.isfinite(cpu[name])]
+        peak = float(np.abs(finite).max()) if finite.size else 1.0
+        stats = compare(cpu[name], gpu[name], peak or 1.0)
+        agreement[name] = {"max_abs_err": stats["max_abs"], "peak": peak or 1.0, "psnr": stats["psnr"],
+                           "nonfinite": stats["nonfinite"]}
     return {"ok": True, **runner.info, "agreement_with_cpu": agreement}
 
 

@@ -3,11 +3,17 @@
 Pixels leave this module upright (EXIF orientation applied) and in RGB(A) order; OpenCV
 works in BGR(A), so the swap happens here and nowhere else. Files are written
 atomically: a temporary file in the target folder, renamed into place.
+
+A photo's colour profile (ICC) and its EXIF block go back into the file written from
+it, where the format holds them (JPEG, PNG, WebP): without its profile a Display P3 or
+Adobe RGB photo is shown with shifted colours. The EXIF orientation is reset to upright,
+since the pixels have been turned already.
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -15,13 +21,16 @@ import numpy as np
 
 from .. import files
 from .errors import BadImageError, OutputError
-from .header import EXTENSIONS, FORMATS, exif_orientation, sniff
+from .header import EXTENSIONS, FORMATS, exif_orientation, exif_upright, sniff
 
 DEFAULT_MAX_PIXELS = 100_000_000
 MIN_SIDE = 2            # a 1-pixel-wide photo has no focus structure to render
 JPEG_QUALITY = 95
 WEBP_LOSSY_QUALITY = 95
 _NAMES = {"jpeg": "JPEG", "png": "PNG", "tiff": "TIFF", "webp": "WebP", "bmp": "BMP"}
+# The metadata that OpenCV reads and writes for these formats, and that is carried through.
+METADATA_FORMATS = ("jpeg", "png", "webp")
+KEPT_METADATA = (cv2.IMAGE_METADATA_ICCP, cv2.IMAGE_METADATA_EXIF)
 
 
 @dataclass
@@ -29,19 +38,25 @@ class Photo:
     pixels: np.ndarray      # (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA; uint8 or uint16
     format: str             # one of header.FORMATS
     lossless: bool = True   # how to write it back (WebP: VP8L vs VP8)
+    # cv2.IMAGE_METADATA_ICCP / _EXIF -> the raw block, written back with the pixels
+    metadata: dict[int, bytes] = field(default_factory=dict)
 
 
-def read_photo(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
-    """Decode a photo file; BadImageError with a one-line reason when it is unusable."""
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """A file's bytes; BadImageError with a one-line reason when it cannot be read."""
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise BadImageError("no such file") from None
     except IsADirectoryError:
         raise BadImageError("is a directory, not an image file") from None
     except OSError as exc:
         raise BadImageError(f"cannot read it ({exc.strerror or exc})") from None
-    return decode_photo(data, max_pixels)
+
+
+def read_photo(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
+    """Decode a photo file; BadImageError with a one-line reason when it is unusable."""
+    return decode_photo(read_bytes(path), max_pixels)
 
 
 def decode_photo(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
@@ -64,11 +79,14 @@ def decode_photo(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
     # OpenCV's IMREAD_UNCHANGED keeps the stored orientation (it applies EXIF only when it
     # may also drop alpha and depth), so we apply it ourselves. TIFF files are the
     # exception: OpenCV orients those itself and returns no EXIF block for them.
-    for kind, blob in zip(np.ravel(kinds) if kinds is not None else (), blobs or ()):
-        if int(kind) == cv2.IMAGE_METADATA_EXIF:
-            pixels = apply_orientation(pixels, exif_orientation(np.asarray(blob, np.uint8).tobytes()))
-            break
-    return Photo(np.ascontiguousarray(pixels), header.format, header.lossless)
+    metadata = {int(kind): np.asarray(blob, np.uint8).tobytes()
+                for kind, blob in zip(np.ravel(kinds) if kinds is not None else (), blobs or ())
+                if int(kind) in KEPT_METADATA}
+    if cv2.IMAGE_METADATA_EXIF in metadata:
+        exif = metadata[cv2.IMAGE_METADATA_EXIF]
+        pixels = apply_orientation(pixels, exif_orientation(exif))
+        metadata[cv2.IMAGE_METADATA_EXIF] = exif_upright(exif)
+    return Photo(np.ascontiguousarray(pixels), header.format, header.lossless, metadata)
 
 
 def check_size(height: int, width: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
@@ -112,10 +130,27 @@ def encode_photo(photo: Photo, in_place: bool = False) -> bytes:
         params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
     elif photo.format == "webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, 101 if photo.lossless else WEBP_LOSSY_QUALITY]
-    ok, buf = cv2.imencode(EXTENSIONS[photo.format][0], pixels, params)
+    ok, buf = _encode(EXTENSIONS[photo.format][0], pixels, params,
+                      photo.metadata if photo.format in METADATA_FORMATS else {})
     if not ok:
         raise OutputError(f"OpenCV could not encode a {_NAMES[photo.format]} image")
     return buf.tobytes()
+
+
+def _encode(ext: str, pixels: np.ndarray, params: list, metadata: dict[int, bytes]):
+    """cv2.imencode with the metadata blocks; a profile the encoder refuses (libpng checks
+    that an ICC profile's colour space fits the image) is dropped rather than the photo."""
+    for kinds in (list(metadata), [k for k in metadata if k != cv2.IMAGE_METADATA_ICCP]):
+        if not kinds:
+            break
+        try:
+            ok, buf = cv2.imencodeWithMetadata(ext, pixels, kinds,
+                                               [np.frombuffer(metadata[k], np.uint8) for k in kinds], params)
+        except cv2.error:
+            ok = False
+        if ok:
+            return ok, buf
+    return cv2.imencode(ext, pixels, params)
 
 
 def write_photo(path: str | os.PathLike, photo: Photo, in_place: bool = False) -> None:
@@ -126,10 +161,23 @@ def write_photo(path: str | os.PathLike, photo: Photo, in_place: bool = False) -
 
 def atomic_write(path: Path, data: bytes) -> None:
     """files.atomic_write, with a failure as one OutputError line."""
-    try:
-        files.atomic_write(path, data)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path} ({exc.strerror or exc})") from None
+    write_all({path: data})
+
+
+def write_all(contents: dict[Path, bytes]) -> None:
+    """Write several files atomically and together: if any write fails, none of them is
+    renamed into place (a photo and its depth map), and the failure is one OutputError line."""
+    with contextlib.ExitStack() as stack:
+        for path, data in contents.items():
+            try:
+                stack.enter_context(files.atomic_open(path, "wb")).write(data)
+            except OSError as exc:
+                raise OutputError(f"cannot write {path} ({exc.strerror or exc})") from None
+        try:
+            stack.close()            # the renames, last file first
+        except OSError as exc:
+            raise OutputError(f"cannot write {exc.filename or next(iter(contents))} "
+                              f"({exc.strerror or exc})") from None
 
 
 def swap_red_blue(pixels: np.ndarray, rows: int = 256) -> np.ndarray:

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import contract
 from . import backends
 from .blend import blend_full_resolution
-from .contract import INPUT_NAME, ModelContract, check_contract, read_sidecar
+from .contract import INPUT_NAME, ModelContract, check_contract, check_identity, read_sidecar
 from .depth import centre_focus
-from .errors import DepthError, ModelError
+from .errors import DepthError, ModelError, ModelOutputError
 from .fit import Letterbox
 
 # White level per accepted dtype: what 1.0 means.
@@ -51,8 +52,14 @@ class BokehRenderer:
             raise ModelError(f"{self.model_path}: model file not found")
         if self.model_path.stat().st_size == 0:
             raise ModelError(f"{self.model_path}: model file is empty")
+        with open(self.model_path, "rb") as f:
+            if f.read(8)[4:8] != b"TFL3":       # a photo or a sidecar given as -m, say, before its sidecar is sought
+                raise ModelError(f"{self.model_path}: not a TFLite model (no TFL3 identifier); give the "
+                                 ".tflite that export-tflite wrote")
         sidecar = read_sidecar(self.model_path)
-        self._runner = backends.open_model(self.model_path, backend, threads, xnnpack=xnnpack)
+        verified = check_identity(self.model_path, sidecar)      # before minutes of GPU compiling
+        self._runner = backends.open_model(self.model_path, backend, threads, xnnpack=xnnpack,
+                                           **({"verified": True} if verified else {}))
         self.contract: ModelContract = check_contract(self.model_path, sidecar,
                                                       self._runner.inputs, self._runner.outputs)
 
@@ -121,7 +128,11 @@ class BokehRenderer:
         """
         disparity = _check_disparity(disparity, box.photo_size)
         focus = centre_focus(disparity) if focus is None else _check_number("focus", focus, 1.0)
-        aperture = DEFAULT_APERTURE if aperture is None else _check_number("aperture", aperture, math.inf)
+        # The contract's aperture range is in model pixels; the user's aperture is in photo pixels.
+        largest = contract.INPUTS["aperture"].value_range[1] / box.scale
+        aperture = DEFAULT_APERTURE if aperture is None else _check_number(
+            "aperture", aperture, largest, f" photo pixels (the model's {contract.INPUTS['aperture'].value_range[1]:g} "
+            f"at this photo's scale)")
         return {"disparity": box.map_to_model(disparity), "focus": np.array([[focus]], np.float32),
                 "aperture": np.array([[aperture * box.scale]], np.float32)}
 
@@ -162,6 +173,7 @@ class BokehRenderer:
             depth = {}
         outputs = self.run_model(x, **depth)
         c = self.contract
+        _check_finite(outputs, (c.blend_source, c.defocus), self.model_path.name)
         # Only what the blend reads stays alive through it (the model input is 19 MB at 1024x1536).
         bokeh, defocus = outputs[c.blend_source][0], outputs[c.defocus][0, :, :, 0]
         del x, depth, outputs
@@ -211,12 +223,22 @@ def _check_disparity(disparity, photo_size: tuple[int, int]) -> np.ndarray:
     return disparity
 
 
-def _check_number(name: str, value, upper: float) -> float:
+def _check_number(name: str, value, upper: float, unit: str = "") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"expected {name} as a number, got {type(value).__name__}")
-    if not 0.0 <= float(value) <= upper:        # also false for NaN
-        raise ValueError(f"expected {name} in [0, {upper:g}], got {value}")
+    if not (math.isfinite(float(value)) and 0.0 <= float(value) <= upper):        # also false for NaN
+        raise DepthError(f"expected {name} in [0, {upper:g}]{unit}, got {value}")
     return float(value)
+
+
+def _check_finite(outputs: dict[str, np.ndarray], names, model: str) -> None:
+    """ModelOutputError if an output the blend reads holds NaN or inf: the blend would turn
+    them into black pixels and exit 0."""
+    for name in names:
+        bad = int(np.count_nonzero(~np.isfinite(outputs[name])))
+        if bad:
+            raise ModelOutputError(f"{model}: the model's {name} output has {bad} NaN or infinite "
+                                   f"value(s) of {outputs[name].size}; nothing was written")
 
 
 def colour_view(image: np.ndarray) -> tuple[np.ndarray, float]:

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import os
 
-import pytest
+from bokehlite.onednn import cap_isa_for_float16
+
+cap_isa_for_float16()      # before torch is imported: float16 convolutions stall on AVX512-FP16 CPUs
+
+import pytest  # noqa: E402
 
 TINY_SIZES = {"gpu": (128, 192), "cpu": (128, 256), "render": (128, 192)}
 

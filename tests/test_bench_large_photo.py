@@ -57,7 +57,7 @@ def test_large_photo_target_is_judged_on_48_megapixels_only():
 
 def test_large_photo_section_shows_the_photo_and_its_peak():
     section = large_photo_section(results_with_photo(955.0))
-    assert section.rows == [["gpu", "8000x6000", "48", "litert", "2", "4.00", "955"]]
+    assert section.rows == [["gpu", "6000x8000", "48", "litert", "2", "4.00", "955"]]      # HxW, as everywhere
 
 
 def test_bench_runtime_large_photo_reports_the_row_and_leaves_the_48_mp_target_unjudged(tiny_export, tmp_path):
@@ -67,7 +67,7 @@ def test_bench_runtime_large_photo_reports_the_row_and_leaves_the_48_mp_target_u
                               "--threads", "1", "--gemm-size", "256", "--large-photo", "300x400")
     photo = results["tracks"]["gpu"]["large_photo"]
     assert photo["size"] == [300, 400] and photo["threads"] == 1 and photo["peak_rss_mb"] > 30
-    assert "Large photo (bokeh-render)" in proc.stdout and "400x300" in proc.stdout
+    assert "Large photo (bokeh-render)" in proc.stdout and "300x400" in proc.stdout      # HxW, as given
     row = by_id(results["targets"])["gpu-large-photo-peak-rss"]
     assert row["met"] is None and "not evaluated" in row["note"]     # a tiny model, a small photo
-    assert "large photo 400x300" in proc.stderr
+    assert "large photo 300x400" in proc.stderr and "generated 300x400 (HxW) JPEG" in proc.stderr

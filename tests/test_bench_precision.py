@@ -106,6 +106,17 @@ def test_cpu_latency_target_is_350_ms():
 # ---------------------------------------------------------------- usage
 
 
+@pytest.mark.parametrize("track, precision", [("cpu", "float16"), ("cpu", "int8"), ("gpu", "float32"),
+                                              ("render", "float32")])
+def test_every_precision_export_tflite_makes_can_be_timed(track, precision):
+    """`export-tflite --track cpu --precision float16` writes bokeh_cpu_<size>_float16.tflite:
+    bench-runtime must take it, not say there is no such export."""
+    from bokehlite.benchmarks.cli import build_parser, settings_from
+    argv = ["--track", track, "--precision", precision]
+    settings = settings_from(build_parser().parse_args(argv), argv)
+    assert settings.extra_precisions(track) == (precision,)
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--track", "gpu", "--precision", "int8"], "no such export of the gpu track"),
     (["--track", "render", "--precision", "int8"], "int8: cpu track only"),
@@ -124,13 +135,13 @@ def test_bad_precision_exits_2_with_one_line(argv, words, capsys):
     assert len(err) == 1 and err[0].startswith("bench-runtime: error: ") and words in err[0]
 
 
-def test_default_precision_is_each_tracks_own_and_int8_goes_to_the_cpu_track_only():
+def test_default_precision_is_each_tracks_own_and_others_go_where_the_track_has_them():
     from bokehlite.benchmarks.cli import build_parser, settings_from
     settings = settings_from(build_parser().parse_args([]), [])
     assert settings.precisions == () and settings.extra_precisions("cpu") == ()
     settings = settings_from(build_parser().parse_args(["--precision", "float32,int8,int8"]), [])
     assert settings.precisions == ("float32", "int8")
-    assert settings.extra_precisions("cpu") == ("int8",) and settings.extra_precisions("gpu") == ()
+    assert settings.extra_precisions("cpu") == ("int8",) and settings.extra_precisions("gpu") == ("float32",)
 
 
 # ---------------------------------------------------------------- a real tiny run

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -91,9 +92,9 @@ def test_sigterm_during_conversion_cleans_up_and_exits_143(tmp_path):
                              "--input-size", "128x256", "-o", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
-    while time.time() < deadline and not list(out.glob(".bokeh_cpu_128x256.*/convert.log")):
+    while time.time() < deadline and not list(out.glob(".bokehlite-work.bokeh_cpu_128x256.*/convert.log")):
         time.sleep(0.2)
-    assert list(out.glob(".bokeh_cpu_128x256.*/convert.log")), "the conversion step never started"
+    assert list(out.glob(".bokehlite-work.bokeh_cpu_128x256.*/convert.log")), "the conversion step never started"
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -103,14 +104,43 @@ def test_sigterm_during_conversion_cleans_up_and_exits_143(tmp_path):
     assert [p.name for p in out.iterdir()] == []
 
 
+def _killed_work_dir(parent, stem: str, owner: dict | None = None) -> Path:
+    """A work folder whose process died without cleaning up (os._exit skips every finaliser);
+    `owner` overwrites fields of its marker."""
+    code = ("import json, os, sys; from pathlib import Path; from bokehlite.files import work_dir, WORK_MARKER\n"
+            "w = work_dir(sys.argv[1], sys.argv[2]); (Path(w.name) / 'weights.bin').write_bytes(b'x' * 1000)\n"
+            "m = Path(w.name) / WORK_MARKER; m.write_text(json.dumps({**json.loads(m.read_text()), "
+            "**json.loads(sys.argv[3])}))\n"
+            "print(w.name, flush=True); os._exit(0)")
+    out = subprocess.run([sys.executable, "-c", code, str(parent), stem, json.dumps(owner or {})],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    return Path(out)
+
+
 def test_stale_work_folders_of_dead_processes_are_removed_and_reported(tmp_path):
+    from bokehlite.files import remove_stale_work_dirs, work_dir
+    stale = _killed_work_dir(tmp_path, "bokeh_cpu_128x256")
+    with work_dir(tmp_path, "bokeh_gpu_128x192") as live:
+        count, freed = remove_stale_work_dirs(tmp_path)
+        assert count == 1 and freed > 1000
+        assert not stale.exists() and Path(live).exists()
+
+
+def test_stale_cleanup_leaves_folders_it_cannot_prove_are_its_own(tmp_path):
+    """A user's dot-folder shaped like a work folder, one with no marker, and one whose marker
+    names another host or PID namespace (a live export elsewhere sharing the folder) all stay."""
     from bokehlite.files import remove_stale_work_dirs
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
-    stale = tmp_path / f".bokeh_cpu_128x256.{dead}.abc123"
-    (stale / "saved_model").mkdir(parents=True)
-    (stale / "saved_model" / "weights.bin").write_bytes(b"x" * 1000)
-    live = tmp_path / f".bokeh_gpu_128x192.{os.getpid()}.def456"
-    live.mkdir()
-    assert remove_stale_work_dirs(tmp_path) == (1, 1000)
-    assert not stale.exists() and live.exists()
+    backup = tmp_path / ".backup.2024.old"
+    backup.mkdir()
+    (backup / "precious.txt").write_text("keep me")
+    old_style = tmp_path / f".bokeh_cpu_128x256.{dead}.abc123"      # the pattern alone, no marker
+    old_style.mkdir()
+    unmarked = tmp_path / f".bokehlite-work.bokeh_cpu_128x256.{dead}.abc123"
+    unmarked.mkdir()
+    other_host = _killed_work_dir(tmp_path, "bokeh_gpu_128x192", {"host": "another-machine"})
+    other_ns = _killed_work_dir(tmp_path, "bokeh_gpu_128x192", {"pid_namespace": "pid:[1]"})
+    assert remove_stale_work_dirs(tmp_path) == (0, 0)
+    assert (backup / "precious.txt").read_text() == "keep me"
+    assert old_style.is_dir() and unmarked.is_dir() and other_host.is_dir() and other_ns.is_dir()

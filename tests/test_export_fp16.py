@@ -131,4 +131,5 @@ def test_float16_exports_record_their_fp16_arithmetic_psnr_and_float32_ones_do_n
     _, gpu = tiny_export("gpu")
     _, cpu = tiny_export("cpu")
     assert gpu["fp16_arithmetic_psnr"] >= 40.0 and gpu["fp16_arithmetic"]["passed"] is True
+    assert gpu["fp16_arithmetic"]["graph"] == "exported (separable blurs, GPU rewrites)"   # the graph in the file
     assert cpu["fp16_arithmetic_psnr"] is None

@@ -163,8 +163,8 @@ def test_onnx_export_leaves_the_track_model_in_eval_mode(tmp_path):
 
 def test_calibration_set_sharing_a_gate_photo_is_refused():
     coffee = photo_gate.load_photo(photo_gate.photo_path("coffee.png"))
-    with pytest.raises(ValueError, match="coffee.png is one of the int8 gate's held-out photos"):
-        photo_gate.check_held_out([coffee[:, ::-1], coffee.copy()])
+    with pytest.raises(ValueError, match="mine.png is the int8 gate's held-out photo coffee.png"):
+        photo_gate.check_held_out([coffee[:, ::-1], coffee.copy()], ["flipped.png", "mine.png"])
     photo_gate.check_held_out([coffee[:, ::-1]])        # a mirrored copy is a different photo
 
 
@@ -229,7 +229,7 @@ def test_calibration_folder_holding_a_gate_photo_is_refused_before_the_export(tm
     import shutil
     folder = calibration_folder(tmp_path / "calib", 32)
     shutil.copyfile(photo_gate.photo_path("rocket.jpg"), folder / "zz_rocket.jpg")
-    with pytest.raises(ValueError, match="rocket.jpg is one of the int8 gate's held-out photos"):
+    with pytest.raises(ValueError, match=r"zz_rocket.jpg is the int8 gate's held-out photo rocket.jpg \(same pixels\)"):
         export_track("cpu", SIZE, tmp_path / "out", backbone=BackboneConfig.tiny(), precision="int8",
                      calibration=folder)
     assert not (tmp_path / "out").exists()

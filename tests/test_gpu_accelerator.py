@@ -190,7 +190,10 @@ def test_without_an_adapter_render_and_export_exit_2_with_one_line_saying_how_to
         for result in (render, export):
             lines = result.stderr.strip().splitlines()
             assert result.returncode == 2 and len(lines) == 1, (case, result.stderr)
-            assert "no Vulkan adapter" in lines[0] and HOW_TO in lines[0] and icd in lines[0], case
+            assert "no Vulkan adapter" in lines[0] and icd in lines[0], case
+            # A variable that names a missing file is the user's to fix: SwiftShader is not the answer.
+            assert (HOW_TO in lines[0]) == (case == "refused device"), (case, lines[0])
+            assert ("which does not exist" in lines[0]) == (case == "no driver"), (case, lines[0])
         assert not (tmp_path / "exported").exists() and not list(tmp_path.glob("out/*"))
 
 
@@ -200,7 +203,7 @@ def test_without_an_adapter_the_sidecar_says_not_verified_and_why(tmp_path, monk
     with pytest.raises(BackendError):
         litert_gpu.find_adapter(refresh=True)
     on_gpu = verify_export(tmp_path / "unused.tflite", [], [], parity.ACCELERATOR_GATE)
-    assert on_gpu["verified"] is False and HOW_TO in on_gpu["reason"]
+    assert on_gpu["verified"] is False and "no_such_icd.json, which does not exist" in on_gpu["reason"]
     from bokehlite.export.accelerator import NoAdapterError
     with pytest.raises(NoAdapterError):
         verify_export(tmp_path / "unused.tflite", [], [], parity.ACCELERATOR_GATE, require=True)

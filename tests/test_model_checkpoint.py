@@ -234,6 +234,7 @@ def test_head_mismatch_without_the_flag_lists_the_head_keys_and_names_the_flag(t
     assert re.search(r"mis-shaped keys: .*defocus_net\.head\.4\.weight \(6, 8, 1, 1\) != \(1, 8, 1, 1\)", message)
     assert "defocus_net.head.4.bias (6,) != (1,)" in message
     assert "replace_head=True" in message and "\n" not in message
+    assert "train-bokeh --stage 3 --init FILE" in message and "export-tflite --track cpu" in message   # the CLI's way
 
 
 def test_replace_head_with_a_fitting_head_replaces_nothing(tmp_path, image):
@@ -350,6 +351,16 @@ def test_random_bytes_give_checkpoint_error(tmp_path):
     path.write_bytes(random.Random(0).randbytes(4096))
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         load_checkpoint(path)
+
+
+def test_a_text_file_is_called_not_a_weights_file_not_a_bare_number(tmp_path):
+    path = tmp_path / "fake.pth"
+    path.write_text("these are not the weights you are looking for\n" * 3)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"cannot read checkpoint {path}: not a PyTorch weights file")
+    assert not any(word.isdigit() and len(word) > 4 for word in message.replace(":", " ").split())
 
 
 def test_non_dict_and_foreign_dict_payloads_give_checkpoint_error(tmp_path):

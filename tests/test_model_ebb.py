@@ -77,7 +77,7 @@ def test_crops_are_at_network_resolution_repeatable_per_epoch_and_cover_small_ph
 def test_an_undecodable_pair_is_named_and_replaced_in_training_and_left_out_of_validation(tmp_path, capsys):
     root = ebb_folder(tmp_path, range(3))
     data = (root / "original" / "1.jpg").read_bytes()
-    (root / "original" / "1.jpg").write_bytes(data[:40])   # a JPEG signature, then nothing
+    (root / "original" / "1.jpg").write_bytes(data[:40] + b"\xff\xd9")   # cut inside, its end marker kept
     pairs = scan_ebb(root).pairs
     assert [p.stem for p in pairs] == ["0", "1", "2"]
     assert TrainCrops(pairs, 32, 0.25)[1][0].shape == (128, 128, 3)     # pair 2 stands in
@@ -109,3 +109,22 @@ def test_data_and_cli_modules_import_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_truncated_training_file_is_named_and_skipped_at_scan_time(tmp_path, suffix):
+    root = ebb_folder(tmp_path, range(4), size=(120, 160))
+    cut = root / "bokeh" / f"2{suffix}"
+    (root / "bokeh" / "2.jpg").unlink()
+    data = cv2.imencode(suffix, np.random.default_rng(5).integers(0, 256, (120, 160, 3), dtype=np.uint8))[1]
+    cut.write_bytes(data.tobytes()[:3000])                      # as a download cut short leaves it
+    scan = scan_ebb(root)
+    assert [p.stem for p in scan.pairs] == ["0", "1", "3"]
+    assert [(p.name, "truncated" in why) for p, why in scan.skipped] == [(cut.name, True)]
+
+
+def test_synthetic_ebb_writes_no_carriage_returns_into_a_log(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bokehlite.model.synthetic_ebb", str(tmp_path / "ebb"),
+                           "--count", "2", "--size", "64x96"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr and proc.stderr.strip().splitlines() == [f"wrote 2 pairs to {tmp_path / 'ebb'}"]

@@ -189,6 +189,7 @@ def test_stage3_from_stage1_replaces_the_head_keeps_frozen_features_and_validate
     info = json.loads((run / "run.json").read_text())
     assert info["init"]["replaced_keys"] == ["defocus_net.head.4.bias", "defocus_net.head.4.weight"]
     assert info["model"]["freeze"] == "features"
+    assert info["model"]["backbone"] == "tiny"          # what --init built, though no --backbone was given
     model, before = load_checkpoint(run / "best.pth"), load_checkpoint(stage1 / "best.pth")
     assert model.config.name == "stage3" and model.config.defocus_channels == 1
     after, start = model.state_dict(), before.state_dict()
@@ -310,3 +311,35 @@ def test_an_existing_run_is_not_overwritten_without_resume(tmp_path, capsys):
     code, err = train(capsys, photo_folder(tmp_path / "p", range(3)), "--stage", "1", "--no-vgg",
                       "--out", tmp_path / "run")
     assert code == 2 and "already holds a run" in err
+
+
+def test_cpu_track_training_judges_what_the_runtime_ships():
+    """train-bokeh --stage cpu-track scores the Eq. 9 blend of the residual's output with the
+    photo, the very pixels runtime/blend.py writes for a photo of the model's size."""
+    from bokehlite.model.train import compared
+    from bokehlite.runtime.blend import blend_full_resolution
+    from bokehlite.runtime.fit import Letterbox
+
+    config = stage_config("cpu-track")
+    g = torch.Generator().manual_seed(0)
+    image, bokeh, defocus = (torch.rand(1, c, 16, 24, generator=g) for c in (3, 3, 1))
+    judged, _, _ = compared({"bokeh": bokeh, "defocus_map": defocus}, image, image, config)
+    hwc = lambda t: t[0].permute(1, 2, 0).numpy().copy()      # noqa: E731
+    shipped = np.empty((16, 24, 3), np.float32)
+    blend_full_resolution(hwc(image), 1.0, hwc(bokeh), defocus[0, 0].numpy(), Letterbox.fit((16, 24), (16, 24)),
+                          config.eta, config.tau, shipped)
+    np.testing.assert_allclose(hwc(judged), shipped, atol=1e-5)
+    assert float((judged - bokeh).abs().max()) > 0.1        # the blend is really in the judged output
+
+
+def test_photos_smaller_than_the_crop_window_are_reported_once_and_in_run_json(ebb, tmp_path, capsys):
+    run = tmp_path / "big_crop"         # --crop 96 at stage 1's scale 1/4: a 384 px window on 256x384 photos
+    code, err = train(capsys, ebb, "--stage", "1", "--out", run, *TINY, "--no-vgg", "--crop", "96",
+                      "--batch-size", "4", "--val-count", "4", "--max-steps", "1")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "upscaled" in line]
+    assert len(warnings) == 1, err
+    assert "12 of 12 training photos" in warnings[0] and "1.5x" in warnings[0] and "--crop 64 fits" in warnings[0]
+    info = json.loads((run / "run.json").read_text())
+    assert info["data"]["upscaled"] == {"count": 12, "of": 12, "window": 384, "largest_factor": 1.5,
+                                        "largest_window_that_fits": 256}

@@ -93,12 +93,34 @@ def test_saved_depth_goes_back_in_with_depth_and_gives_the_same_picture(pipeline
     assert psnr(cv2.imread(str(first / "astronaut.png")), cv2.imread(str(second / "astronaut.png"))) > 40.0
 
 
-def test_a_photo_without_a_person_is_left_unchanged_with_one_warning(pipeline, photos, tmp_path):
-    proc = render(photos / "rocket.png", "--portrait", "--models", pipeline, "-o", tmp_path)
+@pytest.mark.parametrize("name", ["rocket.png", "rocket.jpg"])
+def test_a_photo_without_a_person_is_left_unchanged_byte_for_byte_with_one_warning(pipeline, photos, tmp_path,
+                                                                                   name):
+    source = photos / name
+    if not source.exists():         # a JPEG: decoding and encoding it again would change its bytes
+        cv2.imwrite(str(source), cv2.imread(str(photos / "rocket.png")), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    proc = render(source, "--portrait", "--models", pipeline, "-o", tmp_path)
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "no person found" in warnings[0]
-    assert np.array_equal(cv2.imread(str(tmp_path / "rocket.png")), cv2.imread(str(photos / "rocket.png")))
+    assert (tmp_path / name).read_bytes() == source.read_bytes()
+
+
+def test_save_depth_names_are_collision_checked_and_never_rendered_again(pipeline, photos, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    astronaut = cv2.imread(str(photos / "astronaut.png"))
+    cv2.imwrite(str(folder / "a.png"), astronaut)
+    cv2.imwrite(str(folder / "a_depth.png"), astronaut)       # a photo that happens to have that name
+    proc = render(folder, "--portrait", "--models", pipeline, "-o", tmp_path / "out", "--save-depth")
+    assert proc.returncode == 2
+    assert "already written for" in proc.stderr and "a_depth.png" in proc.stderr
+    (folder / "a_depth.png").unlink()
+    for _ in range(2):                  # the second run must not take the first one's depth map as a photo
+        proc = render(folder, "--portrait", "--models", pipeline, "-o", folder, "--suffix", "_p", "--save-depth")
+        assert proc.returncode == 0, proc.stderr
+        assert sorted(p.name for p in folder.iterdir()) == ["a.png", "a_p.png", "a_p_depth.png"]
+        assert "rendered 1 of 1" in proc.stderr
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -149,3 +171,10 @@ def test_no_xnnpack_renders_the_same_portrait(pipeline, photos, tmp_path):
     proc = render(photos / "astronaut.png", "--portrait", "--models", pipeline, "-o", off, "--no-xnnpack")
     assert proc.returncode == 0, proc.stderr
     assert psnr(cv2.imread(str(on / "astronaut.png")), cv2.imread(str(off / "astronaut.png"))) > 40.0
+
+
+def test_portrait_export_with_require_gpu_verifies_its_render_track_on_the_accelerator(gpu_adapter, tmp_path):
+    proc = export("--require-gpu", "--input-size", "128x192", "-o", str(tmp_path))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
+    sidecar = json.loads((tmp_path / "bokeh_render_128x192.json").read_text())
+    assert sidecar["gpu_accelerator"]["verified"] is True

@@ -161,3 +161,18 @@ def test_sidecar_that_is_not_json_is_refused(gpu_model, tmp_path):
     model.with_suffix(".json").write_text("{ not json")
     with pytest.raises(ModelError, match="not valid JSON"):
         BokehRenderer(model)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.update(sha256="0" * 64), "sha256 mismatch"),
+    (lambda s: s.update(version=2), "version 2 is not supported"),
+])
+@pytest.mark.parametrize("backend", ["litert", "litert-gpu"])
+def test_a_mismatched_sidecar_is_refused_before_any_interpreter_opens_the_file(gpu_model, tmp_path, edit,
+                                                                                 message, backend):
+    """The file is garbage that any interpreter would refuse (and a GPU would take long to
+    compile, were it a model): the sidecar's own check must be the one that speaks."""
+    model = variant(gpu_model, tmp_path, edit)
+    model.write_bytes(b"\x00" * 4096)
+    with pytest.raises(ModelError, match=message):
+        BokehRenderer(model, backend=backend)

@@ -259,3 +259,29 @@ def test_progress_bar_draws_counts_and_clears_before_messages():
     quiet = io.StringIO()
     Progress(3, quiet).update(1)              # not a terminal: no bar at all
     assert quiet.getvalue() == ""
+
+
+@pytest.mark.parametrize("name", ["tagged.jpg", "tagged.png"])
+def test_a_colour_profile_and_exif_survive_a_render(gpu_model, tmp_path, capsys, name):
+    from PIL import ImageCms
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = b"MM\x00\x2a\x00\x00\x00\x08\x00\x01" + bytes.fromhex("010f0002000000024100") + b"\x00" * 4
+    pixels = np.random.default_rng(1).integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    ok, buf = cv2.imencodeWithMetadata(Path(name).suffix, pixels, [cv2.IMAGE_METADATA_ICCP, cv2.IMAGE_METADATA_EXIF],
+                                       [np.frombuffer(icc, np.uint8), np.frombuffer(exif, np.uint8)], [])
+    (tmp_path / name).write_bytes(buf.tobytes())
+    code, _, err = run([tmp_path / name, "-m", gpu_model, "-o", tmp_path / "out"], capsys)
+    assert code == 0, err
+    _, kinds, blobs = cv2.imdecodeWithMetadata(np.fromfile(tmp_path / "out" / name, np.uint8), cv2.IMREAD_UNCHANGED)
+    kept = {int(k): np.asarray(b).tobytes() for k, b in zip(np.ravel(kinds), blobs)}
+    assert kept.get(cv2.IMAGE_METADATA_ICCP) == icc and kept.get(cv2.IMAGE_METADATA_EXIF) == exif
+
+
+def test_the_summary_counts_one_thread_in_the_singular(gpu_model, photos, tmp_path, capsys):
+    code, _, err = run([photos / "a.jpg", "-m", gpu_model, "-o", tmp_path / "out", "--threads", "1"], capsys)
+    assert code == 0 and err[-1].endswith("1 thread)"), err
+
+
+def test_a_photo_given_as_the_model_is_called_not_a_tflite_model(photos, tmp_path, capsys):
+    code, _, err = run([photos / "b.png", "-m", photos / "a.jpg", "-o", tmp_path / "out"], capsys)
+    assert code == 2 and len(err) == 1 and "not a TFLite model" in err[0] and "sidecar" not in err[0], err

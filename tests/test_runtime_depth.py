@@ -235,6 +235,12 @@ def test_nan_holes_take_the_surrounding_plane_and_focus_still_works(render_model
     (["--depth", "{disp}", "--focus", "5,5", "--focus-disparity", "0.5", "-m", "{render}"], "not allowed with"),
     (["--depth", "{disp}", "--focus-disparity", "1.5", "-m", "{render}"], "from 0 to 1"),
     (["--depth", "{disp}", "--aperture", "-3", "-m", "{render}"], "--aperture"),
+    (["--depth", "{disp}", "--aperture", "inf", "-m", "{render}"], "finite"),
+    (["--depth", "{disp}", "--aperture", "nan", "-m", "{render}"], "finite"),
+    (["--depth", "{disp}", "--focus-disparity", "nan", "-m", "{render}"], "finite"),
+    # Finite as a double, infinite in the model's float32: over the contract's range.
+    (["--depth", "{disp}", "--aperture", "1e39", "-m", "{render}"], "expected aperture in [0, 150]"),
+    (["--depth", "{disp}", "--aperture", "151", "-m", "{render}"], "expected aperture in [0, 150]"),
     (["{photo}", "--depth", "{disp}", "-m", "{render}"], "exactly one photo"),
 ])
 def test_depth_flags_that_do_not_fit_the_model_or_photo_are_one_line_and_exit_2(
@@ -264,6 +270,10 @@ def test_render_api_refuses_depth_arguments_that_do_not_fit(renderer, tiny_expor
         renderer.render(photo, disparity, focus=1.5)
     with pytest.raises(ValueError, match="aperture"):
         renderer.render(photo, disparity, aperture=float("nan"))
+    for aperture in (float("inf"), 1e39, 150.5):       # the contract's 100 model pixels is 150 photo pixels here
+        with pytest.raises(DepthError, match=r"expected aperture in \[0, 150\] photo pixels"):
+            renderer.render(photo, disparity, aperture=aperture)
+    assert renderer.render(photo, disparity, aperture=150.0).shape == photo.shape
     with pytest.raises(ValueError, match="takes"):
         renderer.run_model(renderer.prepare(photo)[0])
     result = renderer.render(photo, disparity[:, :, None])            # (H, W, 1) is fine too

@@ -1,6 +1,7 @@
 """Photo files: formats, bit depths, channels, colour order, EXIF orientation, bad files."""
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 
 from bokehlite.runtime import BadImageError, Photo, read_photo, write_photo
-from bokehlite.runtime.header import exif_orientation, sniff
-from bokehlite.runtime.photo import apply_orientation, decode_photo, encode_photo
+from bokehlite.runtime.errors import OutputError
+from bokehlite.runtime.header import exif_orientation, exif_upright, sniff
+from bokehlite.runtime.photo import apply_orientation, decode_photo, encode_photo, write_all
 
 FORMATS = ["jpeg", "png", "tiff", "webp", "bmp"]
 EXT = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "webp": ".webp", "bmp": ".bmp"}
@@ -169,11 +171,60 @@ def test_pixel_limit_is_checked_from_the_header_before_decoding():
         decode_photo(small, max_pixels=5_000)
 
 
-def test_a_failed_write_leaves_no_file_behind(tmp_path):
-    rgb16 = np.zeros((4, 4, 3), np.uint16)
-    with pytest.raises(Exception, match="16-bit"):
-        write_photo(tmp_path / "x.jpg", Photo(rgb16, "jpeg"))
+def test_a_write_that_fails_after_it_started_leaves_no_file_behind(tmp_path):
+    """The photo's bytes are already in a temporary file when its depth map's write fails:
+    neither file, nor any temporary file, is left."""
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    data = encode_photo(Photo(rgb, "png"))
+    with pytest.raises(OutputError, match="cannot write"):
+        write_all({tmp_path / "x.png": data, tmp_path / "missing" / "x_depth.png": data})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_writes_reach_the_disk_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd)))
+    write_photo(tmp_path / "x.png", Photo(np.zeros((4, 4, 3), np.uint8), "png"))
+    assert synced[0].startswith(str(tmp_path / ".x.png.")) and synced[-1] == str(tmp_path)
+
+
+def icc_profile() -> bytes:
+    """A real ICC profile (LittleCMS's sRGB, through Pillow): libpng checks that a profile parses."""
+    from PIL import ImageCms
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def tagged(fmt: str, rgb: np.ndarray, exif: bytes) -> bytes:
+    ok, buf = cv2.imencodeWithMetadata(EXT[fmt], rgb[:, :, ::-1].copy(),
+                                       [cv2.IMAGE_METADATA_ICCP, cv2.IMAGE_METADATA_EXIF],
+                                       [np.frombuffer(icc_profile(), np.uint8), np.frombuffer(exif, np.uint8)], [])
+    assert ok
+    return buf.tobytes()
+
+
+def metadata_of(data: bytes) -> dict[int, bytes]:
+    _, kinds, blobs = cv2.imdecodeWithMetadata(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    return {int(k): np.asarray(b).tobytes() for k, b in zip(np.ravel(kinds) if kinds is not None else (), blobs)}
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_colour_profile_and_exif_are_kept_with_the_orientation_made_upright(fmt):
+    rgb = np.zeros((10, 20, 3), np.uint8)
+    rgb[:, :5] = (255, 0, 0)
+    photo = decode_photo(tagged(fmt, rgb, exif_block(6)))
+    assert photo.pixels.shape == (20, 10, 3)                      # turned once, on reading
+    written = metadata_of(encode_photo(photo))
+    assert written[cv2.IMAGE_METADATA_ICCP] == icc_profile()
+    assert written[cv2.IMAGE_METADATA_EXIF] == exif_block(1)      # the same block, upright
+    assert decode_photo(encode_photo(photo)).pixels.shape == (20, 10, 3)    # not turned again
+
+
+def test_exif_upright_changes_the_orientation_and_nothing_else():
+    little = (b"II*\x00\x08\x00\x00\x00" + struct.pack("<H", 2) + struct.pack("<HHIHH", 0x010F, 2, 2, 0x41, 0)
+              + struct.pack("<HHIHH", 0x0112, 3, 1, 8, 0) + struct.pack("<I", 0))
+    assert exif_upright(b"Exif\x00\x00" + little) == b"Exif\x00\x00" + little[:-8] + struct.pack("<HH", 1, 0) + little[-4:]
+    assert exif_upright(b"junk") == b"junk"
 
 
 def test_encode_keeps_lossless_webp_lossless():

@@ -133,6 +133,30 @@ def test_letterbox_maps_outputs_back_onto_the_photo_pixels():
             assert np.abs(back - photo).max() < 2.5 / min(box.height, box.width) + 0.01, shape
 
 
+@pytest.mark.parametrize("shape, box", [
+    # (photo H, W) -> (top, left, height, width) inside 128x192, worked out by hand:
+    ((300, 200), (0, 53, 128, 85)),         # scale 128/300: 200 * 0.4267 = 85.3 wide, centred
+    ((200, 300), (0, 0, 128, 192)),         # the model's own aspect ratio: fills it
+    ((100, 400), (40, 0, 48, 192)),         # scale 192/400 = 0.48: 48 rows, (128 - 48) / 2 above
+    ((64, 96), (0, 0, 128, 192)),           # upscaled 2x
+])
+def test_letterbox_places_the_photo_where_a_hand_computed_box_says(shape, box):
+    """Placement checked on its own: a round trip (to_model, then sample) would hide the
+    same offset error made on both sides."""
+    fitted = Letterbox.fit(shape, MODEL_SIZE)
+    assert (fitted.top, fitted.left, fitted.height, fitted.width) == box
+    top, left, height, width = box
+    photo = np.zeros((*shape, 3), np.float32)
+    photo[:, :, 0] = 1.0                                  # red photo; the mirrored border is red too
+    photo[:, :1, 1] = photo[:, -1:, 1] = 1.0              # the photo's own first and last columns: yellow
+    model = fitted.to_model(photo, 1.0)[0]
+    inside = model[top:top + height, left:left + width]
+    assert inside[:, 0, 1].min() > 0.3 and inside[:, -1, 1].min() > 0.3      # its edges are the photo's
+    assert inside[:, width // 2, 1].max() < 0.05                               # and its middle too
+    if left > 1:                                          # mirrored beyond the photo's edge columns
+        assert model[top:top + height, left - 2, 1].max() < 0.7
+
+
 def test_run_model_checks_its_input_and_names_the_outputs(renderer):
     h, w = renderer.input_size
     x = np.zeros((1, h, w, 3), np.float32)
