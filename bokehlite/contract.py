@@ -1,7 +1,7 @@
 """The export -> runtime contract, in one place: tracks, tensors, sidecar, artifact names.
 
 export-tflite writes each sidecar through `input_specs`, `output_spec` and `postprocess`;
-the runtime checks a model against the same functions (runtime/contract.py); the
+the runtime checks a model against the same functions (runtime/sidecar.py); the
 benchmark and the tests name files with `artifact_stem`. Plain Python only, so every
 stage, the phone-side runtime included, can import it.
 """

@@ -21,7 +21,7 @@ import numpy as np
 from .. import contract
 from . import backends
 from .blend import blend_full_resolution
-from .contract import INPUT_NAME, ModelContract, check_contract, check_identity, read_sidecar
+from .sidecar import INPUT_NAME, ModelContract, check_contract, check_identity, read_sidecar
 from .depth import centre_focus
 from .errors import DepthError, ModelError, ModelOutputError
 from .fit import Letterbox

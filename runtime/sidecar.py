@@ -1,4 +1,4 @@
-"""The export -> runtime contract (bokehlite/contract.py), read and checked at load time.
+"""A model's sidecar, read and checked against the contract (bokehlite/contract.py) at load time.
 
 Two sources must agree: the sidecar JSON that export-tflite writes next to the model
 (same stem, .json) and the model's own `serving_default` signature. We check the
