@@ -12,10 +12,9 @@ it (portrait.py); LiteRT alone runs it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
-
 import numpy as np
+
+from .runner import Runner
 
 CPU_BACKENDS = {
     "litert-xnnpack": "TFLite via LiteRT, XNNPACK on",
@@ -35,15 +34,6 @@ GPU_ADVICE = "on a phone, time the .tflite with TFLite's benchmark_model --use_g
 
 class GpuUnavailable(RuntimeError):
     pass
-
-
-@dataclass
-class Runner:
-    prepare: Callable[[dict], Any]            # {input name: NHWC float32 (1, ...)} -> native inputs
-    run: Callable[[Any], Any]                 # native input -> raw outputs (the timed call)
-    bokeh: Callable[[Any], np.ndarray]        # raw outputs -> 'bokeh' as NHWC float32
-    model: Any = None                         # the PyTorch module, for stage analysis
-    parts: list | None = None                 # per-call split of a pipeline (portrait.py)
 
 
 def nchw(x: np.ndarray) -> np.ndarray:

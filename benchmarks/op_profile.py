@@ -291,7 +291,7 @@ def profile_ops(tflite: str, threads: int, *, xnnpack: bool = True, runs: int = 
     if not os.path.isfile(tflite):
         raise FileNotFoundError(f"no such model: {tflite}")
     say = progress or (lambda _message: None)
-    from ..runtime.backends import captured_stderr     # LiteRT logs every step to stderr
+    from ..runtime.runner import captured_stderr     # LiteRT logs every step to stderr
 
     log: list[str] = []
     walls, sequences = [], []

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from .backends import Runner
+from .runner import Runner
 from .stats import summarize
 
 PARTS = ("segmenter", "depth", "render")

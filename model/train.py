@@ -45,7 +45,7 @@ from .distributed import Dist, ResumableSampler, all_equal, all_sum, init_distri
 from .ebb import TrainCrops, ValPairs, upscaled
 from .losses import BokehLoss, LossWeights, VGGPerceptual, psnr, ssim
 from .upsample import upsample_blend
-from .train_cli import PRESET, PROG
+from .train_stages import PRESET, PROG
 
 VERSIONED = ("bokehlite", "torch", "torchvision", "kornia", "numpy", "opencv-python-headless", "tqdm")
 BACKBONES = {"resnext50": BackboneConfig(), "tiny": BackboneConfig.tiny()}

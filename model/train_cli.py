@@ -15,10 +15,8 @@ from pathlib import Path
 from ..host import default_threads
 from ..interrupt import run_cli
 from ..usage import OneLineParser
+from .train_stages import PROG, STAGES
 
-PROG = "train-bokeh"
-STAGES = ("1", "2", "3", "cpu-track")
-PRESET = {"1": "stage1", "2": "stage2", "3": "stage3", "cpu-track": "cpu-track"}
 # Crops are at network resolution (the paper's 256x256 at stage 1, 512x512 at stage 2).
 DEFAULT_CROP = {"1": 256, "2": 512, "3": 512, "cpu-track": 256}
 FREEZE = ("auto", "none", "encoder", "features", "base")

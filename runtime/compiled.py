@@ -11,7 +11,8 @@ import sys
 
 import numpy as np
 
-from .backends import REGISTRY, TensorSpec, captured_stderr
+from .interpreters import LITERT_INTERPRETER
+from .runner import TensorSpec, captured_stderr
 from .errors import BackendError
 
 
@@ -35,7 +36,7 @@ def load(model_path: str, log: list[str], verified: bool = False, **from_file):
     while its output is still caught.
     """
     if not verified:
-        REGISTRY["litert-interpreter"].interpreter(model_path, 1, xnnpack=False)
+        LITERT_INTERPRETER.interpreter(model_path, 1, xnnpack=False)
     with captured_stderr(log, stdout=True):
         CompiledModel = litert().CompiledModel
         try:

@@ -21,7 +21,7 @@ import weakref
 import numpy as np
 
 from ..contract import SIGNATURE
-from .backends import Backend, ModelRunner, TensorSpec, captured_stderr, check_signature
+from .runner import Backend, ModelRunner, TensorSpec, captured_stderr, check_signature
 from .compiled import SignatureBuffers, litert, load, quiet_teardown, release, status_reason, tensor_specs
 from .errors import BackendError, ModelError
 

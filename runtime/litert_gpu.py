@@ -54,7 +54,7 @@ import numpy as np
 from ..compare import compare
 from ..contract import SIGNATURE
 from ..usage import OneLineParser
-from .backends import Backend, ModelRunner, TensorSpec, captured_stderr
+from .runner import Backend, ModelRunner, TensorSpec, captured_stderr
 from .compiled import SignatureBuffers, litert, load, quiet_teardown, release, status_reason, tensor_specs
 from .errors import BackendError, ModelError, RuntimeInputError
 
@@ -454,14 +454,13 @@ def _probe_main() -> dict:
 
 def _run_main(model: str, inputs_npz: str, outputs_npz: str, adapter: Adapter | None) -> dict:
     """Run MODEL on every input set of INPUTS.npz ("<i>/<name>" keys), save "<i>/<name>" outputs."""
-    from .backends import open_model
     data = np.load(inputs_npz)
     sets: dict[int, dict[str, np.ndarray]] = {}
     for key in data.files:
         index, name = key.split("/", 1)
         sets.setdefault(int(index), {})[name] = data[key]
     t0 = time.perf_counter()
-    runner = open_model(model, "litert-gpu", 1, adapter=adapter)
+    runner = LiteRtGpuBackend().open(model, 1, adapter=adapter)
     opened = time.perf_counter() - t0
     results, seconds = {}, []
     for index in sorted(sets):
@@ -476,8 +475,7 @@ def _run_main(model: str, inputs_npz: str, outputs_npz: str, adapter: Adapter | 
 def _check_main(model: str, adapter: Adapter | None) -> dict:
     """GPU-only compile and one run on uniform [0, 1) inputs, against LiteRT's CPU (XNNPACK)
     on the same inputs; works for any model, with or without a serving_default signature."""
-    from .backends import open_model
-    runner = open_model(model, "litert-gpu", 1, adapter=adapter, signature=None)
+    runner = LiteRtGpuBackend().open(model, 1, adapter=adapter, signature=None)
     rng = np.random.default_rng(0)
     inputs = {n: rng.random(s.shape).astype(s.dtype) if s.dtype.kind == "f" else np.zeros(s.shape, s.dtype)
               for n, s in runner.inputs.items()}

@@ -173,6 +173,6 @@ def test_a_mismatched_sidecar_is_refused_before_any_interpreter_opens_the_file(g
     """The file is garbage that any interpreter would refuse (and a GPU would take long to
     compile, were it a model): the sidecar's own check must be the one that speaks."""
     model = variant(gpu_model, tmp_path, edit)
-    model.write_bytes(b"\x00" * 4096)
+    model.write_bytes(b"\x00" * 4 + b"TFL3" + b"\x00" * 4088)      # the identifier, then nothing
     with pytest.raises(ModelError, match=message):
         BokehRenderer(model, backend=backend)
