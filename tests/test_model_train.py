@@ -252,19 +252,21 @@ def photo_folder(root: Path, stems, size=(64, 96)) -> Path:
 
 
 def test_unpaired_and_unreadable_files_are_named_and_skipped(tmp_path, capsys):
-    root = photo_folder(tmp_path / "data", range(6))
+    root = photo_folder(tmp_path / "data", range(7))
     cv2.imwrite(str(root / "original" / "9.jpg"), np.zeros((64, 96, 3), np.uint8))     # unpaired
     (root / "bokeh" / "2.jpg").write_bytes(b"not an image")                          # unreadable
     data = (root / "original" / "3.jpg").read_bytes()
-    (root / "original" / "3.jpg").write_bytes(data[:40])                             # cannot be decoded
+    (root / "original" / "3.jpg").write_bytes(data[:40])                             # cut short: truncated
+    (root / "original" / "4.jpg").write_bytes(data[:40] + b"\xff\xd9")             # cut inside: cannot be decoded
     code, err = train(capsys, root, "--stage", "1", "--out", tmp_path / "run", *S1[:-1], "1", "--max-steps", "1")
     assert code == 0, err
     assert f"skipping {root / 'original' / '9.jpg'}: no bokeh/9.* to pair it with" in err
     assert f"skipping {root / 'bokeh' / '2.jpg'}" in err
-    assert f"cannot decode {root / 'original' / '3.jpg'}" in err
+    assert f"skipping {root / 'original' / '3.jpg'}: truncated file" in err
+    assert f"cannot decode {root / 'original' / '4.jpg'}" in err
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["data"]["train_pairs"] == 4 and info["data"]["val_pairs"] == 1
-    assert len(info["data"]["skipped"]) == 2
+    assert len(info["data"]["skipped"]) == 3
 
 
 def stage3_checkpoint(path: Path) -> Path:
