@@ -103,9 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which track; all = cpu and gpu, the paper's tracks; render (the depth-guided "
                         "renderer) and portrait (segmenter + render track) are opt-in (default: all)")
     p.add_argument("--precision", type=precisions_arg, default=(), metavar="LIST",
-                   help="precisions to export and time, e.g. float32,int8: a track's own is always "
-                        "timed; int8 (cpu track) adds LiteRT XNNPACK rows on the int8 export "
-                        "(default: each track's own only)")
+                   help="precisions to export and time, e.g. float16,int8: a track's own is always "
+                        "timed; each other precision export-tflite makes of a track (int8: cpu track "
+                        "only) adds LiteRT XNNPACK rows on that export (default: each track's own only)")
     p.add_argument("--artifacts", type=Path, default=None, help="exported models (default: ./artifacts)")
     p.add_argument("--checkpoint", help="weights to export with and to load into the PyTorch backend")
     p.add_argument("--images", type=Path, help="time on the first images of DIR instead of a generated scene")

@@ -353,7 +353,9 @@ def _gemm_peak(g: dict) -> str:
 
 def machine_section(results: dict) -> Section:
     m, p = results["machine"], results["protocol"]
-    rows = [["CPU", f"{m['cpu_model']} ({m['cores']} cores)"], ["Platform", m["platform"]],
+    rows = [["Measured", f"{results.get('created', '?')} (UTC)"], ["Commit", results.get("commit", "unknown")],
+            ["Command", " ".join(results.get("command", []))],
+            ["CPU", f"{m['cpu_model']} ({m['cores']} cores)"], ["Platform", m["platform"]],
             ["Load average (1 min)", f"{m['load_avg_before']:.2f} before, {m['load_avg_after']:.2f} after"],
             ["Device", results["device"]], ["Input size", f"{p['size'][0]}x{p['size'][1]}"],
             ["Threads", ", ".join(map(str, p["threads"]))],

@@ -27,7 +27,7 @@ import numpy as np
 from ..compare import compare
 from ..contract import DEFAULT_SIZE, PRECISIONS, TRACKS, artifact_stem, portrait_stem, track_contract
 from ..export.tracks import INT8_TRACKS, get_track
-from ..host import default_threads, tool_versions
+from ..host import default_threads, source_commit, tool_versions
 from .backends import BACKENDS, CPU_BACKENDS, HEADLINE, PERSISTENT
 from .efficiency import efficiency, find, over_peak_warning, precision_ratios, ratios
 from .inputs import track_inputs
@@ -286,7 +286,7 @@ class Suite:
         results = {
             "format": FORMAT, "version": 1,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": s.command, "device": s.device,
+            "command": s.command, "commit": source_commit(), "device": s.device,
             "gpu_adapter": s.adapter.to_dict() if s.adapter is not None else None,
             "machine": {**machine(), "load_avg_before": load_before, "load_avg_after": os.getloadavg()[0]},
             "protocol": {**s.protocol.to_dict(), "statistic": "avg", "size": list(s.size),

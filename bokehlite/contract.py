@@ -18,6 +18,14 @@ EQ9_ETA, EQ9_TAU = 20.0, 0.125  # Eq. 9 mask M = sigmoid(eta * (tau - D)), the p
 
 SIDECAR_FORMAT = "bokehlite-tflite"
 SIDECAR_VERSION = 1
+# Inside every export (TFLite Model Metadata, export/metadata.py): the sidecar as an associated
+# file, without the keys that describe the final file (its sha256 and size cannot be inside it).
+CONTRACT_FILE = "bokehlite_contract.json"
+EMBEDDED_OMITS = ("sha256", "size_bytes", "metadata")
+# export-tflite --outputs: every output of the track, or the bokeh alone (one image in, one
+# out, which Android Studio's ML Model Binding wraps; no full-resolution Eq. 9 without defocus).
+OUTPUT_SETS = {"all": None, "bokeh": ("bokeh",)}
+BOKEH_ONLY = ("bokeh",)
 SIGNATURE = "serving_default"
 # int8: dynamic-range quantized weights, float32 activations and I/O (cpu track only)
 PRECISIONS = ("float32", "float16", "int8")
@@ -102,13 +110,19 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def artifact_stem(track: str, size: tuple[int, int], precision: str | None = None) -> str:
+def artifact_stem(track: str, size: tuple[int, int], precision: str | None = None,
+                  outputs: tuple[str, ...] | None = None) -> str:
     """File stem of an export: bokeh_<track>_<H>x<W>, plus _<precision> when it is not the
-    track's default, so two precisions of one track can share a folder."""
+    track's default, so two precisions of one track can share a folder, plus _bokeh for the
+    bokeh-only variant (`outputs` == BOKEH_ONLY)."""
     default = track_contract(track).precision
     stem = f"bokeh_{track}_{size[0]}x{size[1]}"
     if precision is not None and precision != default:
         stem += f"_{precision}"
+    if outputs is not None and tuple(outputs) != track_contract(track).outputs:
+        if tuple(outputs) != BOKEH_ONLY:
+            raise ValueError(f"outputs must be all of the track's or {list(BOKEH_ONLY)}, got {list(outputs)}")
+        stem += "_bokeh"
     return stem
 
 
@@ -132,11 +146,16 @@ def input_specs(names, size: tuple[int, int]) -> dict[str, dict]:
     return specs
 
 
-def output_spec(name: str, shape, track: str) -> dict:
-    """Sidecar entry of one output of `track`; its meaning says whether Eq. 9 is already in it."""
+def output_spec(name: str, shape, track: str, outputs: tuple[str, ...] | None = None) -> dict:
+    """Sidecar entry of one output of `track` (exported with `outputs`, default all of its
+    outputs); its meaning says whether Eq. 9 is already in it."""
     role, tc = OUTPUTS[name], track_contract(track)
     meaning = role.meaning
-    if name == tc.blend_source:
+    if outputs is not None and tuple(outputs) == BOKEH_ONLY:
+        meaning = (f"{OUTPUTS['bokeh'].meaning}, the model's only output: the host upsamples it to the "
+                   "photo's resolution (no defocus, so no full-resolution Eq. 9 blend: in-focus "
+                   "pixels keep the model size's resolution)")
+    elif name == tc.blend_source:
         meaning += "; before Eq. 9: the B that the host blends with the photo at its resolution (postprocess)"
     elif name == "bokeh":
         meaning += (f"; Eq. 9 applied at the model resolution (a preview: the host blends "
@@ -150,6 +169,13 @@ def postprocess(source: str, eta: float, tau: float) -> dict:
     return {"blend": "eq9", "source": source, "defocus": "defocus", "eta": float(eta), "tau": float(tau),
             "at": "the original photo's resolution",
             "formula": "M = sigmoid(eta*(tau - D)); out = M*I + (1-M)*B"}
+
+
+def upsample_postprocess() -> dict:
+    """The bokeh-only variant's postprocess: no Eq. 9, the bokeh is sampled up to the photo."""
+    return {"blend": "none", "source": "bokeh", "at": "the original photo's resolution",
+            "upsample": "bilinear, through the letterbox the input was fitted with",
+            "formula": "out = B (upsampled); in-focus pixels keep the model size's resolution"}
 
 
 # Keys of an input spec that are contract (the rest, such as `meaning`, is documentation).
