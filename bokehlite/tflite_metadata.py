@@ -267,26 +267,23 @@ def model_metadata_buffer(model: bytes) -> bytes | None:
     return None
 
 
-class _AlignedBuffer:
-    """Packs a Buffer's data with the schema's `force_align: 16` (the generated Python packer
-    drops it), so constant tensors stay as aligned as the converter left them."""
-
-    @staticmethod
-    def pack(buffer, builder) -> int:
-        schema = _schema()
-        data = None
-        if buffer.data is not None:
-            raw = np.asarray(buffer.data, np.uint8).tobytes()
-            builder.StartVector(1, len(raw), 16)
-            builder.head -= len(raw)
-            builder.Bytes[builder.head:builder.head + len(raw)] = raw
-            data = builder.EndVector()
-        schema.BufferStart(builder)
-        if data is not None:
-            schema.BufferAddData(builder, data)
-        schema.BufferAddOffset(builder, buffer.offset)
-        schema.BufferAddSize(builder, buffer.size)
-        return schema.BufferEnd(builder)
+def _pack_buffer(buffer, builder) -> int:
+    """BufferT.Pack with the schema's `force_align: 16` on the data, which the generated Python
+    packer drops, so constant tensors stay as aligned as the converter left them."""
+    schema = _schema()
+    data = None
+    if buffer.data is not None:
+        raw = np.asarray(buffer.data, np.uint8).tobytes()
+        builder.StartVector(1, len(raw), 16)
+        builder.head -= len(raw)
+        builder.Bytes[builder.head:builder.head + len(raw)] = raw
+        data = builder.EndVector()
+    schema.BufferStart(builder)
+    if data is not None:
+        schema.BufferAddData(builder, data)
+    schema.BufferAddOffset(builder, buffer.offset)
+    schema.BufferAddSize(builder, buffer.size)
+    return schema.BufferEnd(builder)
 
 
 def _unpack(model: bytes):
@@ -303,8 +300,8 @@ def _unpack(model: bytes):
 
 
 def _pack(tree) -> bytes:
-    for b in tree.buffers or []:
-        b.Pack = (lambda builder, b=b: _AlignedBuffer.pack(b, builder))
+    for b in tree.buffers or []:          # ModelT.Pack calls each buffer's own Pack
+        b.Pack = (lambda builder, b=b: _pack_buffer(b, builder))
     builder = flatbuffers.Builder(1 << 20)
     builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from ..contract import DEFAULT_SIZE, PRECISIONS, parse_size
+from ..contract import DEFAULT_SIZE, OUTPUT_SETS, PRECISIONS, parse_size
 from ..interrupt import run_cli
 from ..usage import OneLineParser
 from .tracks import CHOICES, check_size, get_track       # no torch: arguments are checked at once
@@ -16,8 +16,17 @@ EXAMPLES = """examples:
   export-tflite --track all --input-size 512x768 -o out/
   export-tflite --track cpu --checkpoint stage1.pth --json
   export-tflite --track cpu --precision int8      # artifacts/bokeh_cpu_1024x1536_int8.tflite
+  export-tflite --track gpu --outputs bokeh       # artifacts/bokeh_gpu_1024x1536_bokeh.tflite: one output
   export-tflite --check-gpu some_model.tflite     # our GPU-delegate rules + LiteRT's GPU accelerator
   export-tflite --track gpu --require-gpu         # fail (exit 2) if the accelerator cannot verify it
+
+Every .tflite carries the standard TFLite Model Metadata (name, version, licence, each
+tensor's range and normalisation; what Android Studio's ML Model Binding reads) and its
+sidecar inside as an associated file, so bokeh-render also takes it alone
+(bokeh-render --describe MODEL.tflite shows both). --outputs bokeh exports the bokeh output
+alone, at the model size: one image in, one image out, which ML Model Binding can wrap;
+without the defocus map there is no full-resolution Eq. 9 blend (bokeh-render samples that
+bokeh up, so in-focus pixels keep the model size's resolution).
 
 Every float16 export is compiled GPU-only on LiteRT's GPU accelerator and run on the
 parity inputs when a Vulkan adapter exists (a GPU driver, or SwiftShader: apt-get install
@@ -50,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --precision int8: static int8 (int8 activations in the convolutions), "
                         "calibrated on the photos in DIR (at least 32, fitted as bokeh-render fits "
                         "them); without it, int8 is dynamic range (int8 weights only)")
+    p.add_argument("--outputs", choices=tuple(OUTPUT_SETS), default="all",
+                   help="all: every output of the track (default); bokeh: the bokeh alone, at the model "
+                        "size (file name ends _bokeh; no full-resolution Eq. 9 blend, see below)")
     p.add_argument("--input-size", type=size_arg, default=DEFAULT_SIZE, metavar="HxW",
                    help=f"fixed input size (default: {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}, "
                         "the EBB!/AIM 2020 resolution)")
@@ -125,8 +137,12 @@ def _main(argv: list[str] | None) -> int:
         return fail(f"checkpoint not found: {args.checkpoint}")
     if args.segmenter and args.track != "portrait":
         return fail("--segmenter goes with --track portrait")
+    outputs = OUTPUT_SETS[args.outputs]
+    if outputs is not None and args.track == "portrait":
+        return fail("--outputs bokeh does not go with --track portrait: the portrait pipeline blends "
+                    "with the defocus map at the photo's resolution")
     try:
-        models = [get_track(name, args.precision) for name in choice.models]
+        models = [get_track(name, args.precision, outputs) for name in choice.models]
         for model in models:
             check_size(model, args.input_size)
     except ValueError as exc:       # a usage error: the flags do not go together
@@ -171,7 +187,7 @@ def _main(argv: list[str] | None) -> int:
                     track, args.input_size, args.out, args.checkpoint,
                     BackboneConfig.tiny() if args.tiny else None,
                     progress=progress, precision=args.precision, require_gpu=args.require_gpu,
-                    calibration=args.calibration))
+                    calibration=args.calibration, outputs=outputs))
         except (ValueError, CheckpointError, GpuRequiredError) as exc:
             return fail(str(exc))
         except ExportError as exc:

@@ -26,7 +26,8 @@ from ..files import ensure_writable_dir, fsync_dir, fsync_file, remove_stale_wor
 from ..host import tool_versions
 from ..model import BackboneConfig
 from ..model.render import blur_separably
-from . import accelerator, fp16, gpu_check, onnx_export, parity, photo_gate, quantization
+from ..tflite_metadata import MetadataError
+from . import accelerator, fp16, gpu_check, metadata, onnx_export, parity, photo_gate, quantization
 from .calibration import STATIC_OPS, check_folder
 from .gpu_rewrite import rewrite_for_gpu
 from .tflite_inspect import TfliteModel
@@ -126,16 +127,19 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
                  out_dir: str | Path = "artifacts", checkpoint: str | Path | None = None, backbone: BackboneConfig | None = None,
                  progress: Callable[[str], None] | None = None, gates: dict | None = None,
                  parity_images: int = 2, precision: str | None = None, require_gpu: bool = False,
-                 calibration: str | Path | None = None) -> dict:
+                 calibration: str | Path | None = None, outputs: tuple[str, ...] | None = None) -> dict:
     """Export one track; return its report (also written as the sidecar JSON).
 
     A float16 (GPU-track) export is rewritten for LiteRT's GPU accelerator (gpu_rewrite.py)
     and, where a Vulkan adapter exists, compiled GPU-only and run on the parity inputs;
     without one, the report says `"verified": false` (GpuRequiredError with `require_gpu`).
+    `outputs`: None for all of the track's outputs, ("bokeh",) for the one-output variant
+    (bokeh_<track>_<H>x<W>[_<precision>]_bokeh.*). The .tflite carries TFLite Model Metadata
+    and its contract inside (metadata.py); the sidecar records both sha256s.
     Raises ValueError for bad arguments, CheckpointError for a bad checkpoint and
     ExportError when a step or a gate fails. Nothing is left in `out_dir` on failure.
     """
-    track = get_track(track_name, precision)
+    track = get_track(track_name, precision, outputs)
     size = (int(size[0]), int(size[1]))
     check_size(track, size)
     calib = None        # static int8 (calibration.py): (folder, photos), checked before minutes of work
@@ -145,7 +149,7 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
         calib = (Path(calibration).resolve(), check_folder(calibration))
     out_dir = ensure_writable_dir(Path(out_dir).resolve())
     gates = gates or parity.GATES
-    stem = contract.artifact_stem(track.name, size, track.precision)
+    stem = contract.artifact_stem(track.name, size, track.precision, track.outputs)
     stale, freed = remove_stale_work_dirs(out_dir)
     if stale and progress:
         progress(f"removed {stale} temporary folder(s) of interrupted exports from {out_dir} "
@@ -231,6 +235,11 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
         report["separable_blurs"] = separable          # renderer layers exported as separable passes
         report["fp16_arithmetic_psnr"] = fp16_arithmetic["psnr"] if fp16_arithmetic else None
         report["fp16_arithmetic"] = fp16_arithmetic
+        try:        # the standard metadata and the contract go inside; then the sha256 is the final file's
+            report["metadata"] = metadata.write_metadata(tflite, report)
+        except (ValueError, MetadataError) as exc:
+            raise ExportError(f"writing the TFLite Model Metadata failed: {exc}") from None
+        report["sha256"], report["size_bytes"] = sha256(tflite), tflite.stat().st_size
         (work / f"{stem}.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
         shutil.copyfile(work / "convert.log", work / f"{stem}.log")
         for suffix in (".onnx", ".tflite", ".json", ".log"):
@@ -270,13 +279,14 @@ def _report(track: Track, size, tflite: Path, trained: bool, checkpoint, model: 
         "track": track.name, "description": track.contract.description, "preset": track.preset,
         "precision": track.precision, "input_size": [h, w],
         "inputs": list(contract.input_specs(track.inputs, size).values()),
-        "outputs": [contract.output_spec(name, parity.nhwc(arr).shape, track.name)
+        "outputs": [contract.output_spec(name, parity.nhwc(arr).shape, track.name, track.outputs)
                     for name, arr in zip(track.outputs, outputs)],
         "signature": lite.signatures(),
         "preprocess": {"resize_to": [h, w], "fit": "letterbox: aspect kept, borders mirrored",
                        "interpolation": "area (downscale) / bilinear (upscale)",
                        "color": "RGB", "scale": "divide by 255 (8-bit) or 65535 (16-bit)"},
-        "postprocess": contract.postprocess(track.contract.blend_source, *model.eq9),
+        "postprocess": (contract.upsample_postprocess() if track.bokeh_only
+                        else contract.postprocess(track.contract.blend_source, *model.eq9)),
         "weights": "trained" if trained else ("analytic" if track.preset is None else "untrained"),
         "checkpoint": str(checkpoint) if checkpoint else None,
         "model_config": config.to_dict() if config is not None else None,

@@ -1,7 +1,8 @@
 """export-tflite --track portrait: the person segmenter plus a render-track model, one sidecar.
 
-The render track is exported as usual (bokeh_render_<H>x<W>.*); the segmenter is taken
-from the mediapipe wheel (segmenter.py) and signed; bokeh_portrait_<H>x<W>.json names
+The render track is exported as usual (bokeh_render_<H>x<W>.*, Model Metadata and
+contract inside); the segmenter is taken from the mediapipe wheel (segmenter.py), signed,
+and keeps MediaPipe's Model Metadata; bokeh_portrait_<H>x<W>.json names
 both files with their sha256, the segmenter's source and licence, and how the runtime
 derives depth from it (runtime/portrait.py).
 """
@@ -27,10 +28,11 @@ def export_portrait(size: tuple[int, int] = contract.DEFAULT_SIZE, out_dir: str 
     and whatever export_track raises for the render track.
     """
     out_dir = ensure_writable_dir(Path(out_dir).resolve())
-    signed = with_signature(segmenter_bytes(segmenter, progress))     # first: fails fast when offline
+    original = segmenter_bytes(segmenter, progress)                   # first: fails fast when offline
+    signed = with_signature(original)
     render = export_track("render", size, out_dir, checkpoint, progress=progress, precision=precision,
                           require_gpu=require_gpu)
-    seg = write_segmenter(out_dir / contract.SEGMENTER_FILE, signed)
+    seg = write_segmenter(out_dir / contract.SEGMENTER_FILE, signed, original)
     render_file = f"{contract.artifact_stem('render', size, render['precision'])}.tflite"
     spec = {
         "format": contract.PORTRAIT_FORMAT, "version": contract.PORTRAIT_VERSION,

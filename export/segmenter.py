@@ -10,7 +10,8 @@ that uses the network, and only when the file is neither given nor cached.
 The file has no signature, so the copy we ship gets one (`serving_default`: `image`
 [1, 256, 256, 3] RGB in [0, 1] -> `person` [1, 256, 256, 1] probability); the runtime
 then runs it through the same backends as every other model. The weights and the graph
-are untouched.
+are untouched, and so is MediaPipe's TFLite Model Metadata (its associated labels.txt
+included); a copy without any gets ours (write_segmenter).
 """
 from __future__ import annotations
 
@@ -116,11 +117,17 @@ def with_signature(model: bytes) -> bytes:
     return bytes(builder.Output())
 
 
-def write_segmenter(path: Path, signed: bytes) -> dict:
-    """Write the signed segmenter (`with_signature`) to `path`; its sidecar entry."""
-    atomic_write(path, signed)
-    return {"file": path.name, "sha256": sha256(path), "original_sha256": SHA256,
-            "input": {"name": INPUT_NAME, "shape": [1, *SIZE, 3], "range": [0.0, 1.0], "color": "RGB",
-                      "fit": "letterbox, aspect kept, borders mirrored"},
-            "output": {"name": OUTPUT_NAME, "shape": [1, *SIZE, 1], "meaning": "person probability"},
-            "source": SOURCE}
+def write_segmenter(path: Path, signed: bytes, original: bytes | None = None) -> dict:
+    """Write the signed segmenter (`with_signature` of `original`) to `path` with TFLite Model
+    Metadata: MediaPipe's own and its associated files (labels.txt) when the original has
+    them, else ours, with MediaPipe's name and licence (metadata.py). Its sidecar entry."""
+    from .metadata import with_segmenter_metadata
+    entry = {"input": {"name": INPUT_NAME, "shape": [1, *SIZE, 3], "range": [0.0, 1.0], "color": "RGB",
+                       "fit": "letterbox, aspect kept, borders mirrored"},
+             "output": {"name": OUTPUT_NAME, "shape": [1, *SIZE, 1], "meaning": "person probability"}}
+    data, metadata = with_segmenter_metadata(signed, signed if original is None else original, SOURCE,
+                                             {**entry["input"], "meaning": "the photo, RGB, letterboxed"},
+                                             {**entry["output"], "range": [0.0, 1.0]})
+    atomic_write(path, data)
+    return {"file": path.name, "sha256": sha256(path), "original_sha256": SHA256, **entry,
+            "source": SOURCE, "metadata": metadata}

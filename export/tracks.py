@@ -4,11 +4,11 @@ arguments before loading it; building the PyTorch model is track_model.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..contract import PRECISIONS, TrackContract, track_contract
+from ..contract import BOKEH_ONLY, PRECISIONS, TrackContract, track_contract
 from ..model.config import STAGE3_KERNELS, pyramid_factor, stage_config
 from ..model.synthetic import defocus_ramp, test_scene
 
@@ -38,6 +38,11 @@ class Track:
     @property
     def outputs(self) -> tuple[str, ...]:
         return self.contract.outputs
+
+    @property
+    def bokeh_only(self) -> bool:
+        """The one-output variant (export-tflite --outputs bokeh)."""
+        return self.outputs == BOKEH_ONLY
 
     @property
     def size_multiple(self) -> int:
@@ -70,13 +75,22 @@ CHOICES = {
 }
 
 
-def get_track(name: str, precision: str | None = None) -> Track:
+def get_track(name: str, precision: str | None = None, outputs: tuple[str, ...] | None = None) -> Track:
+    """The track `name` at `precision` (default: the track's), with all its outputs or, with
+    `outputs` == ("bokeh",), the bokeh alone (the model then ends at that output)."""
     contract = track_contract(name)
     if precision not in (None, *PRECISIONS):
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "int8" and name not in INT8_TRACKS:
         raise ValueError(f"precision int8 is only built for the {', '.join(INT8_TRACKS)} track, "
                          f"not the {name} track")
+    if outputs is not None and tuple(outputs) != contract.outputs:
+        if tuple(outputs) != BOKEH_ONLY:
+            raise ValueError(f"outputs must be all of the {name} track's or only bokeh, got {list(outputs)}")
+        if precision == "int8":
+            raise ValueError("--outputs bokeh is not built with --precision int8: the int8 gate on "
+                             "real photos checks the defocus output too")
+        contract = replace(contract, outputs=BOKEH_ONLY, blend_source="bokeh")
     return Track(contract, PRESETS[name], precision or contract.precision)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -43,12 +44,17 @@ examples:
   {PROG} photo.png --depth disparity.png --focus 610,380 --aperture 40 -o out/
   {PROG} photo.png --depth depth.npy --depth-is-depth --focus-disparity 0.7 -o out/
   {PROG} portraits/ --portrait --aperture 30 --save-depth -o out/
+  {PROG} --describe artifacts/{artifact_stem('gpu', DEFAULT_SIZE)}.tflite   # its metadata and contract
 
 INPUT may be files or folders (searched recursively for .jpg .png .tif .webp .bmp;
 the folder layout is kept under OUTDIR). Outputs keep the input's name and format, plus
 --suffix if given; with a suffix, OUTDIR may be the input folder (`-o photos/ --suffix _bokeh`).
 Without -m the default GPU-track model {DEFAULT_MODEL} is used; make it with
-`export-tflite --track gpu`.
+`export-tflite --track gpu`. A model needs no sidecar beside it: export-tflite embeds the
+contract in every .tflite (TFLite Model Metadata); a sidecar beside it is preferred, and its
+sha256 must match. A bokeh-only model (`export-tflite --outputs bokeh`) is rendered by
+sampling its bokeh up to the photo: no full-resolution Eq. 9 blend, so in-focus pixels keep
+the model size's resolution.
 
 depth-guided rendering: a render-track model (`export-tflite --track render`; without
 -m, {DEFAULT_RENDER_MODEL}) takes the disparity map of one photo
@@ -117,14 +123,19 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description="Render learned bokeh on photos with an exported TFLite model.",
                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="photo files or folders")
-    p.add_argument("-o", "--out", required=True, type=Path, metavar="OUTDIR",
-                   help="output folder (created if missing); inputs are never overwritten")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="photo files or folders")
+    p.add_argument("-o", "--out", type=Path, metavar="OUTDIR",
+                   help="output folder (created if missing; required to render); inputs are never overwritten")
+    p.add_argument("--describe", type=Path, metavar="MODEL.tflite",
+                   help="print what the model says it is and exit: its TFLite Model Metadata (name, "
+                        "version, licence, tensors with shapes, ranges and normalisation) and its "
+                        "contract (sidecar, or the copy embedded in the model); with --json, as data")
     p.add_argument("--suffix", type=_suffix, metavar="TEXT",
                    help="add TEXT to each output's name (photo.jpg -> photo_bokeh.jpg with --suffix "
                         "_bokeh); makes -o the input folder safe")
     p.add_argument("-m", "--model", type=Path, metavar="MODEL.tflite",
-                   help=f"exported model with its sidecar .json (default: {DEFAULT_MODEL})")
+                   help=f"exported model, with its sidecar .json or alone (the contract is embedded "
+                        f"in it; default: {DEFAULT_MODEL})")
     p.add_argument("--backend", choices=("auto", *REGISTRY), default="auto",
                    help="how to run the model (default: auto = the first of litert (LiteRT's "
                         "CompiledModel, XNNPACK in low memory), litert-interpreter, tflite_runtime, "
@@ -306,7 +317,34 @@ def render_file(renderer, job: Job, max_pixels: int, depth: DepthSettings | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(PROG, lambda a: _run(build_parser().parse_args(a)), argv)
+    return run_cli(PROG, _parse_and_run, argv)
+
+
+def _parse_and_run(argv: list[str] | None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.describe is not None:
+        if args.inputs or args.out is not None:
+            parser.error("--describe MODEL.tflite takes no photos and no -o (only --json)")
+        return _describe(args.describe, args.json)
+    missing = [name for name, value in (("INPUT", args.inputs), ("-o/--out", args.out)) if not value]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
+    return _run(args)
+
+
+def _describe(model: Path, as_json: bool) -> int:
+    from .describe import describe, format_description
+    try:
+        data = describe(model)
+    except RuntimeInputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        print(json.dumps(data, indent=2) if as_json else format_description(data), flush=True)
+    except BrokenPipeError:             # `| head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")
+    return EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:

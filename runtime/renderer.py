@@ -8,7 +8,10 @@
     result = renderer.render(rgb, disparity, focus=focus_at(disparity, x, y), aperture=40)
 
 `run_model` is the raw model on already prepared float32 arrays, for benchmarks;
-`render` adds the letterbox fit and the full-resolution Eq. 9 blend.
+`render` adds the letterbox fit and the full-resolution Eq. 9 blend (a bokeh-only model,
+`export-tflite --outputs bokeh`, has no defocus map for it: its bokeh is sampled up).
+The model's contract comes from its sidecar JSON, or, for a .tflite alone, from the copy
+that export-tflite embedded in its TFLite Model Metadata.
 """
 from __future__ import annotations
 
@@ -33,7 +36,8 @@ DEFAULT_APERTURE = 20.0
 
 
 class BokehRenderer:
-    """Load and check one exported .tflite (with its sidecar JSON), then render photos.
+    """Load and check one exported .tflite (with its sidecar JSON, or alone: the contract
+    embedded in it), then render photos.
 
     threads: interpreter threads (default: every core this process may use).
     backend: a name from backends.REGISTRY ("litert": LiteRT's CompiledModel on the CPU,
@@ -173,22 +177,41 @@ class BokehRenderer:
             depth = {}
         outputs = self.run_model(x, **depth)
         c = self.contract
-        _check_finite(outputs, (c.blend_source, c.defocus), self.model_path.name)
+        read = (c.blend_source,) if c.defocus is None else (c.blend_source, c.defocus)
+        _check_finite(outputs, read, self.model_path.name)
         # Only what the blend reads stays alive through it (the model input is 19 MB at 1024x1536).
-        bokeh, defocus = outputs[c.blend_source][0], outputs[c.defocus][0, :, :, 0]
+        bokeh = outputs[c.blend_source][0]
+        defocus = None if c.defocus is None else outputs[c.defocus][0, :, :, 0]
         del x, depth, outputs
         result = np.empty_like(image) if out is None else out
         if image.ndim == 3 and image.shape[2] == 4 and result is not image:
             result[:, :, 3] = image[:, :, 3]
         color, scale = colour_view(image)
         out_color, _ = colour_view(result)       # a view: the blend writes into `result`
-        blend_full_resolution(color, scale, bokeh, defocus, box, c.eta, c.tau, out_color)
+        if defocus is None:         # bokeh-only model: no D, so no Eq. 9; its bokeh, sampled up
+            upsample_full_resolution(bokeh, box, scale, out_color)
+        else:
+            blend_full_resolution(color, scale, bokeh, defocus, box, c.eta, c.tau, out_color)
         return result
 
     def __repr__(self) -> str:
         h, w = self.input_size
         return (f"BokehRenderer({str(self.model_path)!r}, track={self.contract.track}, input={h}x{w}, "
                 f"backend={self.backend}, threads={self.threads}, xnnpack={self.xnnpack})")
+
+
+def upsample_full_resolution(bokeh: np.ndarray, box: Letterbox, scale: float, out: np.ndarray) -> None:
+    """The bokeh-only variant's result: its (h, w, 3) bokeh sampled up, tile by tile, through the
+    letterbox into `out` ((h0, w0, 3) RGB or (h0, w0) grey, white level `scale`). Without the
+    defocus map there is no Eq. 9 blend, so in-focus pixels have the model size's resolution."""
+    integer = np.issubdtype(out.dtype, np.integer)
+    luma = np.array([0.299, 0.587, 0.114], np.float32)        # as blend.py turns RGB into grey
+    for rows, cols in box.tiles():
+        result = np.clip(box.sample(bokeh, rows, cols), 0.0, 1.0)
+        if out.ndim == 2:
+            result = result @ luma
+        result = result * np.float32(scale)
+        out[rows, cols] = np.rint(result) if integer else result
 
 
 def _check_image(image) -> np.ndarray:

@@ -1,7 +1,10 @@
 """A model's sidecar, read and checked against the contract (bokehlite/contract.py) at load time.
 
 Two sources must agree: the sidecar JSON that export-tflite writes next to the model
-(same stem, .json) and the model's own `serving_default` signature. We check the
+(same stem, .json) and the model's own `serving_default` signature. A .tflite alone is
+read by the copy of the sidecar that export-tflite puts inside it (an associated file of
+its TFLite Model Metadata; that copy lacks the final file's sha256, so the file is then
+verified as a flatbuffer instead). We check the
 sidecar's claims against the signature rather than trusting either alone, so a model
 that was swapped, re-converted by hand, or exported for another runtime is refused
 with a message that names the first mismatch.
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +22,7 @@ import numpy as np
 from .. import contract
 from ..contract import CHECKED_INPUT_KEYS, IMAGE as INPUT_NAME, SIDECAR_FORMAT, SIDECAR_VERSION, sidecar_path
 from ..files import sha256
+from ..tflite_metadata import MetadataError, associated_files, decode_metadata, model_metadata_buffer
 from .backends import TensorSpec
 from .errors import ModelError
 
@@ -30,8 +35,8 @@ class ModelContract:
     input_size: tuple[int, int]        # (H, W) of the float32 NHWC RGB [0, 1] input 'image'
     inputs: tuple[str, ...]            # the track's contract inputs
     outputs: dict[str, tuple[int, ...]]
-    blend_source: str                  # output holding B of Eq. 9
-    defocus: str                       # output holding D of Eq. 9
+    blend_source: str                  # output holding B of Eq. 9 (the bokeh-only variant: "bokeh")
+    defocus: str | None                # output holding D of Eq. 9; None: bokeh only, sampled up
     eta: float
     tau: float
     precision: str
@@ -56,12 +61,18 @@ def input_shapes(names, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
 
 
 def read_sidecar(model_path: str | Path) -> dict:
+    """The sidecar beside the model, else the contract embedded in it (`embedded_sidecar`)."""
     path = sidecar_path(model_path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ModelError(f"{path}: sidecar JSON not found; export-tflite writes it next to the "
-                         f".tflite: copy both files together") from None
+        embedded = embedded_sidecar(model_path)
+        if embedded is None:
+            raise ModelError(f"{path}: sidecar JSON not found, and {Path(model_path).name} carries no "
+                             f"embedded contract ({contract.CONTRACT_FILE} in its TFLite Model "
+                             "Metadata); export-tflite writes both: copy the .json with the .tflite, "
+                             "or export it again") from None
+        return embedded
     except OSError as exc:
         raise ModelError(f"{path}: cannot read the sidecar JSON ({exc.strerror or exc})") from None
     try:
@@ -70,6 +81,38 @@ def read_sidecar(model_path: str | Path) -> dict:
         raise ModelError(f"{path}: sidecar is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ModelError(f"{path}: sidecar must be a JSON object")
+    return data
+
+
+def embedded_sidecar(model_path: str | Path) -> dict | None:
+    """The contract export-tflite embedded in the model (Model Metadata's DESCRIPTIONS file
+    CONTRACT_FILE), or None when the model has no Model Metadata or no such file; ModelError
+    when the metadata or the file is damaged."""
+    where = Path(model_path)
+    try:
+        with open(where, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            buffer = model_metadata_buffer(data)
+            if buffer is None:
+                return None
+            meta = decode_metadata(buffer)
+            named = [a.get("name") for a in meta.get("associated_files", [])
+                     if a.get("type") == "DESCRIPTIONS"]
+            if contract.CONTRACT_FILE not in named:
+                return None
+            files = associated_files(where)
+    except MetadataError as exc:
+        raise ModelError(f"{where}: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{where}: cannot read the model's metadata ({exc})") from None
+    if contract.CONTRACT_FILE not in files:
+        raise ModelError(f"{where}: its metadata names {contract.CONTRACT_FILE}, but the model carries "
+                         "no such file (the ZIP after the model is missing or cut off)")
+    try:
+        data = json.loads(files[contract.CONTRACT_FILE].decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{where}: the embedded {contract.CONTRACT_FILE} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{where}: the embedded {contract.CONTRACT_FILE} must be a JSON object")
     return data
 
 
@@ -155,10 +198,22 @@ def check_contract(model_path: str | Path, sidecar: dict, inputs: dict[str, Tens
         _check_tensor(fail, "output", o["name"], outputs[o["name"]], shape)
         shapes[o["name"]] = tuple(int(s) for s in shape)
 
-    # Eq. 9 post-processing: which outputs, and mask parameters.
+    # Eq. 9 post-processing: which outputs, and mask parameters; or, for the bokeh-only
+    # variant (export-tflite --outputs bokeh), none: its bokeh is sampled up to the photo.
     post = get(sidecar, "postprocess", "postprocess")
-    if get(post, "blend", "postprocess.blend") != "eq9":
-        fail(f"postprocess blend {post.get('blend')!r} is not supported (expected 'eq9')")
+    if get(post, "blend", "postprocess.blend") == "none":
+        if sorted(shapes) != list(contract.BOKEH_ONLY) or post.get("source") != "bokeh":
+            fail(f"postprocess blend 'none' is for a bokeh-only model, this one has outputs {sorted(shapes)}")
+        shape = shapes["bokeh"]
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
+            fail(f"output 'bokeh' must have shape [1, h, w, 3], got {list(shape)}")
+        return ModelContract(track=track, input_size=size, inputs=expected_names, outputs=shapes,
+                             blend_source="bokeh", defocus=None, eta=math.nan, tau=math.nan,
+                             precision=str(sidecar.get("precision", "unknown")),
+                             weights=str(sidecar.get("weights", "unknown")))
+    if post.get("blend") != "eq9":
+        fail(f"postprocess blend {post.get('blend')!r} is not supported (expected 'eq9', or 'none' "
+             "for a bokeh-only model)")
     source, defocus = get(post, "source", "postprocess.source"), get(post, "defocus", "postprocess.defocus")
     for role, name, channels in (("source", source, 3), ("defocus", defocus, 1)):
         if name not in shapes:

@@ -118,8 +118,11 @@ def test_corrupt_tflite_is_refused(gpu_model, tmp_path, damage):
 def test_missing_model_and_missing_sidecar_are_refused(gpu_model, tmp_path):
     with pytest.raises(ModelError, match="model file not found"):
         BokehRenderer(tmp_path / "none.tflite")
+    # A .tflite alone renders from the contract embedded in its metadata (test_metadata.py);
+    # one without that, and without a sidecar, is refused.
+    from bokehlite.tflite_metadata import without_metadata
     lonely = tmp_path / gpu_model.name
-    shutil.copyfile(gpu_model, lonely)
+    lonely.write_bytes(without_metadata(gpu_model.read_bytes()))
     with pytest.raises(ModelError, match="sidecar JSON not found"):
         BokehRenderer(lonely)
 
