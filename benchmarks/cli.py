@@ -104,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "renderer) and portrait (segmenter + render track) are opt-in (default: all)")
     p.add_argument("--precision", type=precisions_arg, default=(), metavar="LIST",
                    help="precisions to export and time, e.g. float16,int8: a track's own is always "
-                        "timed; each other precision export-tflite makes of a track (int8: cpu track "
-                        "only) adds LiteRT XNNPACK rows on that export (default: each track's own only)")
+                        "timed; each other precision export-tflite makes of a track (int8: cpu and gpu "
+                        "tracks) adds LiteRT XNNPACK rows on that export (default: each track's own only)")
     p.add_argument("--artifacts", type=Path, default=None, help="exported models (default: ./artifacts)")
     p.add_argument("--checkpoint", help="weights to export with and to load into the PyTorch backend")
     p.add_argument("--images", type=Path, help="time on the first images of DIR instead of a generated scene")
@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write the full results to FILE")
     p.add_argument("--markdown", type=Path, help="write a Markdown report to FILE")
     p.add_argument("--plot", type=Path, help="write a latency and stage chart to FILE.png")
+    p.add_argument("--native", type=Path, metavar="BUILD/bokeh-native",
+                   help="also time bokeh-native beside bokeh-render, end to end (benchmarks/native.py)")
     adv = p.add_argument_group("advanced (tests and experiments; results are not the AIM protocol)")
     adv.add_argument("--size", type=size_arg, default=FULL_SIZE, help="input size HxW (default: 1024x1536)")
     adv.add_argument("--tiny", action="store_true",
@@ -173,7 +175,7 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
         if not any(precision == own_precision(t) or precision in EXTRA_PRECISIONS.get(t, ()) for t in tracks):
             own = ", ".join(f"{t} {own_precision(t)}" for t in tracks)
             raise UsageError(f"--precision {precision}: no such export of the {' or '.join(tracks)} track "
-                             f"(own: {own}; int8: cpu track only; portrait: its own only)")
+                             f"(own: {own}; int8: cpu and gpu tracks only; portrait: its own only)")
         if args.device == "gpu" and any(precision in EXTRA_PRECISIONS.get(t, ()) for t in tracks):
             raise UsageError(f"--precision {precision} is timed on the CPU (LiteRT XNNPACK); --device gpu "
                              "times the GPU accelerator on each track's own export")
@@ -221,6 +223,9 @@ def _main(argv: list[str] | None) -> int:
         return 2
     try:
         results = Suite(settings, progress=lambda m: print(m, file=sys.stderr, flush=True)).run()
+        if args.native is not None:      # its rows become a section of every report below
+            from .native import add_native
+            add_native(results, args.native, settings, lambda m: print(m, file=sys.stderr, flush=True))
         print(to_text(sections(results)))
         for path, write in ((args.json, write_json), (args.markdown, write_markdown), (args.plot, write_plot)):
             if path is not None:

@@ -370,11 +370,27 @@ def machine_section(results: dict) -> Section:
     return Section("Machine and protocol", ["", ""], rows, results.get("warnings", []))
 
 
+def native_section(results: dict) -> Section | None:
+    """--native: bokeh-native beside bokeh-render, end to end, with the host steps' share."""
+    native = results.get("native")
+    if not native:
+        return None
+    header = ["Photo (HxW)", "Runtime", "Threads", "End to end ms", "Fit ms", "Model ms", "Blend ms", "Host share"]
+    rows = [[r["photo"], r["runtime"], str(r["threads"]), _f(r["wall_ms"], 0), _f(r["fit_ms"], 1),
+             _f(r["model_ms"], 0), _f(r["blend_ms"], 1), f"{100 * r['host_share']:.1f}%"] for r in native["rows"]]
+    notes = ["Whole commands on a generated JPEG (median of runs); host = the contract's fit and blend."]
+    if native.get("target"):
+        t = native["target"]
+        notes.append(f"Target: host steps <= {100 * t['target']:.0f}% of bokeh-native's whole at 12 MP on 2 "
+                     f"threads: {100 * t['host_share']:.1f}% ({'met' if t['met'] else 'NOT MET'}).")
+    return Section("bokeh-native beside bokeh-render", header, rows, notes)
+
+
 def sections(results: dict) -> list[Section]:
     out = [machine_section(results), latency_section(results), ratio_section(results),
            precision_section(results), portrait_section(results), stage_section(results),
            profile_section(results), large_photo_section(results),
-           efficiency_section(results), sweep_section(results)]
+           efficiency_section(results), sweep_section(results), native_section(results)]
     out += paper_sections(results)
     out.append(target_section(results))
     return [s for s in out if s is not None and s.rows]

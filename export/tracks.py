@@ -14,9 +14,10 @@ from ..model.synthetic import defocus_ramp, test_scene
 
 # Each track's model: a BokehNet preset, or None for the depth-guided renderer.
 PRESETS = {"cpu": "cpu-track", "gpu": "inference", "render": None}
-# int8 is gated on real photos for the XNNPACK (CPU) track only: the GPU delegate runs float16,
-# and the render track has no learned weights to quantize.
-INT8_TRACKS = ("cpu",)
+# int8 (gated on real photos) is for XNNPACK on the CPU: the cpu track, and the gpu track's model
+# for a phone whose GPU is refused or missing (the GPU delegate itself runs float16). The render
+# track has no learned weights to quantize.
+INT8_TRACKS = ("cpu", "gpu")
 # The depth-guided renderer renders with the stage-3 kernels (model/depth_render.py).
 RENDER_KERNELS = STAGE3_KERNELS
 
@@ -82,7 +83,7 @@ def get_track(name: str, precision: str | None = None, outputs: tuple[str, ...] 
     if precision not in (None, *PRECISIONS):
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "int8" and name not in INT8_TRACKS:
-        raise ValueError(f"precision int8 is only built for the {', '.join(INT8_TRACKS)} track, "
+        raise ValueError(f"precision int8 is only built for the {' and '.join(INT8_TRACKS)} tracks, "
                          f"not the {name} track")
     if outputs is not None and tuple(outputs) != contract.outputs:
         if tuple(outputs) != BOKEH_ONLY:

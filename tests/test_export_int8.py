@@ -135,15 +135,27 @@ def test_photo_gate_names_each_failing_photo_and_figure():
         "a.png: bokeh PSNR 29.0 dB < 30 dB", "b.png: defocus mean |err| 0.0300 > 0.02"]
 
 
-@pytest.mark.parametrize("track", ["gpu", "render", "all"])
-def test_int8_on_a_track_other_than_cpu_exits_2_with_one_line(tmp_path, track):
+@pytest.mark.parametrize("track", ["render", "portrait"])
+def test_int8_on_a_track_without_learned_weights_exits_2_with_one_line(tmp_path, track):
     result = subprocess.run([sys.executable, "-m", "bokehlite.export.cli", "--track", track, "--precision",
                              "int8", "--tiny", "-o", str(tmp_path / "out")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "int8 is only built for the cpu track" in lines[0], result.stderr
+    assert len(lines) == 1 and "int8 is only built for the cpu and gpu tracks" in lines[0], result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_gpu_track_int8_for_the_cpu_fallback_passes_the_photo_gate_with_a_float_renderer(tmp_path):
+    """A phone whose GPU is refused runs the gpu track on its CPU: int8 convolutions in the
+    defocus net, the renderer's blurs in float32, gated on the real photos like the cpu track."""
+    report = export_track("gpu", (128, 192), tmp_path, backbone=BackboneConfig.tiny(), precision="int8")
+    model = TfliteModel(tmp_path / "bokeh_gpu_128x192_int8.tflite")
+    assert report["precision"] == "int8" and report["quantization"]["quantized_ops"].get("CONV_2D", 0) > 0
+    assert all(model.dtype(op.inputs[1]) == "float32" for op in model.ops if op.name == "DEPTHWISE_CONV_2D")
+    worst = report["parity"]["real_photos"]["worst"]
+    assert worst["bokeh_psnr"] >= 30.0 and worst["defocus_mae"] <= 0.02
+    assert report["gpu_rewrites"] == [] and report["fp16_arithmetic"] is None      # made for the CPU
 
 
 def test_onnx_export_leaves_the_track_model_in_eval_mode(tmp_path):

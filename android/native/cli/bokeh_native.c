@@ -1,0 +1,387 @@
+/* bokeh-native: libbokeh from the command line, as bokeh-render is the Python runtime's.
+ * One photo in, one out; a report with --json. Exit codes: 0 rendered, 2 bad usage or
+ * input (one line on stderr, nothing written), 1 internal error. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bokeh.h"
+#include "image_io.h"
+
+#define PROG "bokeh-native"
+#define DEFAULT_MAX_PIXELS 100000000LL   /* bokeh-render's --max-pixels default */
+#define EXIT_INTERNAL 1
+#define EXIT_BAD_INPUT 2
+
+static const char USAGE[] =
+    "usage: " PROG " (-m MODEL.tflite | --portrait DIR) [options] IN OUT\n"
+    "\n"
+    "Render learned bokeh on one photo with libbokeh (LiteRT's C API), as bokeh-render does.\n"
+    "\n"
+    "  -m MODEL.tflite         an exported model with its sidecar .json (cpu, gpu or render track)\n"
+    "  --portrait DIR          a portrait pipeline folder (export-tflite --track portrait)\n"
+    "  --depth FILE            render track: the photo's disparity map, a grey 8/16-bit PNG (larger = nearer)\n"
+    "  --focus X,Y             focus where column X, row Y is (median of 9x9 px; default: the central 10%)\n"
+    "  --focus-disparity V     focus on disparity V in [0, 1]\n"
+    "  --aperture A            blur radius in photo pixels per unit |disparity - focus| (default 20)\n"
+    "  --accelerator auto|cpu|gpu   auto: the GPU if it takes the whole model, else the CPU (default)\n"
+    "  --gpu-precision fp32|fp16    GPU arithmetic (default fp32)\n"
+    "  --threads N             CPU threads (default: LiteRT's)\n"
+    "  --max-pixels N          refuse photos with more pixels (default 100000000)\n"
+    "  --runs N                render N times; the report's steady run is the mean of runs 2..N (default 2)\n"
+    "  --json                  print a report on stdout\n"
+    "\n"
+    "IN and OUT are 8-bit PNG or JPEG, format by extension. A GPU needs a Vulkan driver on\n"
+    "desktop Linux (SwiftShader: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json).\n"
+    "\n"
+    "examples:\n"
+    "  " PROG " -m bokeh_gpu_1024x1536.tflite photo.jpg out.jpg\n"
+    "  " PROG " --portrait artifacts/ portrait.png out.png --aperture 30\n"
+    "  " PROG " -m bokeh_render_1024x1536.tflite --depth d.png --focus 610,380 --aperture 40 in.png out.png\n"
+    "  " PROG " -m bokeh_cpu_1024x1536.tflite --accelerator cpu --threads 4 --json in.png out.png\n";
+
+/* Our output and messages: stdout and stderr as they were at start. LiteRT's and TFLite's
+ * own log lines go to /dev/null unless BOKEH_NATIVE_VERBOSE is set: TFLite prints "INFO:
+ * Created TensorFlow Lite XNNPACK delegate" whatever the LiteRT logger's level, and the GPU
+ * accelerator logs on stdout, which would break --json and the one-line error rule. */
+static FILE *messages, *output;
+
+static FILE *divert(int fd, FILE *stream) {
+    int saved = dup(fd), null = open("/dev/null", O_WRONLY);
+    FILE *f = saved >= 0 ? fdopen(saved, "w") : NULL;
+    if (!f || null < 0) {
+        if (f) fclose(f);
+        else if (saved >= 0) close(saved);
+        if (null >= 0) close(null);
+        return stream;
+    }
+    fflush(stream);
+    dup2(null, fd);
+    close(null);
+    setvbuf(f, NULL, fd == 2 ? _IONBF : _IOFBF, 0);
+    return f;
+}
+
+static void quiet_runtime_logs(void) {
+    messages = stderr;
+    output = stdout;
+    if (getenv("BOKEH_NATIVE_VERBOSE")) return;
+    messages = divert(2, stderr);
+    output = divert(1, stdout);
+}
+
+static int bad(const char *fmt, const char *a, const char *b) {
+    fprintf(messages, PROG ": error: ");
+    fprintf(messages, fmt, a, b);
+    fputc('\n', messages);
+    return EXIT_BAD_INPUT;
+}
+
+static int parse_long(const char *text, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || *end || end == text || v != floor(v) || v < lo || v > hi) return -1;
+    *out = (long long)v;
+    return 0;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss / 1024.0;   /* kB on Linux */
+}
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static void fputc_out(int c) { fputc(c, output); }
+
+static void json_string(const char *s) {
+    fputc_out('"');
+    for (; s && *s; s++) {
+        if (*s == '"' || *s == '\\') fprintf(output, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20) fprintf(output, "\\u%04x", *s);
+        else fputc_out(*s);
+    }
+    fputc_out('"');
+}
+
+static void json_ms(const char *key, double v, int last) {
+    fprintf(output, "    \"%s\": ", key);
+    if (isnan(v)) fprintf(output, "null");
+    else fprintf(output, "%.3f", v);
+    fprintf(output, last ? "\n" : ",\n");
+}
+
+/* The depth map (--depth) as disparity at the photo's size; 0, or the exit code. */
+static int read_depth(bokeh_pipeline *p, const char *path, long long max_pixels, int w, int h, float **out,
+                      char *warning, size_t warning_size) {
+    bk_image d;
+    char why[512];
+    if (bk_image_read(path, max_pixels, 1, &d, why, sizeof why)) return bad("depth map %s: %s", path, why);
+    size_t n = (size_t)d.width * d.height;
+    uint16_t *samples = malloc(sizeof(uint16_t) * n);
+    *out = malloc(sizeof(float) * (size_t)w * h);
+    if (!samples || !*out) {
+        bk_image_free(&d);
+        free(samples);
+        fprintf(messages, PROG ": error: out of memory\n");
+        return EXIT_INTERNAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t k = i * d.channels;
+        unsigned v[3];
+        for (int c = 0; c < 3; c++) {
+            size_t j = k + (d.channels >= 3 ? (size_t)c : 0);
+            v[c] = d.bits == 16 ? ((uint16_t *)d.pixels)[j] : d.pixels[j];
+        }
+        if (v[0] != v[1] || v[0] != v[2]) {
+            bk_image_free(&d);
+            free(samples);
+            return bad("depth map %s: is a colour image (its R, G and B differ); expected one channel of depth: "
+                       "a grey 8- or 16-bit PNG%s", path, "");
+        }
+        samples[i] = (uint16_t)v[0];
+    }
+    bokeh_status s = bokeh_disparity_from_map(p, samples, d.width, d.height, w, h, *out, warning, warning_size);
+    bk_image_free(&d);
+    free(samples);
+    if (s != BOKEH_OK) return bad("depth map %s: %s", path, bokeh_message(p));
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *model = NULL, *portrait = NULL, *depth_path = NULL, *in = NULL, *out = NULL, *focus_text = NULL;
+    double focus_disparity = NAN, aperture = NAN;
+    long long max_pixels = DEFAULT_MAX_PIXELS, threads = 0, runs = 2;
+    int json = 0;
+    bokeh_options opt;
+    bokeh_options_init(&opt);
+    quiet_runtime_logs();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define VALUE()                                                            \
+    do {                                                                   \
+        if (!v) return bad("argument %s: expected one argument", a, ""); \
+        i++;                                                               \
+    } while (0)
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(USAGE, output);
+            fflush(output);
+            return 0;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            VALUE();
+            model = v;
+        } else if (!strcmp(a, "--portrait")) {
+            VALUE();
+            portrait = v;
+        } else if (!strcmp(a, "--depth")) {
+            VALUE();
+            depth_path = v;
+        } else if (!strcmp(a, "--focus")) {
+            VALUE();
+            focus_text = v;
+        } else if (!strcmp(a, "--focus-disparity")) {
+            VALUE();
+            char *end;
+            focus_disparity = strtod(v, &end);
+            if (*end || end == v || !(focus_disparity >= 0 && focus_disparity <= 1))
+                return bad("argument --focus-disparity: expected a number from 0 to 1, got '%s'%s", v, "");
+        } else if (!strcmp(a, "--aperture")) {
+            VALUE();
+            char *end;
+            aperture = strtod(v, &end);
+            if (*end || end == v || !(aperture >= 0))
+                return bad("argument --aperture: expected a number from 0 to inf, got '%s'%s", v, "");
+        } else if (!strcmp(a, "--accelerator")) {
+            VALUE();
+            if (!strcmp(v, "auto")) opt.accelerator = BOKEH_ACCELERATOR_AUTO;
+            else if (!strcmp(v, "cpu")) opt.accelerator = BOKEH_ACCELERATOR_CPU;
+            else if (!strcmp(v, "gpu")) opt.accelerator = BOKEH_ACCELERATOR_GPU;
+            else return bad("argument --accelerator: invalid choice: '%s' (choose from auto, cpu, gpu)%s", v, "");
+        } else if (!strcmp(a, "--gpu-precision")) {
+            VALUE();
+            if (!strcmp(v, "fp32")) opt.gpu_precision = BOKEH_GPU_FP32;
+            else if (!strcmp(v, "fp16")) opt.gpu_precision = BOKEH_GPU_FP16;
+            else return bad("argument --gpu-precision: invalid choice: '%s' (choose from fp32, fp16)%s", v, "");
+        } else if (!strcmp(a, "--threads")) {
+            VALUE();
+            if (parse_long(v, 1, 1024, &threads)) return bad("argument --threads: expected a positive integer, got '%s'%s", v, "");
+        } else if (!strcmp(a, "--max-pixels")) {
+            VALUE();
+            if (parse_long(v, 1, 1LL << 50, &max_pixels))
+                return bad("argument --max-pixels: expected a positive integer, got '%s'%s", v, "");
+        } else if (!strcmp(a, "--runs")) {
+            VALUE();
+            if (parse_long(v, 1, 1000, &runs)) return bad("argument --runs: expected a positive integer, got '%s'%s", v, "");
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else if (a[0] == '-' && a[1]) {
+            return bad("unrecognized argument: %s%s", a, "");
+        } else if (!in) {
+            in = a;
+        } else if (!out) {
+            out = a;
+        } else {
+            return bad("unrecognized argument: %s%s", a, "");
+        }
+    }
+    if (!in || !out) return bad("expected IN and OUT (see --help)%s%s", "", "");
+    if (!model == !portrait) return bad("give one of -m MODEL.tflite and --portrait DIR%s%s", "", "");
+    if (portrait && (depth_path || focus_text || !isnan(focus_disparity)))
+        return bad("%s does not go with --portrait: the segmenter gives the depth and the focus%s",
+                   depth_path ? "--depth" : focus_text ? "--focus" : "--focus-disparity", "");
+    if (focus_text && !isnan(focus_disparity))
+        return bad("argument --focus-disparity: not allowed with argument --focus%s%s", "", "");
+    int fx = -1, fy = -1;
+    if (focus_text) {
+        char *end;
+        long x = strtol(focus_text, &end, 10), y = -1;
+        if (*end == ',' && end != focus_text) y = strtol(end + 1, &end, 10);
+        if (*end || x < 0 || y < 0 || x > 1 << 30 || y > 1 << 30)
+            return bad("argument --focus: expected X,Y pixel coordinates (column,row), got '%s'%s", focus_text, "");
+        fx = (int)x;
+        fy = (int)y;
+    }
+    if (!bk_image_format(out)) return bad("%s: unknown output format (expected .png, .jpg or .jpeg)%s", out, "");
+    opt.threads = (int)threads;
+    /* SwiftShader, a software Vulkan device, is reached by naming its ICD. */
+    const char *icd = getenv("VK_ICD_FILENAMES") ? getenv("VK_ICD_FILENAMES") : getenv("VK_DRIVER_FILES");
+    opt.software_gpu = icd && strstr(icd, "swiftshader") != NULL;
+
+    bokeh_pipeline *p = NULL;
+    bokeh_status s = bokeh_open(model ? model : portrait, &opt, &p);
+    if (s != BOKEH_OK) {
+        int code = s == BOKEH_ERROR_MEMORY || s == BOKEH_ERROR_RUNTIME ? EXIT_INTERNAL : EXIT_BAD_INPUT;
+        fprintf(messages, PROG ": error: %s\n", bokeh_message(p));
+        bokeh_close(p);
+        return code;
+    }
+    int needs_depth = bokeh_needs_depth(p);
+    int code = 0;
+    if (needs_depth && !depth_path)
+        code = bad("%s is a depth-guided (render-track) model: give the photo's disparity map with --depth FILE%s",
+                   model, "");
+    else if (!needs_depth && depth_path)
+        code = bad("--depth needs a depth-guided model (export-tflite --track render); %s is not one%s",
+                   model ? model : portrait, "");
+    if (code) {
+        bokeh_close(p);
+        return code;
+    }
+
+    double t0 = now_ms();
+    bk_image img;
+    char why[512];
+    if (bk_image_read(in, max_pixels, 0, &img, why, sizeof why)) {
+        bokeh_close(p);
+        return bad("%s: %s", in, why);
+    }
+    double decode_ms = now_ms() - t0;
+    float *disparity = NULL;
+    char depth_warning[512] = "";      /* said once the photo is rendered: a failure is one line */
+    bokeh_depth depth = {NULL, NAN, (float)aperture};
+    if (needs_depth) {
+        code = read_depth(p, depth_path, max_pixels, img.width, img.height, &disparity, depth_warning,
+                          sizeof depth_warning);
+        if (!code && fx >= 0 && bokeh_focus_at(p, disparity, img.width, img.height, fx, fy, &depth.focus) != BOKEH_OK)
+            code = bad("%s%s", bokeh_message(p), "");
+        if (!code && !isnan(focus_disparity)) depth.focus = (float)focus_disparity;
+        depth.disparity = disparity;
+    }
+    bokeh_format format = img.channels == 1 ? BOKEH_FORMAT_GRAY8 : img.channels == 3 ? BOKEH_FORMAT_RGB888
+                                                                                       : BOKEH_FORMAT_RGBA8888;
+    size_t stride = (size_t)img.width * img.channels;
+    uint8_t *result = code ? NULL : malloc(stride * img.height);
+    if (!code && !result) {
+        fprintf(messages, PROG ": error: out of memory\n");
+        code = EXIT_INTERNAL;
+    }
+    double steady = 0, pre = 0, post = 0;
+    bokeh_info info;
+    for (long long r = 0; r < runs && !code; r++) {
+        int use_depth = needs_depth || (portrait && !isnan(aperture));
+        s = bokeh_render(p, img.pixels, img.width, img.height, stride, format, result, stride, use_depth ? &depth : NULL);
+        if (s != BOKEH_OK) {
+            code = s == BOKEH_ERROR_MEMORY || s == BOKEH_ERROR_RUNTIME ? EXIT_INTERNAL : EXIT_BAD_INPUT;
+            fprintf(messages, PROG ": error: %s: %s\n", in, bokeh_message(p));
+            break;
+        }
+        bokeh_get_info(p, &info);
+        if (r > 0) steady += info.last_run_ms;
+        pre += info.pre_ms;
+        post += info.post_ms;
+    }
+    double encode_ms = NAN;
+    if (!code) {
+        bk_image res = img;
+        res.pixels = result;
+        t0 = now_ms();
+        if (bk_image_write(out, &res, why, sizeof why)) code = bad("%s%s", why, "");
+        encode_ms = now_ms() - t0;
+    }
+    if (!code && depth_warning[0]) fprintf(messages, PROG ": warning: depth map %s: %s\n", depth_path, depth_warning);
+    if (!code && portrait && isnan(info.focus))
+        fprintf(messages, PROG ": warning: no person found (%.1f%% of the photo); left unchanged\n", info.person_share * 100);
+    if (!code && json) {
+        fprintf(output, "{\n  \"model\": ");
+        json_string(model ? model : portrait);
+        fprintf(output, ",\n  \"track\": ");
+        json_string(info.track);
+        fprintf(output, ",\n  \"input_size\": [%d, %d],\n  \"accelerator\": ", info.input_height, info.input_width);
+        json_string(info.accelerator);
+        fprintf(output, ",\n  \"segmenter_accelerator\": ");
+        if (info.segmenter_accelerator) json_string(info.segmenter_accelerator);
+        else fprintf(output, "null");
+        fprintf(output, ",\n  \"fully_accelerated\": %s,\n  \"fallback\": ", info.fully_accelerated ? "true" : "false");
+        json_string(info.fallback);
+        fprintf(output, ",\n  \"gpu_precision\": ");
+        if (info.gpu_precision) json_string(info.gpu_precision);
+        else fprintf(output, "null");
+        fprintf(output, ",\n  \"threads\": ");
+        if (threads) fprintf(output, "%lld", threads);
+        else fprintf(output, "null");
+        fprintf(output, ",\n  \"input\": ");
+        json_string(in);
+        fprintf(output, ",\n  \"output\": ");
+        json_string(out);
+        fprintf(output, ",\n  \"size\": [%d, %d],\n  \"runs\": %lld,\n", img.height, img.width, runs);
+        if (needs_depth || portrait) {
+            fprintf(output, "  \"focus_disparity\": ");
+            if (isnan(info.focus)) fprintf(output, "null");
+            else fprintf(output, "%.6f", info.focus);
+            fprintf(output, ",\n");
+        }
+        if (portrait) fprintf(output, "  \"person_share\": %.6f,\n", info.person_share);
+        fprintf(output, "  \"ms\": {\n");
+        json_ms("load", info.load_ms, 0);
+        json_ms("compile", info.compile_ms, 0);
+        json_ms("first_run", info.first_run_ms, 0);
+        json_ms("steady_run", runs > 1 ? steady / (runs - 1) : NAN, 0);
+        json_ms("host_pre", pre / runs, 0);
+        json_ms("host_post", post / runs, 0);
+        json_ms("decode", decode_ms, 0);
+        json_ms("encode", encode_ms, 1);
+        fprintf(output, "  },\n  \"peak_rss_mb\": %.1f\n}\n", peak_rss_mb());
+    } else if (!code) {
+        fprintf(output, "%s\n", out);
+    }
+    free(result);
+    free(disparity);
+    bk_image_free(&img);
+    bokeh_close(p);
+    fflush(output);
+    return code;
+}

@@ -1,0 +1,526 @@
+/* libbokeh's handle API (include/bokeh.h): open checks the files and compiles the models;
+ * render carries out the contract's host steps around the model run, as
+ * runtime/renderer.py and runtime/portrait.py do. */
+#define _GNU_SOURCE          /* dladdr, sysconf */
+#include "bokeh.h"
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "contract.h"
+#include "host.h"
+#include "litert_abi.h"
+#include "model.h"
+
+#define DEFAULT_APERTURE 20.0
+#define MIN_PERSON 0.01           /* share of the photo that must be person for a portrait */
+#define RATIO_TOLERANCE 0.01
+
+struct bokeh_pipeline {
+    char message[1024];
+    bokeh_options options;
+    char library_dir[4096];
+    LiteRtEnvironment env;
+    bk_contract contract;          /* of the render model for a portrait pipeline */
+    bk_model *model;
+    bk_model *segmenter;           /* portrait only */
+    int portrait;
+    int seg_height, seg_width;
+    int in_image, in_disparity, in_focus, in_aperture, out_source, out_defocus, seg_in, seg_out;
+    float *input, *disparity_input, *source, *defocus, *person;
+    bokeh_info info;
+};
+
+static bokeh_status fail(bokeh_pipeline *p, bokeh_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->message, sizeof p->message, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+void bokeh_options_init(bokeh_options *o) {
+    memset(o, 0, sizeof *o);
+    o->accelerator = BOKEH_ACCELERATOR_AUTO;
+    o->gpu_precision = BOKEH_GPU_FP32;
+}
+
+const char *bokeh_message(const bokeh_pipeline *p) { return p ? p->message : "out of memory"; }
+
+/* LiteRT finds its GPU accelerator library through an environment option naming a folder
+ * (rpath does not help); by default, the folder libLiteRt.so itself was loaded from. */
+static void default_library_dir(char *out, size_t n) {
+    Dl_info info;
+    out[0] = 0;
+    if (dladdr((void *)&LiteRtCreateEnvironment, &info) && info.dli_fname) {
+        snprintf(out, n, "%s", info.dli_fname);
+        char *slash = strrchr(out, '/');
+        if (slash) *slash = 0;
+        else out[0] = 0;
+    }
+}
+
+/* Threads for the host steps: the CPU threads asked for, else every core. */
+static int host_threads(const bokeh_pipeline *p) {
+    if (p->options.threads > 0) return p->options.threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 16 ? 16 : (int)n;
+}
+
+static int open_model(bokeh_pipeline *p, const char *path, const char *cpu_reason, bk_model **m) {
+    bk_model_options mo = {p->options.accelerator, p->options.gpu_precision == BOKEH_GPU_FP16, p->options.threads,
+                           cpu_reason, p->options.software_gpu};
+    return bk_model_open(p->env, path, &mo, m, p->message, sizeof p->message);
+}
+
+static size_t tensor_count(const bk_model *m, int output, int index) {
+    return output ? bk_model_output(m, index)->count : bk_model_input(m, index)->count;
+}
+
+static bokeh_status open_render_model(bokeh_pipeline *p, const char *path) {
+    int r = bk_contract_read(path, &p->contract, p->message, sizeof p->message);
+    if (r) return (bokeh_status)r;
+    char reason[512] = "";
+    if (!p->contract.gpu_verified) {
+        if (p->options.accelerator == BOKEH_ACCELERATOR_GPU)
+            return fail(p, BOKEH_ERROR_ACCELERATOR, "%s: not verified on LiteRT's GPU accelerator at export (%s); "
+                        "use the CPU (--accelerator cpu or auto)", path, p->contract.gpu_note);
+        snprintf(reason, sizeof reason, "not verified on the GPU at export (%s)", p->contract.gpu_note);
+    }
+    r = open_model(p, path, reason[0] ? reason : NULL, &p->model);
+    if (r) return (bokeh_status)r;
+    r = bk_contract_check(&p->contract, p->model, path, p->message, sizeof p->message);
+    if (r) return (bokeh_status)r;
+    p->in_image = bk_model_find_input(p->model, "image");
+    p->in_disparity = bk_model_find_input(p->model, "disparity");
+    p->in_focus = bk_model_find_input(p->model, "focus");
+    p->in_aperture = bk_model_find_input(p->model, "aperture");
+    p->out_source = bk_model_find_output(p->model, p->contract.source);
+    p->out_defocus = bk_model_find_output(p->model, p->contract.defocus);
+    p->input = malloc(sizeof(float) * tensor_count(p->model, 0, p->in_image));
+    p->source = malloc(sizeof(float) * tensor_count(p->model, 1, p->out_source));
+    p->defocus = malloc(sizeof(float) * tensor_count(p->model, 1, p->out_defocus));
+    if (p->contract.depth_guided) p->disparity_input = malloc(sizeof(float) * tensor_count(p->model, 0, p->in_disparity));
+    if (!p->input || !p->source || !p->defocus || (p->contract.depth_guided && !p->disparity_input))
+        return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    return BOKEH_OK;
+}
+
+static bokeh_status open_portrait(bokeh_pipeline *p, const char *folder) {
+    bk_portrait_spec spec;
+    int r = bk_portrait_read(folder, &spec, p->message, sizeof p->message);
+    if (r) return (bokeh_status)r;
+    r = open_render_model(p, spec.render);
+    if (r) return (bokeh_status)r;
+    if (!p->contract.depth_guided)
+        return fail(p, BOKEH_ERROR_MODEL, "%s: the portrait pipeline needs a render-track model", spec.render);
+    r = open_model(p, spec.segmenter, NULL, &p->segmenter);
+    if (r) return (bokeh_status)r;
+    p->seg_in = bk_model_find_input(p->segmenter, "image");
+    p->seg_out = bk_model_find_output(p->segmenter, "person");
+    const bk_tensor_info *in = p->seg_in >= 0 ? bk_model_input(p->segmenter, p->seg_in) : NULL;
+    const bk_tensor_info *out = p->seg_out >= 0 ? bk_model_output(p->segmenter, p->seg_out) : NULL;
+    if (!in || !out || in->rank != 4 || in->dims[1] != spec.seg_height || in->dims[2] != spec.seg_width ||
+        in->dims[3] != 3 || out->rank != 4 || out->dims[3] != 1)
+        return fail(p, BOKEH_ERROR_MODEL, "%s: the segmenter does not take 'image' [1, %d, %d, 3] and give 'person'",
+                    spec.segmenter, spec.seg_height, spec.seg_width);
+    p->seg_height = spec.seg_height;
+    p->seg_width = spec.seg_width;
+    p->person = malloc(sizeof(float) * in->count);
+    free(p->disparity_input);
+    p->disparity_input = malloc(sizeof(float) * tensor_count(p->model, 0, p->in_disparity));
+    if (!p->person || !p->disparity_input) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    p->portrait = 1;
+    return BOKEH_OK;
+}
+
+bokeh_status bokeh_open(const char *path, const bokeh_options *options, bokeh_pipeline **out) {
+    if (!out) return BOKEH_ERROR_ARGUMENT;
+    bokeh_pipeline *p = calloc(1, sizeof *p);
+    *out = p;
+    if (!p) return BOKEH_ERROR_MEMORY;
+    if (options) p->options = *options;
+    else bokeh_options_init(&p->options);
+    if (!path) return fail(p, BOKEH_ERROR_ARGUMENT, "no model path given");
+    if (p->options.accelerator < BOKEH_ACCELERATOR_AUTO || p->options.accelerator > BOKEH_ACCELERATOR_GPU ||
+        p->options.threads < 0)
+        return fail(p, BOKEH_ERROR_ARGUMENT, "bad options (accelerator %d, threads %d)", p->options.accelerator,
+                    p->options.threads);
+    if (p->options.library_dir) snprintf(p->library_dir, sizeof p->library_dir, "%s", p->options.library_dir);
+    else default_library_dir(p->library_dir, sizeof p->library_dir);
+    p->options.library_dir = p->library_dir;
+
+    double t0 = bk_now_ms();
+    LiteRtEnvOption env_options[2];
+    int n_env = 0;
+    /* A library reports through its status and message, not on the app's stderr. */
+    env_options[n_env].tag = kLiteRtEnvOptionTagMinLoggerSeverity;
+    env_options[n_env].value.type = kLiteRtAnyTypeInt;
+    env_options[n_env++].value.int_value = kLiteRtLogSeveritySilent;
+    if (p->library_dir[0]) {
+        env_options[n_env].tag = kLiteRtEnvOptionTagRuntimeLibraryDir;
+        env_options[n_env].value.type = kLiteRtAnyTypeString;
+        env_options[n_env++].value.str_value = p->library_dir;
+    }
+    if (LiteRtCreateEnvironment(n_env, env_options, &p->env) != kLiteRtStatusOk)
+        return fail(p, BOKEH_ERROR_RUNTIME, "cannot create a LiteRT environment");
+    struct stat st;
+    bokeh_status s = !stat(path, &st) && S_ISDIR(st.st_mode) ? open_portrait(p, path) : open_render_model(p, path);
+    if (s != BOKEH_OK) return s;
+    double total = bk_now_ms() - t0;
+    bokeh_info *i = &p->info;
+    i->track = p->portrait ? "portrait" : p->contract.track;
+    i->input_height = p->contract.height;
+    i->input_width = p->contract.width;
+    i->accelerator = bk_model_on_gpu(p->model) ? "gpu" : "cpu";
+    i->gpu_precision = bk_model_gpu_fp16(p->model) == 1 ? "fp16" : bk_model_gpu_fp16(p->model) == 0 ? "fp32" : NULL;
+    i->fully_accelerated = bk_model_fully_accelerated(p->model);
+    i->fallback = bk_model_fallback_reason(p->model);
+    i->compile_ms = bk_model_compile_ms(p->model);
+    if (p->segmenter) {
+        i->segmenter_accelerator = bk_model_on_gpu(p->segmenter) ? "gpu" : "cpu";
+        i->fully_accelerated = i->fully_accelerated && bk_model_fully_accelerated(p->segmenter);
+        i->compile_ms += bk_model_compile_ms(p->segmenter);
+        if (!i->fallback[0]) i->fallback = bk_model_fallback_reason(p->segmenter);
+    }
+    i->load_ms = total - i->compile_ms;
+    i->focus = NAN;
+    p->message[0] = 0;
+    return BOKEH_OK;
+}
+
+void bokeh_close(bokeh_pipeline *p) {
+    if (!p) return;
+    bk_model_close(p->model);
+    bk_model_close(p->segmenter);
+    if (p->env) LiteRtDestroyEnvironment(p->env);
+    free(p->input);
+    free(p->disparity_input);
+    free(p->source);
+    free(p->defocus);
+    free(p->person);
+    free(p);
+}
+
+bokeh_status bokeh_get_info(const bokeh_pipeline *p, bokeh_info *info) {
+    if (!p || !info || !p->model) return BOKEH_ERROR_ARGUMENT;
+    *info = p->info;
+    return BOKEH_OK;
+}
+
+int bokeh_needs_depth(const bokeh_pipeline *p) { return p && p->model && !p->portrait && p->contract.depth_guided; }
+
+/* ---- pixels ---------------------------------------------------------------------------- */
+
+typedef struct {
+    int step;                /* bytes per pixel */
+    int r, g, b, a;          /* byte offsets; a < 0: no alpha */
+    int grey;
+} layout;
+
+static int layout_of(bokeh_format f, layout *l) {
+    static const union { uint32_t word; uint8_t bytes[4]; } probe = {0x01020304u};
+    int little = probe.bytes[0] == 0x04;
+    switch (f) {
+    case BOKEH_FORMAT_RGBA8888: *l = (layout){4, 0, 1, 2, 3, 0}; return 0;
+    case BOKEH_FORMAT_RGB888: *l = (layout){3, 0, 1, 2, -1, 0}; return 0;
+    case BOKEH_FORMAT_GRAY8: *l = (layout){1, 0, 0, 0, -1, 1}; return 0;
+    case BOKEH_FORMAT_ARGB_INT:
+        *l = little ? (layout){4, 2, 1, 0, 3, 0} : (layout){4, 1, 2, 3, 0, 0};
+        return 0;
+    }
+    return -1;
+}
+
+/* The photo's colour as packed RGB (or grey) bytes: what the letterbox fit resizes. */
+static uint8_t *colour_copy(const uint8_t *px, int w, int h, size_t stride, const layout *l) {
+    int cn = l->grey ? 1 : 3;
+    uint8_t *c = malloc((size_t)w * h * cn);
+    if (!c) return NULL;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *row = px + (size_t)y * stride;
+        uint8_t *o = c + (size_t)y * w * cn;
+        if (l->grey) {
+            memcpy(o, row, (size_t)w);
+            continue;
+        }
+        for (int x = 0; x < w; x++) {
+            const uint8_t *q = row + (size_t)x * l->step;
+            o[3 * x] = q[l->r];
+            o[3 * x + 1] = q[l->g];
+            o[3 * x + 2] = q[l->b];
+        }
+    }
+    return c;
+}
+
+/* Run the model and read outputs (out_a, out_b; -1: none) into a and b. Reading is timed
+ * with the run: on a GPU the run only queues the work, and the read waits for it. */
+static bokeh_status run_model(bokeh_pipeline *p, bk_model *m, int first, int out_a, float *a, int out_b, float *b) {
+    double t0 = bk_now_ms();
+    int r = bk_model_run(m, p->message, sizeof p->message);
+    if (!r && out_a >= 0) r = bk_model_read(m, out_a, a, p->message, sizeof p->message);
+    if (!r && out_b >= 0) r = bk_model_read(m, out_b, b, p->message, sizeof p->message);
+    if (r) return (bokeh_status)r;
+    double ms = bk_now_ms() - t0;
+    if (first) p->info.first_run_ms += ms;
+    p->info.last_run_ms += ms;
+    return BOKEH_OK;
+}
+
+typedef struct {
+    bokeh_pipeline *p;
+    const uint8_t *px;
+    size_t stride;
+    const layout *l;
+    uint8_t *out;
+    size_t out_stride;
+    int w;
+    _Atomic int failed;
+    bk_sampler bokeh, defocus;
+} blend_job;
+
+/* Photo rows [r0, r1): sample B and D back and blend (Eq. 9); rows are independent. */
+static void blend_rows(void *arg, int r0, int r1) {
+    blend_job *j = arg;
+    const layout *l = j->l;
+    int w = j->w;
+    float *brow = malloc(sizeof(float) * (size_t)w * 3), *drow = malloc(sizeof(float) * (size_t)w);
+    if (!brow || !drow) {
+        j->failed = 1;
+        free(brow);
+        free(drow);
+        return;
+    }
+    for (int y = r0; y < r1; y++) {
+        bk_sample_row(&j->bokeh, j->p->source, 3, y, brow);
+        bk_sample_row(&j->defocus, j->p->defocus, 1, y, drow);
+        const uint8_t *in_row = j->px + (size_t)y * j->stride;
+        uint8_t *out_row = j->out + (size_t)y * j->out_stride;
+        if (l->a >= 0 && out_row != in_row)
+            for (int x = 0; x < w; x++) out_row[x * l->step + l->a] = in_row[x * l->step + l->a];
+        bk_blend_row(in_row, l->step, l->r, l->g, l->b, l->grey, w, brow, drow, j->p->contract.eta,
+                     j->p->contract.tau, out_row);
+    }
+    free(brow);
+    free(drow);
+}
+
+/* The render model on one photo: fit, run, sample back and blend (Eq. 9) into out. */
+static bokeh_status render_photo(bokeh_pipeline *p, const uint8_t *colour, const uint8_t *px, int w, int h,
+                                 size_t stride, const layout *l, uint8_t *out, size_t out_stride,
+                                 const float *disparity, float focus, double aperture, int first) {
+    bk_contract *c = &p->contract;
+    double t0 = bk_now_ms();
+    bk_letterbox box;
+    bk_letterbox_fit(h, w, c->height, c->width, &box);
+    if (bk_fit_photo(colour, l->grey ? 1 : 3, &box, p->input, host_threads(p))) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    int r = bk_model_write(p->model, p->in_image, p->input, p->message, sizeof p->message);
+    if (!r && c->depth_guided) {
+        if (bk_fit_map(disparity, &box, p->disparity_input)) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+        /* The aperture is in photo pixels; the model's are the letterbox's scale of them. */
+        float f = focus, a = (float)(aperture * bk_letterbox_scale(&box));
+        r = bk_model_write(p->model, p->in_disparity, p->disparity_input, p->message, sizeof p->message);
+        if (!r) r = bk_model_write(p->model, p->in_focus, &f, p->message, sizeof p->message);
+        if (!r) r = bk_model_write(p->model, p->in_aperture, &a, p->message, sizeof p->message);
+    }
+    if (r) return (bokeh_status)r;
+    p->info.pre_ms += bk_now_ms() - t0;
+    r = run_model(p, p->model, first, p->out_source, p->source, p->out_defocus, p->defocus);
+    if (r) return (bokeh_status)r;
+    /* As bokeh-render: a NaN or an infinity would blend into garbage without a word. */
+    const float *outs[2] = {p->source, p->defocus};
+    size_t counts[2] = {tensor_count(p->model, 1, p->out_source), tensor_count(p->model, 1, p->out_defocus)};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < counts[k]; i++)
+            if (!isfinite(outs[k][i]))
+                return fail(p, BOKEH_ERROR_RUNTIME, "the model's output '%s' is not finite (NaN or infinity)",
+                            k ? p->contract.defocus : p->contract.source);
+
+    t0 = bk_now_ms();
+    const bk_tensor_info *src = bk_model_output(p->model, p->out_source), *def = bk_model_output(p->model, p->out_defocus);
+    blend_job job = {p, px, stride, l, out, out_stride, w, 0};
+    if (bk_sampler_init(&job.bokeh, &box, src->dims[1], src->dims[2]))
+        return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    if (bk_sampler_init(&job.defocus, &box, def->dims[1], def->dims[2])) {
+        bk_sampler_free(&job.bokeh);
+        return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    }
+    bk_parallel_rows(host_threads(p), h, blend_rows, &job);
+    bk_sampler_free(&job.bokeh);
+    bk_sampler_free(&job.defocus);
+    if (job.failed) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    p->info.post_ms += bk_now_ms() - t0;
+    return BOKEH_OK;
+}
+
+static bokeh_status check_disparity(bokeh_pipeline *p, const float *d, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!(d[i] >= 0.f && d[i] <= 1.f))          /* also false for NaN */
+            return fail(p, BOKEH_ERROR_DEPTH, "expected disparity values in [0, 1], got %g", (double)d[i]);
+    return BOKEH_OK;
+}
+
+/* runtime/portrait.py: person -> disparity -> focus on the person -> the render track. */
+static bokeh_status render_portrait(bokeh_pipeline *p, const uint8_t *colour, const uint8_t *px, int w, int h,
+                                    size_t stride, const layout *l, uint8_t *out, size_t out_stride, double aperture,
+                                    int first) {
+    double t0 = bk_now_ms();
+    bk_letterbox box;
+    bk_letterbox_fit(h, w, p->seg_height, p->seg_width, &box);
+    if (bk_fit_photo(colour, l->grey ? 1 : 3, &box, p->person, host_threads(p))) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    int r = bk_model_write(p->segmenter, p->seg_in, p->person, p->message, sizeof p->message);
+    if (r) return (bokeh_status)r;
+    p->info.pre_ms += bk_now_ms() - t0;
+    const bk_tensor_info *so = bk_model_output(p->segmenter, p->seg_out);
+    float *seg = malloc(sizeof(float) * so->count);
+    size_t n = (size_t)w * h;
+    float *person = malloc(sizeof(float) * n), *disparity = malloc(sizeof(float) * n);
+    bk_sampler s;
+    int ok = seg && person && disparity && !bk_sampler_init(&s, &box, so->dims[1], so->dims[2]);
+    if (!ok) {
+        free(seg); free(person); free(disparity);
+        return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    }
+    r = run_model(p, p->segmenter, first, p->seg_out, seg, -1, NULL);
+    t0 = bk_now_ms();
+    for (int y = 0; y < h && !r; y++) {
+        float *row = person + (size_t)y * w;
+        bk_sample_row(&s, seg, 1, y, row);
+        for (int x = 0; x < w; x++) row[x] = row[x] < 0.f ? 0.f : row[x] > 1.f ? 1.f : row[x];
+    }
+    bk_sampler_free(&s);
+    free(seg);
+    if (r) {
+        free(person); free(disparity);
+        return (bokeh_status)r;
+    }
+    bk_person_disparity(person, h, w, disparity);
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++)
+        if (person[i] > 0.5f) person[found++] = disparity[i];   /* person[] now holds the person's disparities */
+    p->info.person_share = (double)found / (double)n;
+    p->info.pre_ms += bk_now_ms() - t0;
+    bokeh_status st = BOKEH_OK;
+    if (p->info.person_share < MIN_PERSON) {
+        /* No person: the photo is left unchanged (bokeh-render warns). */
+        p->info.focus = NAN;
+        for (int y = 0; y < h; y++)
+            if (out + (size_t)y * out_stride != px + (size_t)y * stride)
+                memmove(out + (size_t)y * out_stride, px + (size_t)y * stride, (size_t)w * l->step);
+    } else {
+        float focus = bk_median_f32(person, found);
+        p->info.focus = focus;
+        st = render_photo(p, colour, px, w, h, stride, l, out, out_stride, disparity, focus, aperture, first);
+    }
+    free(person);
+    free(disparity);
+    return st;
+}
+
+bokeh_status bokeh_render(bokeh_pipeline *p, const void *pixels, int width, int height, size_t stride,
+                          bokeh_format format, void *out, size_t out_stride, const bokeh_depth *depth) {
+    if (!p) return BOKEH_ERROR_ARGUMENT;
+    if (!p->model) return fail(p, BOKEH_ERROR_ARGUMENT, "the pipeline is not open");
+    layout l;
+    if (layout_of(format, &l)) return fail(p, BOKEH_ERROR_ARGUMENT, "unknown pixel format %d", (int)format);
+    if (format == BOKEH_FORMAT_ARGB_INT) {
+        stride *= 4;
+        out_stride *= 4;
+    }
+    if (!pixels || !out) return fail(p, BOKEH_ERROR_ARGUMENT, "pixels and out must not be NULL");
+    if (width < 2 || height < 2)
+        return fail(p, BOKEH_ERROR_ARGUMENT, "image is %dx%d; both sides must be at least 2 pixels", width, height);
+    if (stride < (size_t)width * l.step || out_stride < (size_t)width * l.step)
+        return fail(p, BOKEH_ERROR_ARGUMENT, "a stride is under %d bytes per row", width * l.step);
+    if (out != pixels && (((const uint8_t *)out < (const uint8_t *)pixels + stride * height &&
+                           (const uint8_t *)pixels < (const uint8_t *)out + out_stride * height)))
+        return fail(p, BOKEH_ERROR_ARGUMENT, "out overlaps pixels without being them");
+
+    float focus = NAN;
+    double aperture = DEFAULT_APERTURE;
+    if (depth && !isnan(depth->aperture)) {
+        if (!(depth->aperture >= 0.f))
+            return fail(p, BOKEH_ERROR_DEPTH, "expected aperture >= 0, got %g", (double)depth->aperture);
+        aperture = depth->aperture;
+    }
+    if (p->portrait) {
+        if (depth && (depth->disparity || !isnan(depth->focus)))
+            return fail(p, BOKEH_ERROR_DEPTH, "a portrait pipeline takes an aperture only: the segmenter gives the "
+                                              "depth and the focus");
+    } else if (p->contract.depth_guided) {
+        if (!depth || !depth->disparity)
+            return fail(p, BOKEH_ERROR_DEPTH, "this is a depth-guided (render-track) model: it needs the photo's "
+                                              "disparity map");
+        bokeh_status s = check_disparity(p, depth->disparity, (size_t)width * height);
+        if (s) return s;
+        focus = depth->focus;
+        if (isnan(focus)) focus = bk_centre_focus(depth->disparity, height, width);
+        else if (!(focus >= 0.f && focus <= 1.f))
+            return fail(p, BOKEH_ERROR_DEPTH, "expected focus in [0, 1], got %g", (double)focus);
+        p->info.focus = focus;
+    } else if (depth) {
+        return fail(p, BOKEH_ERROR_DEPTH, "this is a %s-track model and takes no disparity, focus or aperture; those "
+                                          "need a render-track model (export-tflite --track render)", p->contract.track);
+    }
+
+    int first = p->info.renders == 0;
+    p->info.last_run_ms = p->info.pre_ms = p->info.post_ms = 0;
+    double t0 = bk_now_ms();
+    uint8_t *colour = colour_copy(pixels, width, height, stride, &l);
+    if (!colour) return fail(p, BOKEH_ERROR_MEMORY, "out of memory for a %dx%d photo", width, height);
+    p->info.pre_ms += bk_now_ms() - t0;
+    bokeh_status s = p->portrait ? render_portrait(p, colour, pixels, width, height, stride, &l, out, out_stride,
+                                                   aperture, first)
+                                 : render_photo(p, colour, pixels, width, height, stride, &l, out, out_stride,
+                                                depth ? depth->disparity : NULL, focus, aperture, first);
+    free(colour);
+    if (s != BOKEH_OK) return s;
+    p->info.renders++;
+    p->message[0] = 0;
+    return BOKEH_OK;
+}
+
+bokeh_status bokeh_focus_at(bokeh_pipeline *p, const float *d, int w, int h, int x, int y, float *focus) {
+    if (!p || !d || !focus) return p ? fail(p, BOKEH_ERROR_ARGUMENT, "NULL argument") : BOKEH_ERROR_ARGUMENT;
+    if (x < 0 || y < 0 || x >= w || y >= h)
+        return fail(p, BOKEH_ERROR_DEPTH, "focus point %d,%d is outside the %dx%d photo (X is a column from 0 to %d, "
+                                          "Y a row from 0 to %d)", x, y, w, h, w - 1, h - 1);
+    *focus = bk_focus_at(d, h, w, x, y);
+    return BOKEH_OK;
+}
+
+bokeh_status bokeh_disparity_from_map(bokeh_pipeline *p, const uint16_t *samples, int mw, int mh, int w, int h,
+                                      float *disparity, char *warning, size_t warning_size) {
+    if (!p || !samples || !disparity || mw < 2 || mh < 2 || w < 2 || h < 2)
+        return p ? fail(p, BOKEH_ERROR_ARGUMENT, "bad depth map arguments") : BOKEH_ERROR_ARGUMENT;
+    if (warning && warning_size) warning[0] = 0;
+    size_t n = (size_t)mw * mh;
+    float *map = mw == w && mh == h ? disparity : malloc(sizeof(float) * n);
+    if (!map) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    int constant = bk_to_disparity_u16(samples, n, map);
+    char note[512] = "";
+    if (constant) snprintf(note, sizeof note, "it is constant, so the whole photo is one plane (disparity 0.5)");
+    double off = ((double)mw / mh) / ((double)w / h) - 1.0;
+    if (fabs(off) > RATIO_TOLERANCE) {
+        size_t k = strlen(note);
+        snprintf(note + k, sizeof note - k, "%sits aspect ratio (%dx%d, %.3f) differs from the photo's (%dx%d, %.3f); "
+                 "stretched to fit%s", k ? "; " : "", mw, mh, (double)mw / mh, w, h, (double)w / h,
+                 fabs(((double)mh / mw) / ((double)w / h) - 1.0) <= RATIO_TOLERANCE ? " (is it rotated?)" : "");
+    }
+    if (warning && warning_size) snprintf(warning, warning_size, "%s", note);
+    if (map != disparity) {
+        int r = bk_resize_f32(map, mh, mw, (size_t)mw, 1, disparity, h, w);
+        free(map);
+        if (r) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+        for (size_t i = 0; i < (size_t)w * h; i++)
+            disparity[i] = disparity[i] < 0.f ? 0.f : disparity[i] > 1.f ? 1.f : disparity[i];
+    }
+    return BOKEH_OK;
+}

@@ -1,0 +1,394 @@
+/* Sidecar and portrait-pipeline checks; messages follow runtime/contract.py's. */
+#define _POSIX_C_SOURCE 200809L
+#include "contract.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bokeh.h"
+#include "sha256.h"
+
+#define SIDECAR_FORMAT "bokehlite-tflite"
+#define SIDECAR_VERSION 1
+#define PORTRAIT_FORMAT "bokehlite-portrait"
+#define PORTRAIT_VERSION 1
+#define DEFAULT_PORTRAIT "bokeh_portrait_1024x1536.json"
+#define MAX_FILE (64 << 20)
+
+static int fail(char *msg, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, n, fmt, ap);
+    va_end(ap);
+    return BOKEH_ERROR_MODEL;
+}
+
+/* The file's text, NUL-terminated; NULL with errno-style reason in `why`. */
+static char *read_text(const char *path, const char **why) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *why = "not found";
+        return NULL;
+    }
+    char *buf = malloc(MAX_FILE + 1);
+    size_t n = buf ? fread(buf, 1, MAX_FILE + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad || n > MAX_FILE) {
+        free(buf);
+        *why = !buf ? "out of memory" : bad ? "cannot read it" : "too large";
+        return NULL;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+static cJSON *read_json(const char *path, char *msg, size_t n, int *status, const char *what) {
+    const char *why = "";
+    char *text = read_text(path, &why);
+    if (!text) {
+        *status = !strcmp(why, "not found")
+                      ? fail(msg, n, "%s: %s not found; export-tflite writes it next to the .tflite: copy both "
+                                     "files together", path, what)
+                      : fail(msg, n, "%s: cannot read the %s (%s)", path, what, why);
+        return NULL;
+    }
+    cJSON *json = cJSON_Parse(text);
+    free(text);
+    if (!json) {
+        *status = fail(msg, n, "%s: %s is not valid JSON", path, what);
+        return NULL;
+    }
+    if (!cJSON_IsObject(json)) {
+        cJSON_Delete(json);
+        *status = fail(msg, n, "%s: %s must be a JSON object", path, what);
+        return NULL;
+    }
+    return json;
+}
+
+static void sidecar_path(const char *model, char *out, size_t n) {
+    /* Path.with_suffix(".json"): replace the extension of the last component. */
+    snprintf(out, n, "%s", model);
+    char *slash = strrchr(out, '/'), *dot = strrchr(out, '.');
+    if (dot && (!slash || dot > slash + 1)) *dot = 0;
+    strncat(out, ".json", n - strlen(out) - 1);
+}
+
+static int is_int(const cJSON *v) { return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble); }
+
+/* A JSON list of positive ints into dims; its length, or -1. */
+static int int_list(const cJSON *v, int *dims, int max) {
+    if (!cJSON_IsArray(v)) return -1;
+    int k = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v) {
+        if (k >= max || !is_int(e) || e->valuedouble <= 0 || e->valuedouble > 1e9) return -1;
+        dims[k++] = (int)e->valuedouble;
+    }
+    return k;
+}
+
+static int number_pair(const cJSON *v, double a, double b) {
+    return cJSON_IsArray(v) && cJSON_GetArraySize(v) == 2 && cJSON_IsNumber(cJSON_GetArrayItem(v, 0)) &&
+           cJSON_IsNumber(cJSON_GetArrayItem(v, 1)) && cJSON_GetArrayItem(v, 0)->valuedouble == a &&
+           cJSON_GetArrayItem(v, 1)->valuedouble == b;
+}
+
+static int string_is(const cJSON *v, const char *s) { return cJSON_IsString(v) && !strcmp(v->valuestring, s); }
+
+typedef struct {
+    const char *name;
+    int channels;        /* 0: a [1, 1] scalar */
+    double lo, hi;
+    const char *color;
+} input_role;
+
+static const input_role ROLES[] = {
+    {"image", 3, 0.0, 1.0, "RGB"},
+    {"disparity", 1, 0.0, 1.0, NULL},
+    {"focus", 0, 0.0, 1.0, NULL},
+    {"aperture", 0, 0.0, 100.0, NULL},
+};
+
+static const input_role *role(const char *name) {
+    for (size_t i = 0; i < sizeof ROLES / sizeof ROLES[0]; i++) if (!strcmp(ROLES[i].name, name)) return &ROLES[i];
+    return NULL;
+}
+
+static int track_inputs(const char *track, const char ***names) {
+    static const char *image[] = {"image"};
+    static const char *render[] = {"image", "disparity", "focus", "aperture"};
+    if (!strcmp(track, "render")) {
+        *names = render;
+        return 4;
+    }
+    *names = image;
+    return 1;
+}
+
+static int check_input_spec(const cJSON *spec, const input_role *r, int h, int w, const char *where, char *msg,
+                            size_t n) {
+    const char *what = !strcmp(r->name, "image") ? "input" : r->name;
+    int dims[4], k = int_list(cJSON_GetObjectItemCaseSensitive(spec, "shape"), dims, 4);
+    int ok = r->channels ? (k == 4 && dims[0] == 1 && dims[1] == h && dims[2] == w && dims[3] == r->channels)
+                         : (k == 2 && dims[0] == 1 && dims[1] == 1);
+    if (!ok) return fail(msg, n, "%s: %s shape in the sidecar does not match the input size %dx%d", where, what, h, w);
+    if (!string_is(cJSON_GetObjectItemCaseSensitive(spec, "dtype"), "float32"))
+        return fail(msg, n, "%s: %s dtype in the sidecar is not 'float32'", where, what);
+    if (!string_is(cJSON_GetObjectItemCaseSensitive(spec, "layout"), r->channels ? "NHWC" : "N1"))
+        return fail(msg, n, "%s: %s layout in the sidecar is not '%s'", where, what, r->channels ? "NHWC" : "N1");
+    if (!number_pair(cJSON_GetObjectItemCaseSensitive(spec, "range"), r->lo, r->hi))
+        return fail(msg, n, "%s: %s range in the sidecar is not [%g, %g]", where, what, r->lo, r->hi);
+    const cJSON *color = cJSON_GetObjectItemCaseSensitive(spec, "color");
+    if (r->color ? !string_is(color, r->color) : color != NULL && !cJSON_IsNull(color))
+        return fail(msg, n, "%s: %s color in the sidecar is not '%s'", where, what, r->color ? r->color : "none");
+    return 0;
+}
+
+static int check_sidecar(const cJSON *j, const char *model, bk_contract *c, char *msg, size_t n) {
+    memset(c, 0, sizeof *c);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "format");
+    if (!string_is(v, SIDECAR_FORMAT))
+        return fail(msg, n, "%s: sidecar format is %s, expected '%s'", model, cJSON_IsString(v) ? v->valuestring : "missing",
+                    SIDECAR_FORMAT);
+    v = cJSON_GetObjectItemCaseSensitive(j, "version");
+    if (!is_int(v) || v->valuedouble != SIDECAR_VERSION)
+        return fail(msg, n, "%s: sidecar version is not supported (this runtime reads version %d)", model,
+                    SIDECAR_VERSION);
+    v = cJSON_GetObjectItemCaseSensitive(j, "sha256");
+    if (v && !cJSON_IsNull(v)) {
+        char hex[65];
+        if (!cJSON_IsString(v)) return fail(msg, n, "%s: sidecar sha256 is not a string", model);
+        if (bk_sha256_file(model, hex)) return fail(msg, n, "%s: cannot read the model file", model);
+        if (strcmp(hex, v->valuestring))
+            return fail(msg, n, "%s: the sidecar JSON belongs to a different .tflite (sha256 mismatch); copy the "
+                                "model and its sidecar from the same export", model);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(j, "track");
+    if (!cJSON_IsString(v) || (strcmp(v->valuestring, "cpu") && strcmp(v->valuestring, "gpu") &&
+                               strcmp(v->valuestring, "render")))
+        return fail(msg, n, "%s: track %s is not supported by this runtime (supported: cpu, gpu, render)", model,
+                    cJSON_IsString(v) ? v->valuestring : "(missing)");
+    snprintf(c->track, sizeof c->track, "%s", v->valuestring);
+    c->depth_guided = !strcmp(c->track, "render");
+    int size[2];
+    if (int_list(cJSON_GetObjectItemCaseSensitive(j, "input_size"), size, 2) != 2)
+        return fail(msg, n, "%s: input_size must be [H, W] with positive integers", model);
+    c->height = size[0];
+    c->width = size[1];
+
+    const char **names;
+    int count = track_inputs(c->track, &names);
+    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(j, "inputs");
+    if (!cJSON_IsArray(inputs)) return fail(msg, n, "%s: sidecar has no 'inputs'", model);
+    if (cJSON_GetArraySize(inputs) != count)
+        return fail(msg, n, "%s: sidecar inputs do not match the %s track's", model, c->track);
+    const cJSON *spec;
+    cJSON_ArrayForEach(spec, inputs) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(spec, "name");
+        int found = 0;
+        for (int i = 0; i < count && cJSON_IsString(name); i++) found |= !strcmp(names[i], name->valuestring);
+        if (!found) return fail(msg, n, "%s: sidecar inputs do not match the %s track's", model, c->track);
+        int r = check_input_spec(spec, role(name->valuestring), c->height, c->width, model, msg, n);
+        if (r) return r;
+    }
+
+    const cJSON *outputs = cJSON_GetObjectItemCaseSensitive(j, "outputs");
+    if (!cJSON_IsArray(outputs) || cJSON_GetArraySize(outputs) < 1 || cJSON_GetArraySize(outputs) > BK_MAX_TENSORS)
+        return fail(msg, n, "%s: sidecar has no 'outputs'", model);
+    cJSON_ArrayForEach(spec, outputs) {
+        bk_output_spec *o = &c->outputs[c->n_outputs++];
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(spec, "name");
+        if (!cJSON_IsString(name)) return fail(msg, n, "%s: sidecar outputs must be a list of objects with a name", model);
+        snprintf(o->name, sizeof o->name, "%s", name->valuestring);
+        if (!string_is(cJSON_GetObjectItemCaseSensitive(spec, "dtype"), "float32") ||
+            !string_is(cJSON_GetObjectItemCaseSensitive(spec, "layout"), "NHWC"))
+            return fail(msg, n, "%s: output '%s' must be float32 NHWC", model, o->name);
+        if (int_list(cJSON_GetObjectItemCaseSensitive(spec, "shape"), o->shape, 4) != 4)
+            return fail(msg, n, "%s: output '%s' has no valid shape in the sidecar", model, o->name);
+    }
+
+    const cJSON *post = cJSON_GetObjectItemCaseSensitive(j, "postprocess");
+    if (!cJSON_IsObject(post)) return fail(msg, n, "%s: sidecar has no 'postprocess'", model);
+    if (!string_is(cJSON_GetObjectItemCaseSensitive(post, "blend"), "eq9"))
+        return fail(msg, n, "%s: postprocess blend is not supported (expected 'eq9')", model);
+    const char *roles[2] = {"source", "defocus"};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(post, roles[k]);
+        const bk_output_spec *o = NULL;
+        for (int i = 0; i < c->n_outputs && cJSON_IsString(name); i++)
+            if (!strcmp(c->outputs[i].name, name->valuestring)) o = &c->outputs[i];
+        if (!o) return fail(msg, n, "%s: postprocess %s is not one of the outputs", model, roles[k]);
+        int channels = k ? 1 : 3;
+        if (o->shape[0] != 1 || o->shape[3] != channels)
+            return fail(msg, n, "%s: output '%s' must have shape [1, h, w, %d]", model, o->name, channels);
+        if (c->height % o->shape[1] || c->width % o->shape[2] || c->height / o->shape[1] != c->width / o->shape[2])
+            return fail(msg, n, "%s: output '%s' is not the input %dx%d divided by one integer factor", model, o->name,
+                        c->height, c->width);
+        snprintf(k ? c->defocus : c->source, sizeof c->source, "%s", o->name);
+    }
+    const cJSON *eta = cJSON_GetObjectItemCaseSensitive(post, "eta"), *tau = cJSON_GetObjectItemCaseSensitive(post, "tau");
+    if (!cJSON_IsNumber(eta) || !cJSON_IsNumber(tau) || !isfinite(eta->valuedouble) || !isfinite(tau->valuedouble))
+        return fail(msg, n, "%s: postprocess eta and tau must be finite numbers", model);
+    c->eta = (float)eta->valuedouble;
+    c->tau = (float)tau->valuedouble;
+    /* export-tflite runs every float16 export on LiteRT's GPU accelerator and records it.
+     * Some models compile there and still compute garbage (the cpu track's grouped
+     * convolutions), so an unverified model does not go to the GPU. */
+    const cJSON *gpu = cJSON_GetObjectItemCaseSensitive(j, "gpu_accelerator");
+    const cJSON *verified = cJSON_GetObjectItemCaseSensitive(gpu, "verified");
+    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(gpu, "reason");
+    c->gpu_verified = cJSON_IsTrue(verified);
+    snprintf(c->gpu_note, sizeof c->gpu_note, "%s",
+             cJSON_IsString(reason) ? reason->valuestring : "the sidecar records no verified run");
+    return 0;
+}
+
+int bk_contract_read(const char *model, bk_contract *c, char *msg, size_t n) {
+    struct stat st;
+    if (stat(model, &st) || !S_ISREG(st.st_mode)) return fail(msg, n, "%s: model file not found", model);
+    if (st.st_size == 0) return fail(msg, n, "%s: model file is empty", model);
+    char path[4096];
+    sidecar_path(model, path, sizeof path);
+    int status = 0;
+    cJSON *j = read_json(path, msg, n, &status, "sidecar JSON");
+    if (!j) return status;
+    status = check_sidecar(j, model, c, msg, n);
+    cJSON_Delete(j);
+    return status;
+}
+
+int bk_contract_check(const bk_contract *c, const bk_model *m, const char *model, char *msg, size_t n) {
+    const char **names;
+    int count = track_inputs(c->track, &names);
+    if (bk_model_num_inputs(m) != count)
+        return fail(msg, n, "%s: the model's signature takes %d inputs, the %s track %d", model, bk_model_num_inputs(m),
+                    c->track, count);
+    for (int i = 0; i < count; i++) {
+        int k = bk_model_find_input(m, names[i]);
+        if (k < 0) return fail(msg, n, "%s: the model's signature has no input '%s'", model, names[i]);
+        const bk_tensor_info *t = bk_model_input(m, k);
+        const input_role *r = role(names[i]);
+        int ok = r->channels ? (t->rank == 4 && t->dims[0] == 1 && t->dims[1] == c->height &&
+                                t->dims[2] == c->width && t->dims[3] == r->channels)
+                             : (t->rank == 2 && t->dims[0] == 1 && t->dims[1] == 1);
+        if (!ok) return fail(msg, n, "%s: input '%s' has another shape in the model than the sidecar says", model, names[i]);
+    }
+    if (bk_model_num_outputs(m) != c->n_outputs)
+        return fail(msg, n, "%s: the signature's outputs are not the ones the sidecar declares", model);
+    for (int i = 0; i < c->n_outputs; i++) {
+        int k = bk_model_find_output(m, c->outputs[i].name);
+        if (k < 0) return fail(msg, n, "%s: the signature's outputs are not the ones the sidecar declares", model);
+        const bk_tensor_info *t = bk_model_output(m, k);
+        int same = t->rank == 4;
+        for (int d = 0; d < 4 && same; d++) same = t->dims[d] == c->outputs[i].shape[d];
+        if (!same)
+            return fail(msg, n, "%s: output '%s' has another shape in the model than the sidecar says", model,
+                        c->outputs[i].name);
+    }
+    return 0;
+}
+
+/* ---- portrait pipelines ------------------------------------------------------------------ */
+
+static int portrait_name(const char *name) {
+    int h, w;
+    char tail[8];
+    return sscanf(name, "bokeh_portrait_%dx%d%7s", &h, &w, tail) == 3 && !strcmp(tail, ".json");
+}
+
+static int find_sidecar(const char *folder, char *out, size_t size, char *msg, size_t n) {
+    DIR *dir = opendir(folder);
+    if (!dir) return fail(msg, n, "%s: portrait pipeline folder not found", folder);
+    int found = 0, has_default = 0;
+    char first[1024] = "", all[2048] = "";
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (!portrait_name(e->d_name)) continue;
+        if (!strcmp(e->d_name, DEFAULT_PORTRAIT)) has_default = 1;
+        if (!found || strcmp(e->d_name, first) < 0) snprintf(first, sizeof first, "%s", e->d_name);
+        if (strlen(all) + strlen(e->d_name) + 3 < sizeof all) {
+            if (found) strcat(all, ", ");
+            strcat(all, e->d_name);
+        }
+        found++;
+    }
+    closedir(dir);
+    if (!found)
+        return fail(msg, n, "no portrait pipeline in %s: make one with `export-tflite --track portrait -o %s`", folder,
+                    folder);
+    if (found > 1 && !has_default)
+        return fail(msg, n, "%s holds several portrait pipelines (%s) and none at the default size; keep one", folder, all);
+    snprintf(out, size, "%s/%s", folder, has_default ? DEFAULT_PORTRAIT : first);
+    return 0;
+}
+
+int bk_portrait_read(const char *folder, bk_portrait_spec *spec, char *msg, size_t n) {
+    memset(spec, 0, sizeof *spec);
+    struct stat st;
+    if (!stat(folder, &st) && S_ISREG(st.st_mode)) {
+        snprintf(spec->sidecar, sizeof spec->sidecar, "%s", folder);
+    } else {
+        int r = find_sidecar(folder, spec->sidecar, sizeof spec->sidecar, msg, n);
+        if (r) return r;
+    }
+    const char *path = spec->sidecar;
+    int status = 0;
+    cJSON *j = read_json(path, msg, n, &status, "portrait pipeline");
+    if (!j) return status;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "format");
+    if (!string_is(v, PORTRAIT_FORMAT)) {
+        cJSON_Delete(j);
+        return fail(msg, n, "%s: not a portrait pipeline (no format '%s')", path, PORTRAIT_FORMAT);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(j, "version");
+    if (!is_int(v) || v->valuedouble != PORTRAIT_VERSION) {
+        cJSON_Delete(j);
+        return fail(msg, n, "%s: portrait pipeline version is not supported", path);
+    }
+    char dir[sizeof spec->sidecar];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    const char *keys[2] = {"segmenter", "render"};
+    char *paths[2] = {spec->segmenter, spec->render};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *entry = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+        const cJSON *file = cJSON_GetObjectItemCaseSensitive(entry, "file");
+        const cJSON *sha = cJSON_GetObjectItemCaseSensitive(entry, "sha256");
+        if (!cJSON_IsString(file) || !cJSON_IsString(sha) || strchr(file->valuestring, '/')) {
+            cJSON_Delete(j);
+            return fail(msg, n, "%s: the pipeline has no %s file and sha256", path, keys[k]);
+        }
+        snprintf(paths[k], sizeof spec->render, "%s/%s", dir, file->valuestring);
+        char hex[65];
+        if (stat(paths[k], &st) || !S_ISREG(st.st_mode)) {
+            status = fail(msg, n, "%s: %s is missing; copy the whole pipeline", path, file->valuestring);
+        } else if (bk_sha256_file(paths[k], hex) || strcmp(hex, sha->valuestring)) {
+            status = fail(msg, n, "%s: %s is not the file this pipeline was exported with (sha256 mismatch)", path,
+                          file->valuestring);
+        }
+        if (status) {
+            cJSON_Delete(j);
+            return status;
+        }
+    }
+    int dims[4];
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "segmenter"), "input");
+    if (int_list(cJSON_GetObjectItemCaseSensitive(input, "shape"), dims, 4) != 4 || dims[3] != 3) {
+        cJSON_Delete(j);
+        return fail(msg, n, "%s: the segmenter's input shape is missing", path);
+    }
+    spec->seg_height = dims[1];
+    spec->seg_width = dims[2];
+    cJSON_Delete(j);
+    return 0;
+}
