@@ -23,7 +23,7 @@ from .. import contract
 from ..contract import CHECKED_INPUT_KEYS, IMAGE as INPUT_NAME, SIDECAR_FORMAT, SIDECAR_VERSION, sidecar_path
 from ..files import sha256
 from ..tflite_metadata import MetadataError, associated_files, decode_metadata, model_metadata_buffer
-from .backends import TensorSpec
+from .runner import TensorSpec
 from .errors import ModelError
 
 

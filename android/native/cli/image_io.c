@@ -178,6 +178,16 @@ static void jpeg_fail(j_common_ptr cinfo) {
 
 static void jpeg_quiet(j_common_ptr cinfo) { (void)cinfo; }
 
+/* libjpeg's error manager that fails into `why` (and the caller's setjmp), silently. */
+static struct jpeg_error_mgr *jpeg_failure_init(jpeg_failure *err, char *why, size_t n) {
+    struct jpeg_error_mgr *mgr = jpeg_std_error(&err->mgr);
+    err->mgr.error_exit = jpeg_fail;
+    err->mgr.output_message = jpeg_quiet;
+    err->why = why;
+    err->n = n;
+    return mgr;
+}
+
 /* EXIF orientation (1-8) from an APP1 block; 1 when absent or unreadable. */
 static int exif_orientation(const uint8_t *d, size_t n) {
     if (n < 14 || memcmp(d, "Exif\0\0", 6)) return 1;
@@ -227,11 +237,7 @@ static int orient(bk_image *img, int o) {
 static int read_jpeg(const uint8_t *data, size_t size, long long max_pixels, bk_image *img, char *why, size_t n) {
     struct jpeg_decompress_struct cinfo;
     jpeg_failure err;
-    cinfo.err = jpeg_std_error(&err.mgr);
-    err.mgr.error_exit = jpeg_fail;
-    err.mgr.output_message = jpeg_quiet;
-    err.why = why;
-    err.n = n;
+    cinfo.err = jpeg_failure_init(&err, why, n);
     if (setjmp(err.jump)) {
         jpeg_destroy_decompress(&cinfo);
         bk_image_free(img);
@@ -316,11 +322,7 @@ static int write_png(FILE *f, const bk_image *img, char *why, size_t n) {
 static int write_jpeg(FILE *f, const bk_image *img, char *why, size_t n) {
     struct jpeg_compress_struct cinfo;
     jpeg_failure err;
-    cinfo.err = jpeg_std_error(&err.mgr);
-    err.mgr.error_exit = jpeg_fail;
-    err.mgr.output_message = jpeg_quiet;
-    err.why = why;
-    err.n = n;
+    cinfo.err = jpeg_failure_init(&err, why, n);
     uint8_t *rgb = NULL;
     if (setjmp(err.jump)) {
         jpeg_destroy_compress(&cinfo);
