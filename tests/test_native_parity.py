@@ -373,6 +373,7 @@ def test_bad_models_photos_and_depth_maps_exit_2_with_one_line_and_write_nothing
         "corrupt model": (["-m", truncated, photos["astronaut"]], "sha256 mismatch"),
         "no sidecar": (["-m", no_sidecar, photos["astronaut"]], "sidecar JSON not found"),
         "sidecar version": (["-m", wrong_version, photos["astronaut"]], "version"),
+        "photo as the model": (["-m", photos["astronaut"], photos["astronaut"]], "not a TFLite model"),
         "missing photo": (["-m", gpu, bad / "none.png"], "no such file"),
         "empty photo": (["-m", gpu, empty], "file is empty"),
         "not an image": (["-m", gpu, text], "not an image"),

@@ -156,6 +156,18 @@ bokeh_status bokeh_open(const char *path, const bokeh_options *options, bokeh_pi
     else default_library_dir(p->library_dir, sizeof p->library_dir);
     p->options.library_dir = p->library_dir;
 
+    struct stat st;
+    int folder = !stat(path, &st) && S_ISDIR(st.st_mode);
+    if (!folder && !stat(path, &st)) {     /* a photo given as the model, say: before any sidecar is sought */
+        unsigned char head[8] = {0};
+        FILE *f = fopen(path, "rb");
+        size_t got = f ? fread(head, 1, sizeof head, f) : 0;
+        if (f) fclose(f);
+        if (got == sizeof head && memcmp(head + 4, "TFL3", 4))
+            return fail(p, BOKEH_ERROR_MODEL, "%s: not a TFLite model (no TFL3 identifier); give the .tflite "
+                        "that export-tflite wrote", path);
+    }
+
     double t0 = bk_now_ms();
     LiteRtEnvOption env_options[2];
     int n_env = 0;
@@ -170,8 +182,7 @@ bokeh_status bokeh_open(const char *path, const bokeh_options *options, bokeh_pi
     }
     if (LiteRtCreateEnvironment(n_env, env_options, &p->env) != kLiteRtStatusOk)
         return fail(p, BOKEH_ERROR_RUNTIME, "cannot create a LiteRT environment");
-    struct stat st;
-    bokeh_status s = !stat(path, &st) && S_ISDIR(st.st_mode) ? open_portrait(p, path) : open_render_model(p, path);
+    bokeh_status s = folder ? open_portrait(p, path) : open_render_model(p, path);
     if (s != BOKEH_OK) return s;
     double total = bk_now_ms() - t0;
     bokeh_info *i = &p->info;
