@@ -23,7 +23,8 @@ EXAMPLES = f"""\
 examples:
   {PROG} --device cpu                      # cpu and gpu tracks, all backends, 1 and all cores
   {PROG} --track render                    # the depth-guided renderer (opt-in, not in --track all)
-  {PROG} --track portrait                  # segmenter + render track, and the split between them
+  {PROG} --track portrait                  # the portrait step, its split, and the full-resolution pipeline
+  {PROG} --track all,portrait              # several tracks in one run and one report
   {PROG} --track cpu --precision float32,int8   # the int8 export beside the float32 one
   {PROG} --track cpu --runs 5 --min-secs 1 --json bench.json --markdown bench.md
   {PROG} --images ~/ebb/val --plot bench.png   # time on real photos, draw a chart
@@ -53,9 +54,13 @@ render-track model; the split gives each part's median. ONNX Runtime and PyTorch
 segmenter and are not timed; no paper row and no target apply. It is exported with
 export-tflite --track portrait if missing.
 
---precision int8 adds LiteRT XNNPACK rows (low memory, persistent) on the cpu track's
-int8 export (bokeh_cpu_<H>x<W>_int8.tflite, exported if missing), its int8/float32 median
-ratios and the int8 targets; ONNX Runtime and PyTorch stay float32. The gpu track is float16 only.
+--precision int8 adds LiteRT XNNPACK rows (low memory, persistent) on each track's int8
+export (bokeh_<track>_<H>x<W>_int8.tflite, exported if missing), and beside them an ONNX
+Runtime int8 row: that export's ONNX graph through ONNX Runtime's static QDQ quantizer
+(convolutions, per channel), calibrated on --calibration DIR (default: a built-in set of
+32 crops of real photos from the scikit-image and matplotlib wheels, none of the int8
+gate's). The report gives int8/float32 median ratios, LiteRT int8 / ORT int8 and the int8
+targets. PyTorch stays float32.
 """
 
 
@@ -92,6 +97,18 @@ def precisions_arg(text: str) -> tuple[str, ...]:
     return names
 
 
+TRACK_CHOICES = ("cpu", "gpu", "render", "portrait")
+
+
+def tracks_arg(text: str) -> tuple[str, ...]:
+    """'cpu,portrait' -> ('cpu', 'portrait'); 'all' stands for the paper's two, cpu and gpu."""
+    names = tuple(dict.fromkeys(t for v in text.split(",") if v for t in (("cpu", "gpu") if v == "all" else (v,))))
+    bad = [v for v in names if v not in TRACK_CHOICES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"expected tracks from {','.join(TRACK_CHOICES)} or all, got {text!r}")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description="Time the exported bokeh models (LiteRT with XNNPACK on and off, "
                       "ONNX Runtime, PyTorch) with TFLite benchmark_model's protocol, side by side, and show "
@@ -99,13 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                    help="cpu: everything below; gpu: LiteRT's GPU accelerator (litert-gpu) only "
                         "(default: cpu)")
-    p.add_argument("--track", choices=("cpu", "gpu", "render", "portrait", "all"), default="all",
-                   help="which track; all = cpu and gpu, the paper's tracks; render (the depth-guided "
-                        "renderer) and portrait (segmenter + render track) are opt-in (default: all)")
+    p.add_argument("--track", type=tracks_arg, default=("cpu", "gpu"), metavar="LIST",
+                   help="which tracks, comma-separated, e.g. all,portrait; all = cpu and gpu, the paper's "
+                        "tracks; render (the depth-guided renderer) and portrait (segmenter + portrait "
+                        "model) are opt-in (default: all)")
     p.add_argument("--precision", type=precisions_arg, default=(), metavar="LIST",
                    help="precisions to export and time, e.g. float16,int8: a track's own is always "
                         "timed; each other precision export-tflite makes of a track (int8: cpu and gpu "
                         "tracks) adds LiteRT XNNPACK rows on that export (default: each track's own only)")
+    p.add_argument("--calibration", type=Path, metavar="DIR",
+                   help="with --precision int8: the photos (at least 32) ONNX Runtime's static int8 is "
+                        "calibrated on (default: the int8 export's own if static, else a built-in set)")
     p.add_argument("--artifacts", type=Path, default=None, help="exported models (default: ./artifacts)")
     p.add_argument("--checkpoint", help="weights to export with and to load into the PyTorch backend")
     p.add_argument("--images", type=Path, help="time on the first images of DIR instead of a generated scene")
@@ -170,7 +191,7 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
             image_files(args.images)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    tracks = ("cpu", "gpu") if args.track == "all" else (args.track,)
+    tracks = args.track
     for precision in args.precision:
         if not any(precision == own_precision(t) or precision in EXTRA_PRECISIONS.get(t, ()) for t in tracks):
             own = ", ".join(f"{t} {own_precision(t)}" for t in tracks)
@@ -179,6 +200,14 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
         if args.device == "gpu" and any(precision in EXTRA_PRECISIONS.get(t, ()) for t in tracks):
             raise UsageError(f"--precision {precision} is timed on the CPU (LiteRT XNNPACK); --device gpu "
                              "times the GPU accelerator on each track's own export")
+    if args.calibration is not None:
+        if "int8" not in args.precision:
+            raise UsageError("--calibration goes with --precision ...,int8 (it calibrates ONNX Runtime's int8)")
+        from ..export.calibration import photo_files     # no torch: a short folder is refused at once
+        try:
+            photo_files(args.calibration)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if args.large_photo is not None and ("gpu" not in tracks or args.device != "cpu"):
         raise UsageError("--large-photo runs the gpu track's model on the CPU: use it with --track gpu "
                          "or all, and --device cpu")
@@ -190,7 +219,7 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
                     artifacts=args.artifacts or Path("artifacts"), checkpoint=args.checkpoint,
                     images=args.images, threads=threads, sweep_sizes=sweep, tiny=args.tiny,
                     gemm_size=args.gemm_size, precisions=args.precision,
-                    profile=args.profile, large_photo=args.large_photo,
+                    profile=args.profile, large_photo=args.large_photo, calibration=args.calibration,
                     protocol=Protocol(runs=args.runs, min_secs=args.min_secs, warmup_secs=args.warmup_secs,
                                       max_secs=args.max_secs),
                     command=[PROG, *argv])

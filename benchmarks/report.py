@@ -118,37 +118,72 @@ def precision_section(results: dict) -> Section:
             notes.append(note + ".")
     if rows:
         notes.insert(0, "Ratio = median latency on the precision's export over the median on the track's own "
-                        "export, same backend and thread count, this run; below 1 means faster. ONNX Runtime "
-                        "and PyTorch run float32; PSNR vs PyTorch is in the latency table.")
+                        "export, same backend and thread count, this run; below 1 means faster. PyTorch runs "
+                        "float32; ONNX Runtime's int8 row is its static QDQ copy of the int8 export's ONNX graph "
+                        "(next section); PSNR vs PyTorch is in the latency table.")
     return Section("Precision: extra exports vs the track's own", header, rows, notes)
 
 
-def portrait_section(results: dict) -> Section:
-    """Where a portrait's time goes: the segmenter, the depth from its mask, the render model."""
-    header = ["Track", "Backend", "Threads", "Whole median ms", "Segmenter ms", "%", "Depth ms", "%",
-              "Render ms", "%", "Sum of parts ms"]
+def int8_section(results: dict) -> Section:
+    """LiteRT's int8 beside ONNX Runtime's (ort_int8.py), medians of this run."""
+    header = ["Track", "Threads", "LiteRT int8 ms", "Persistent int8 ms", "ORT int8 ms", "LiteRT/ORT",
+              "Persistent/ORT", "LiteRT peak RSS MB", "ORT peak RSS MB"]
     rows, notes = [], []
+    for name, track in results["tracks"].items():
+        for r in track.get("int8_ratios", []):
+            rows.append([f"{name} {_size(track)}", str(r["threads"]), _f(r["litert_ms"]), _f(r["persistent_ms"]),
+                         _f(r["ort_ms"]), _f(r["litert_ort"], 2), _f(r.get("persistent_ort"), 2),
+                         _f(r["litert_peak_rss_mb"], 0), _f(r["ort_peak_rss_mb"], 0)])
+        q = track.get("ort_int8")
+        if q and track.get("int8_ratios"):
+            lite = ((track.get("extra_artifacts") or {}).get("int8") or {}).get("quantization") or {}
+            notes.append(f"{name}: ORT int8 = {q['tool']} ({q['format']}, {', '.join(q['op_types'])} only, "
+                         f"weights {q['weights']}, activations {q['activations']}, {q['calibration']}) on the int8 "
+                         f"export's ONNX graph, calibrated on {q['photos']} photos ({q['source']}) in "
+                         f"{q['seconds']:.0f} s; LiteRT int8 = {lite.get('method', 'the int8 export')}.")
+    if rows:
+        notes.insert(0, "LiteRT int8 = litert-xnnpack on the int8 export, low memory (what bokeh-render ships); "
+                        "Persistent = the same with XNNPACK's persistent buffers. Ratios of medians measured in "
+                        "this run; below 1 means LiteRT is faster.")
+    return Section("int8: LiteRT vs ONNX Runtime", header, rows, notes)
+
+
+def portrait_section(results: dict) -> Section:
+    """Where a portrait's time goes, and the new step against the full-resolution pipeline it
+    replaced (benchmarks/portrait.py), measured in the same run."""
+    header = ["Track", "Pipeline", "Threads", "Whole median ms", "Peak RSS MB", "Parts: median ms (% of whole)",
+              "Sum of parts ms"]
+    rows, notes, by = [], [], {}
     for name, track in results["tracks"].items():
         for r in track["results"]:
             split = r.get("split")
             if not split:
                 continue
             whole = r["stats"]["median"]
-            parts = [split[p]["median"] for p in ("segmenter", "depth", "render")]
-            rows.append([f"{name} {_size(track)}", r["backend"], str(r["threads"]), _f(whole),
-                         *[c for ms in parts for c in (_f(ms), _f(100 * ms / whole))], _f(sum(parts))])
+            parts = {k: v["median"] for k, v in split.items() if isinstance(v, dict)}
+            label = "full resolution (before)" if r["backend"].endswith("-fullres") else r["backend"]
+            rows.append([f"{name} {_size(track)}", label, str(r["threads"]), _f(whole), _f(r["peak_rss_mb"], 0),
+                         ", ".join(f"{k} {_f(ms)} ({_f(100 * ms / whole)}%)" for k, ms in parts.items()),
+                         _f(sum(parts.values()))])
+            by[(name, r["threads"], r["backend"].endswith("-fullres"))] = r
             if split["no_person_runs"]:
                 notes.append(f"{name} {r['backend']} {_threads(r['threads'])}: {split['no_person_runs']} of "
                              f"{r['stats']['count']} runs found no person; bokeh-render would leave such a "
-                             "photo unchanged, the benchmark renders it focused on the person plane, so the "
-                             "time is a portrait's.")
+                             "photo unchanged, the benchmark renders it anyway, so the time is a portrait's.")
+    for (name, threads, fullres), r in by.items():
+        before = by.get((name, threads, True))
+        if not fullres and before:
+            notes.append(f"{name} {_threads(threads)}: the portrait step takes "
+                         f"{r['stats']['median'] / before['stats']['median']:.2f}x the full-resolution "
+                         f"pipeline's median time and {r['peak_rss_mb'] / before['peak_rss_mb']:.2f}x its peak RSS.")
     if rows:
-        notes.insert(0, "Medians of each part over the same steady-state runs as the whole. Segmenter: the "
-                        "photo letterboxed to the segmenter's 256x256 input, the model, its mask sampled back; "
-                        "depth: person mask -> disparity and focus (runtime/portrait.py); render: the "
-                        "render-track model with its fit and the full-resolution Eq. 9 blend. The whole is "
-                        "bokeh-render --portrait's step; the parts miss only the clock reads between them.")
-    return Section("Portrait split: segmenter vs render", header, rows, notes)
+        notes.insert(0, "Medians of each part over the same steady-state runs as the whole. Portrait step "
+                        "(bokeh-render --portrait): segmenter = both fits and the segmenter; model = the portrait "
+                        "model (mask refined, depth, focus, half-resolution render); blend = Eq. 9 at the "
+                        "photo's resolution. Full resolution (before): segmenter, the host glue (mask sampled "
+                        "back, disparity, median focus), the full-resolution render-track model with its fit "
+                        "and blend. Peak RSS: each row's own process.")
+    return Section("Portrait split: the portrait step vs the full-resolution pipeline", header, rows, notes)
 
 
 def stage_section(results: dict) -> Section:
@@ -388,7 +423,7 @@ def native_section(results: dict) -> Section | None:
 
 def sections(results: dict) -> list[Section]:
     out = [machine_section(results), latency_section(results), ratio_section(results),
-           precision_section(results), portrait_section(results), stage_section(results),
+           precision_section(results), int8_section(results), portrait_section(results), stage_section(results),
            profile_section(results), large_photo_section(results),
            efficiency_section(results), sweep_section(results), native_section(results)]
     out += paper_sections(results)

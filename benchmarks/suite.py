@@ -32,9 +32,10 @@ from .backends import BACKENDS, CPU_BACKENDS, HEADLINE, PERSISTENT
 from .efficiency import efficiency, find, over_peak_warning, precision_ratios, ratios
 from .inputs import track_inputs
 from .large_photo import measure_large_photo
+from .ort_int8 import BACKEND as ORT_INT8, int8_ratios
 from .peak import GEMM_REPS, GEMM_SIZE, combine
 from .paper import NO_PAPER_ROW, PAPER_JSON_KEYS, paper_json
-from .portrait import NOT_TIMED
+from .portrait import FULL_RESOLUTION, NOT_TIMED
 from .stats import FIELDS
 from .targets import evaluate_targets
 from .timing import Protocol
@@ -46,17 +47,17 @@ VERSIONS = ("bokehlite", "ai-edge-litert", "onnxruntime", "torch", "numpy")
 SAME_MODEL_MAX_ABS = 1e-3   # float32 ONNX Runtime vs PyTorch; the export gate is 1e-4
 LOAD_WARNING = 1.0          # 1-minute load average above which the machine was not idle
 # What --precision may add beside a track's own: every other precision export-tflite makes
-# of it (int8 for the cpu track only; portrait times its render model's own precision).
+# of it (int8 for the cpu track only; the portrait pipeline is timed at its own precision).
 EXTRA_PRECISIONS = {t: tuple(p for p in PRECISIONS if p != track_contract(t).precision
-                             and (p != "int8" or t in INT8_TRACKS)) for t in TRACKS}
+                             and (p != "int8" or t in INT8_TRACKS)) for t in TRACKS if t != "portrait"}
 # XNNPACK both ways (low memory costs int8 more than float32); builtin int8 would add
 # minutes at full size and serves no target.
 EXTRA_BACKENDS = (HEADLINE, PERSISTENT)
 
 
 def own_precision(track: str) -> str:
-    """The precision a track is exported at by default (the portrait track: its render model's)."""
-    return track_contract("render" if track == "portrait" else track).precision
+    """The precision a track is exported at by default."""
+    return track_contract(track).precision
 
 
 class BenchError(RuntimeError):
@@ -80,6 +81,7 @@ class Settings:
     precisions: tuple[str, ...] = ()       # --precision: extra exports to time where a track has them
     profile: bool = False                  # --profile: LiteRT's op profile of each export
     large_photo: tuple[int, int] | None = None   # --large-photo: bokeh-render on one photo this size
+    calibration: Path | None = None        # --calibration: ONNX Runtime int8's photos (ort_int8.py)
     command: list[str] = field(default_factory=list)
 
     def thread_counts(self) -> tuple[int, ...]:
@@ -123,8 +125,9 @@ def ensure_artifacts(track: str, size: tuple[int, int], settings: Settings,
     precision = precision or own_precision(track)
     extra = precision != own_precision(track)
     base = settings.artifacts / artifact_stem(track, size, precision)
-    # ONNX Runtime runs the own export's .onnx; an extra precision is timed on LiteRT only.
-    paths = {s: base.with_suffix(f".{s}") for s in (("tflite", "json") if extra else ("tflite", "onnx", "json"))}
+    # ONNX Runtime runs the own export's .onnx, and quantizes the int8 export's (ort_int8.py).
+    onnx = not extra or precision == "int8"
+    paths = {s: base.with_suffix(f".{s}") for s in (("tflite", "onnx", "json") if onnx else ("tflite", "json"))}
     label = f"{track} track" + (f" {precision}" if extra else "")
     if not all(p.exists() for p in paths.values()):
         from ..export.pipeline import export_track
@@ -151,19 +154,22 @@ def ensure_artifacts(track: str, size: tuple[int, int], settings: Settings,
            "tiny_backbone": settings.tiny and get_track(track).preset is not None}
     if "quantization" in sidecar:        # int8: how it was quantized, and its gate on real photos
         photos = sidecar.get("parity", {}).get("real_photos") or {}
-        out["quantization"] = {k: sidecar["quantization"].get(k) for k in ("method", "weights", "activations")}
+        out["quantization"] = {k: sidecar["quantization"].get(k)
+                               for k in ("method", "weights", "activations", "calibration")}
         out["real_photos"] = {"count": len(photos.get("photos", [])), "worst": photos.get("worst"),
                               "gate": sidecar.get("parity", {}).get("gate")}
     return out
 
 
 def ensure_portrait(size: tuple[int, int], settings: Settings, progress: Callable[[str], None]) -> dict:
-    """The portrait pipeline at `size` (its sidecar, segmenter and render model), exported
-    first if missing. The segmenter comes from the local cache (export/segmenter.py)."""
+    """The portrait pipeline at `size` (the portrait model, its sidecar and the segmenter), and
+    the full-resolution render-track model it is timed beside, exported first if missing. The
+    segmenter comes from the local cache (export/segmenter.py)."""
     path = settings.artifacts / f"{portrait_stem(size)}.json"
     spec = json.loads(path.read_text()) if path.exists() else None
-    files = [path.parent / spec[k]["file"] for k in ("segmenter", "render")] if spec else []
-    files += [files[1].with_suffix(".json")] if files else []      # the render model's own sidecar
+    if spec is not None and spec.get("track") != "portrait":
+        spec = None                                 # an older pipeline's sidecar: exported again
+    files = [path.with_suffix(".tflite"), path.parent / spec["segmenter"]["file"]] if spec else []
     if spec is None or not all(f.exists() for f in files):
         from ..export.portrait import export_portrait
         progress(f"portrait track: no complete {path.name} pipeline in {settings.artifacts}; "
@@ -175,15 +181,15 @@ def ensure_portrait(size: tuple[int, int], settings: Settings, progress: Callabl
             raise BenchError(f"exporting the portrait track failed: {exc}".splitlines()[0]) from None
     if list(spec.get("input_size", [])) != list(size):
         raise BenchError(f"{path} says input size {spec.get('input_size')}, expected {list(size)}")
-    render = path.parent / spec["render"]["file"]
-    sidecar = json.loads(render.with_suffix(".json").read_text())
+    full = ensure_artifacts("render", size, settings, progress)
     return {"pipeline": str(path), "segmenter": str(path.parent / spec["segmenter"]["file"]),
-            "tflite": str(render), "onnx": None, "sidecar": str(render.with_suffix(".json")),
-            "precision": spec["render"]["precision"], "weights": sidecar.get("weights"),
-            "checkpoint": sidecar.get("checkpoint"),
-            "sha256": {"segmenter": spec["segmenter"]["sha256"], "render": spec["render"]["sha256"]},
+            "tflite": str(path.with_suffix(".tflite")), "onnx": None, "sidecar": str(path),
+            "precision": spec["precision"], "weights": spec.get("weights"),
+            "checkpoint": spec.get("checkpoint"), "render_scale": spec.get("render_scale"),
+            "sha256": {"segmenter": spec["segmenter"]["sha256"], "portrait": spec["sha256"]},
             "segmenter_input": spec["segmenter"]["input"]["shape"][1:3],
-            "segmenter_source": spec["segmenter"].get("source"), "tiny_backbone": False}
+            "segmenter_source": spec["segmenter"].get("source"), "tiny_backbone": False,
+            "full_resolution": {"tflite": full["tflite"], "sha256": full["sha256"]}}
 
 
 def run_child(spec: dict, work: Path, threads: int) -> dict:
@@ -221,8 +227,9 @@ class Suite:
         s = self.s
         threads = s.thread_counts()
         extra_sizes = [size for size in s.sweep_sizes if tuple(size) != tuple(s.size)]
-        self.steps = sum((len(s.backends(t)) + len(s.extra_precisions(t)) * len(EXTRA_BACKENDS)) * len(threads)
-                         + len(extra_sizes) for t in s.tracks) + 2 * len(threads)
+        self.steps = sum((len(s.backends(t)) + (t == "portrait" and s.device == "cpu")
+                          + len(s.extra_precisions(t)) * len(EXTRA_BACKENDS) + self.ort_int8_wanted(t)) * len(threads)
+                         + self.ort_int8_wanted(t) + len(extra_sizes) for t in s.tracks) + 2 * len(threads)
         if s.profile:
             self.steps += sum(1 + len(s.extra_precisions(t)) for t in s.tracks if t != "portrait")
         self.steps += s.large_photo is not None
@@ -335,7 +342,12 @@ class Suite:
         if track == "portrait" and s.device == "cpu":
             out["not_timed"] = NOT_TIMED
         runs = [(backend, artifact, None) for backend in s.backends(track)]
+        if track == "portrait" and s.device == "cpu":       # the path it replaced, in the same run
+            runs.append((FULL_RESOLUTION, artifact, None))
         runs += [(backend, extras[p], p) for p in extras for backend in EXTRA_BACKENDS]
+        if "int8" in extras and self.ort_int8_wanted(track):     # ONNX Runtime's int8 beside LiteRT's
+            out["ort_int8"] = self.quantize_for_ort(track, extras["int8"], work)
+            runs.append((ORT_INT8, {**extras["int8"], "onnx": out["ort_int8"]["onnx"]}, "int8"))
         outputs = {}
         for backend, art, extra in runs:
             precision = extra or (art["precision"] if backend.startswith("litert") else "float32")
@@ -366,7 +378,40 @@ class Suite:
         self.check_parity(track, out, outputs)
         out["ratios"] = ratios(out, threads)
         out["precision_ratios"] = precision_ratios(out)
+        out["int8_ratios"] = int8_ratios(out)
         out["efficiency"] = None    # set by run(), once the GEMM peak after the last row is known
+        return out
+
+    def ort_int8_wanted(self, track: str) -> bool:
+        """ONNX Runtime's int8 row goes wherever LiteRT's int8 rows do."""
+        return "int8" in self.s.extra_precisions(track)
+
+    def calibration_folder(self, artifact: dict, work: Path) -> Path:
+        """The photos ONNX Runtime's int8 calibrates on: --calibration; else those the int8
+        export was calibrated on, if it is static; else the built-in set (calibration.py)."""
+        if self.s.calibration is not None:
+            return self.s.calibration
+        recorded = ((artifact.get("quantization") or {}).get("calibration") or {}).get("source")
+        if recorded and Path(recorded).is_dir():
+            return Path(recorded)
+        folder = work / "calibration"
+        if not folder.is_dir():
+            from ..export.calibration import write_builtin_set
+            write_builtin_set(folder)
+        return folder
+
+    def quantize_for_ort(self, track: str, artifact: dict, work: Path) -> dict:
+        """The int8 export's ONNX graph as ONNX Runtime's static QDQ int8, in a fresh process."""
+        folder = self.calibration_folder(artifact, work)
+        spec = {"task": "ort-int8", "onnx": artifact["onnx"], "out": str(work / f"{track}_ort_int8.onnx"),
+                "calibration": str(folder), "size": list(self.s.size)}
+        out = run_child(spec, work, max(self.s.thread_counts()))
+        out["onnx"] = spec["out"]
+        if self.s.calibration is None and folder.parent == work:
+            out["source"] = "built-in: crops of real photos from the scikit-image and matplotlib wheels " \
+                            "(export/calibration.py BUILTIN_SOURCES)"
+        self.tick(f"{track} ONNX Runtime static QDQ int8: calibrated on {out['photos']} photos in "
+                  f"{out['seconds']:.0f} s")
         return out
 
     def profile(self, name: str, track: dict, work: Path, threads: int) -> None:

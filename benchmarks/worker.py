@@ -12,6 +12,8 @@ SPEC (JSON) tasks:
            focus N x 1, aperture N x 1), protocol, output (.npy for the first 'bokeh'),
            analyse (PyTorch only: stage timing + FLOP count), stage_runs
   profile: tflite, threads, runs: LiteRT's op profile of one export (op_profile.py)
+  ort-int8: onnx, out, calibration, size: ONNX Runtime's static QDQ int8 copy of `onnx`,
+           calibrated on the photos in `calibration` (ort_int8.py)
   gemm:    threads, n, reps: the fp32 GEMM peak on `threads` threads (peak.py), in a
            process of its own so that numpy's BLAS starts with the thread count
            the parent put in its environment
@@ -67,6 +69,11 @@ def profile(spec: dict) -> dict:
     return profile_ops(spec["tflite"], spec["threads"], runs=spec["runs"])
 
 
+def ort_int8(spec: dict) -> dict:
+    from .ort_int8 import quantize
+    return quantize(spec["onnx"], spec["out"], spec["calibration"], tuple(spec["size"]))
+
+
 def gemm(spec: dict) -> dict:
     from .peak import gemm_peak
     return gemm_peak(spec["threads"], n=spec["n"], reps=spec["reps"])
@@ -76,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     spec_path, result_path = argv or sys.argv[1:]
     spec = json.loads(Path(spec_path).read_text())
     try:
-        result = {"latency": latency, "gemm": gemm, "profile": profile}[spec["task"]](spec)
+        result = {"latency": latency, "gemm": gemm, "profile": profile, "ort-int8": ort_int8}[spec["task"]](spec)
     except Exception as exc:   # noqa: BLE001 - reported to the parent as one line
         print(f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500], file=sys.stderr)
         return 1

@@ -15,6 +15,7 @@ DEFAULT_SIZE = (1024, 1536)     # EBB! / AIM 2020 full resolution, (H, W)
 # (paper Table 1, stage 3). model/config.py checks that the kernels agree.
 MAX_BLUR_RADIUS = 34
 EQ9_ETA, EQ9_TAU = 20.0, 0.125  # Eq. 9 mask M = sigmoid(eta * (tau - D)), the paper's constants
+MIN_PERSON = 0.01               # portrait: a photo with less person than this is left unchanged
 
 SIDECAR_FORMAT = "bokehlite-tflite"
 SIDECAR_VERSION = 1
@@ -27,6 +28,8 @@ EMBEDDED_OMITS = ("sha256", "size_bytes", "metadata")
 OUTPUT_SETS = {"all": None, "bokeh": ("bokeh",)}
 BOKEH_ONLY = ("bokeh",)
 SIGNATURE = "serving_default"
+# Portrait track: the person segmenter's input and output side (export/segmenter.py).
+SEGMENTER_SIZE = (256, 256)
 # int8: dynamic-range quantized weights, float32 activations and I/O (cpu track only)
 PRECISIONS = ("float32", "float16", "int8")
 IMAGE = "image"
@@ -41,11 +44,14 @@ class TensorRole:
     value_range: tuple[float, float]
     meaning: str
     color: str | None = None
+    fixed: tuple[int, int] | None = None      # (H, W) whatever the model size (the segmenter's mask)
 
     def shape(self, size: tuple[int, int], factor: int = 1) -> tuple[int, ...]:
         """NHWC shape at model size (H, W), or at 1/factor of it; (1, 1) for a scalar."""
         if self.channels is None:
             return (1, 1)
+        if self.fixed is not None:
+            return (1, *self.fixed, self.channels)
         return (1, size[0] // factor, size[1] // factor, self.channels)
 
 
@@ -56,6 +62,10 @@ INPUTS = {
     "focus": TensorRole("focus", None, (0.0, 1.0), "focal-plane disparity in [0, 1]"),
     "aperture": TensorRole("aperture", None, (0.0, 100.0), "blur radius in pixels per unit of "
                            f"|disparity - focus| (radius capped at {MAX_BLUR_RADIUS} px)"),
+    "person": TensorRole("person", 1, (0.0, 1.0), "the person segmenter's output as it comes out: "
+                         "person probability, where the segmenter's input was the model image fitted "
+                         f"into {SEGMENTER_SIZE[0]}x{SEGMENTER_SIZE[1]} (aspect kept, borders mirrored)",
+                         fixed=SEGMENTER_SIZE),
 }
 OUTPUTS = {
     "bokeh": TensorRole("bokeh", 3, (0.0, 1.0), "bokeh image at the input size"),
@@ -63,6 +73,10 @@ OUTPUTS = {
                        "Eq. 9 blend"),
     "defocus": TensorRole("defocus", 1, (0.0, 1.0), f"defocus map D in [0, 1] (render track: blur radius "
                           f"/ {MAX_BLUR_RADIUS} px); Eq. 9 mask M = sigmoid(eta * (tau - D))"),
+    "disparity": TensorRole("disparity", 1, (0.0, 1.0), "the disparity derived from the person mask, "
+                            "larger = nearer (bokeh-render --save-depth writes it)"),
+    "person_share": TensorRole("person_share", None, (0.0, 1.0), "share of the model's pixels with person "
+                               f"probability > 0.5; below {MIN_PERSON} the host leaves the photo unchanged"),
 }
 
 
@@ -90,6 +104,10 @@ TRACKS = {
     "render": TrackContract("render", (IMAGE, "disparity", "focus", "aperture"), ("bokeh", "defocus"),
                             "bokeh", "float16", "depth-guided renderer: photo + disparity + focus + "
                             "aperture (paper Eq. 1-2, 4-8)"),
+    "portrait": TrackContract("portrait", (IMAGE, "person", "aperture"),
+                              ("bokeh", "blur", "defocus", "disparity", "person_share"), "blur", "float16",
+                              "portrait mode: photo + person segmenter mask + aperture; the mask refined to "
+                              "the photo's edges, depth and focus derived, rendered at half resolution"),
 }
 
 
@@ -111,12 +129,18 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def artifact_stem(track: str, size: tuple[int, int], precision: str | None = None,
-                  outputs: tuple[str, ...] | None = None) -> str:
-    """File stem of an export: bokeh_<track>_<H>x<W>, plus _<precision> when it is not the
-    track's default, so two precisions of one track can share a folder, plus _bokeh for the
-    bokeh-only variant (`outputs` == BOKEH_ONLY)."""
+                  outputs: tuple[str, ...] | None = None, render_scale: int = 1) -> str:
+    """File stem of an export: bokeh_<track>_<H>x<W>, plus _half for the render track at half
+    resolution (`render_scale` 2), plus _<precision> when it is not the track's default, so
+    two precisions of one track can share a folder, plus _bokeh for the bokeh-only variant
+    (`outputs` == BOKEH_ONLY)."""
     default = track_contract(track).precision
     stem = f"bokeh_{track}_{size[0]}x{size[1]}"
+    if render_scale != 1:
+        if track != "render" or render_scale not in RENDER_SCALES:
+            raise ValueError(f"render scale {render_scale} is only built for the render track "
+                             f"(one of {RENDER_SCALES})")
+        stem += "_half"
     if precision is not None and precision != default:
         stem += f"_{precision}"
     if outputs is not None and tuple(outputs) != track_contract(track).outputs:
@@ -160,7 +184,8 @@ def output_spec(name: str, shape, track: str, outputs: tuple[str, ...] | None = 
     elif name == "bokeh":
         meaning += (f"; Eq. 9 applied at the model resolution (a preview: the host blends "
                     f"{tc.blend_source!r} at the photo's resolution instead)")
-    return {"name": name, "shape": [int(s) for s in shape], "dtype": "float32", "layout": "NHWC",
+    shape = [int(s) for s in shape]
+    return {"name": name, "shape": shape, "dtype": "float32", "layout": "NHWC" if len(shape) == 4 else "N1",
             "range": list(role.value_range), "meaning": meaning}
 
 
@@ -182,12 +207,15 @@ def upsample_postprocess() -> dict:
 CHECKED_INPUT_KEYS = ("shape", "dtype", "layout", "range", "color")
 
 
-# Portrait mode: a person segmenter drives the render track (runtime/portrait.py). Its
-# sidecar, bokeh_portrait_<H>x<W>.json, names and fingerprints both models.
-PORTRAIT_FORMAT = "bokehlite-portrait"
-PORTRAIT_VERSION = 1
+# Portrait mode: the person segmenter, then the portrait track's model (runtime/portrait.py).
+# The model's own sidecar, bokeh_portrait_<H>x<W>.json, names and fingerprints the segmenter
+# under the key "segmenter". The sidecar of the older pipeline (the segmenter + the render
+# track, host glue between them) had this format; runtimes refuse it with one line.
+OLD_PORTRAIT_FORMAT = "bokehlite-portrait"
 SEGMENTER_FILE = "bokeh_portrait_segmenter.tflite"
+# export-tflite --track render --render-scale 2: the layers rendered at half the model size.
+RENDER_SCALES = (1, 2)
 
 
 def portrait_stem(size: tuple[int, int]) -> str:
-    return f"bokeh_portrait_{size[0]}x{size[1]}"
+    return artifact_stem("portrait", size)

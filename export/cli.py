@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from ..contract import DEFAULT_SIZE, OUTPUT_SETS, PRECISIONS, parse_size
+from ..contract import DEFAULT_SIZE, OUTPUT_SETS, PRECISIONS, RENDER_SCALES, parse_size
 from ..interrupt import run_cli
 from ..usage import OneLineParser
 from .tracks import CHOICES, check_size, get_track       # no torch: arguments are checked at once
@@ -19,6 +19,8 @@ EXAMPLES = """examples:
   export-tflite --track gpu --outputs bokeh       # artifacts/bokeh_gpu_1024x1536_bokeh.tflite: one output
   export-tflite --check-gpu some_model.tflite     # our GPU-delegate rules + LiteRT's GPU accelerator
   export-tflite --track gpu --require-gpu         # fail (exit 2) if the accelerator cannot verify it
+  export-tflite --track render --render-scale 2   # artifacts/bokeh_render_1024x1536_half.tflite
+  export-tflite --track portrait --input-size 512x768   # the segmenter + the portrait model
 
 Every .tflite carries the standard TFLite Model Metadata (name, version, licence, each
 tensor's range and normalisation; what Android Studio's ML Model Binding reads) and its
@@ -53,15 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "mediapipe wheel on PyPI once, then cached in $BOKEHLITE_HOME)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="override the track's precision (float16 tracks must pass the GPU check; "
-                        "int8, cpu track only, is gated on real photos); "
+                        "int8, cpu and gpu tracks, is gated on real photos); "
                         "the file name then says it, e.g. bokeh_cpu_1024x1536_float16.tflite")
     p.add_argument("--calibration", metavar="DIR",
-                   help="with --precision int8: static int8 (int8 activations in the convolutions), "
-                        "calibrated on the photos in DIR (at least 32, fitted as bokeh-render fits "
-                        "them); without it, int8 is dynamic range (int8 weights only)")
+                   help="with --precision int8: static int8 (int8 activations in the convolutions far "
+                        "from the softmax, dynamic-range weights in the rest), calibrated on the photos "
+                        "in DIR (at least 32, fitted as bokeh-render fits them); without it, int8 is "
+                        "dynamic range (int8 weights only)")
     p.add_argument("--outputs", choices=tuple(OUTPUT_SETS), default="all",
                    help="all: every output of the track (default); bokeh: the bokeh alone, at the model "
                         "size (file name ends _bokeh; no full-resolution Eq. 9 blend, see below)")
+    p.add_argument("--render-scale", type=int, choices=RENDER_SCALES, default=1,
+                   help="render track: 2 renders the large blur layers at half the model size and "
+                        "blends Eq. 9 at the model size (file name ends _half; the portrait model "
+                        "always does); 1: every layer at the model size, the reference (default)")
     p.add_argument("--input-size", type=size_arg, default=DEFAULT_SIZE, metavar="HxW",
                    help=f"fixed input size (default: {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}, "
                         "the EBB!/AIM 2020 resolution)")
@@ -137,6 +144,9 @@ def _main(argv: list[str] | None) -> int:
         return fail(f"checkpoint not found: {args.checkpoint}")
     if args.segmenter and args.track != "portrait":
         return fail("--segmenter goes with --track portrait")
+    if args.render_scale != 1 and args.track != "render":
+        return fail("--render-scale goes with --track render (the portrait model always renders at half "
+                    "resolution)")
     outputs = OUTPUT_SETS[args.outputs]
     if outputs is not None and args.track == "portrait":
         return fail("--outputs bokeh does not go with --track portrait: the portrait pipeline blends "
@@ -187,7 +197,7 @@ def _main(argv: list[str] | None) -> int:
                     track, args.input_size, args.out, args.checkpoint,
                     BackboneConfig.tiny() if args.tiny else None,
                     progress=progress, precision=args.precision, require_gpu=args.require_gpu,
-                    calibration=args.calibration, outputs=outputs))
+                    calibration=args.calibration, outputs=outputs, render_scale=args.render_scale))
         except (ValueError, CheckpointError, GpuRequiredError) as exc:
             return fail(str(exc))
         except ExportError as exc:

@@ -127,7 +127,8 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
                  out_dir: str | Path = "artifacts", checkpoint: str | Path | None = None, backbone: BackboneConfig | None = None,
                  progress: Callable[[str], None] | None = None, gates: dict | None = None,
                  parity_images: int = 2, precision: str | None = None, require_gpu: bool = False,
-                 calibration: str | Path | None = None, outputs: tuple[str, ...] | None = None) -> dict:
+                 calibration: str | Path | None = None, outputs: tuple[str, ...] | None = None,
+                 render_scale: int = 1, extra: dict | None = None) -> dict:
     """Export one track; return its report (also written as the sidecar JSON).
 
     A float16 (GPU-track) export is rewritten for LiteRT's GPU accelerator (gpu_rewrite.py)
@@ -139,7 +140,7 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
     Raises ValueError for bad arguments, CheckpointError for a bad checkpoint and
     ExportError when a step or a gate fails. Nothing is left in `out_dir` on failure.
     """
-    track = get_track(track_name, precision, outputs)
+    track = get_track(track_name, precision, outputs, render_scale)
     size = (int(size[0]), int(size[1]))
     check_size(track, size)
     calib = None        # static int8 (calibration.py): (folder, photos), checked before minutes of work
@@ -149,7 +150,8 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
         calib = (Path(calibration).resolve(), check_folder(calibration))
     out_dir = ensure_writable_dir(Path(out_dir).resolve())
     gates = gates or parity.GATES
-    stem = contract.artifact_stem(track.name, size, track.precision, track.outputs)
+    stem = contract.artifact_stem(track.name, size, track.precision, track.outputs,
+                                  render_scale if track.name == "render" else 1)
     stale, freed = remove_stale_work_dirs(out_dir)
     if stale and progress:
         progress(f"removed {stale} temporary folder(s) of interrupted exports from {out_dir} "
@@ -161,8 +163,9 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
             raise GpuRequiredError(reason)
     step = _Steps(8 if for_gpu else 7, progress)
 
-    step(f"{track.name} track: building the {track.preset or 'depth-guided renderer'} model")
-    model, trained = build_model(track, checkpoint, backbone)
+    what = track.preset or ("portrait" if track.name == "portrait" else "depth-guided renderer")
+    step(f"{track.name} track: building the {what} model")
+    model, trained = build_model(track, checkpoint, backbone, size=size)
     inputs = [example_inputs(track, size, seed) for seed in range(parity_images)]
     reference = [_torch_outputs(model, x) for x in inputs]
     # The reference above stays the untouched model; the exported copy blurs in separable
@@ -233,6 +236,9 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
             report["quantization"] = int8["quantization"]
             report["parity"]["real_photos"] = int8["real_photos"]
         report["separable_blurs"] = separable          # renderer layers exported as separable passes
+        if track.preset is None:                       # the depth-guided renderer's layers: 1 full, 2 half size
+            report["render_scale"] = track.render_scale
+        report.update(extra or {})                     # export_portrait: the segmenter it goes with
         report["fp16_arithmetic_psnr"] = fp16_arithmetic["psnr"] if fp16_arithmetic else None
         report["fp16_arithmetic"] = fp16_arithmetic
         try:        # the standard metadata and the contract go inside; then the sha256 is the final file's

@@ -9,7 +9,9 @@ int8 would break never see an int8 tensor: the softmax whose six weights (summin
 feed the renderer, the renderer's division composite(W I) / composite(W) (Eq. 8), and the
 radiance module's sigmoid and power 3 I^5 (Eq. 4, a chain of MULs). A static export
 (`--calibration`, calibration.py) has int8 activations too, but only in and out of its
-convolutions. `summary` checks all of that and lists what it found, for the sidecar.
+convolutions, and not all of them (its recipe keeps those near the softmax on dynamic-range
+weights): `convolutions` counts each kind. `summary` checks all of that and lists what it
+found, for the sidecar.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ def summary(model: TfliteModel, method: str = METHOD, int8_ops: tuple[str, ...] 
     quantized, float_ops = Counter(), Counter()
     int8_bytes = float_bytes = int8_tensors = 0
     channels, zero_points = set(), set()
+    convolutions = Counter()          # CONV_2D by kind: int8 activations, int8 weights only, float32
     problems = []
     for op in model.ops:
         if op.name in ("QUANTIZE", "DEQUANTIZE"):
@@ -67,6 +70,9 @@ def summary(model: TfliteModel, method: str = METHOD, int8_ops: tuple[str, ...] 
             elif _weight_types(model, t) == "float32":
                 float_bytes += 4 * n
         activations = [t for t in op.inputs + op.outputs if t >= 0 and not model.is_constant(t)]
+        if op.name == "CONV_2D":
+            convolutions["static" if any(model.dtype(t) in INT8_TYPES for t in activations)
+                         else "dynamic" if types & set(INT8_TYPES) else "float"] += 1
         for t in activations:
             if model.dtype(t) in INT8_TYPES and op.name not in int8_ops:
                 problems.append(f"{op.name} (op {op.index}) has an {model.dtype(t)} activation; "
@@ -86,11 +92,12 @@ def summary(model: TfliteModel, method: str = METHOD, int8_ops: tuple[str, ...] 
     kept = Counter(op.name for op in model.ops if op.name in KEEP_FLOAT)
     return {"method": method, "weights": "int8", "granularity": "/".join(sorted(channels)),
             "symmetric": zero_points <= {0},
-            "activations": f"int8 in and out of {', '.join(int8_ops)}, float32 elsewhere" if int8_ops
-            else "float32",
+            "activations": f"int8 in and out of {convolutions['static']} of {sum(convolutions.values())} "
+                           f"{', '.join(int8_ops)}, float32 elsewhere" if int8_ops else "float32",
             "boundaries": dict(boundaries),
             "io": "float32", "calibration": None,
             "quantized_ops": dict(quantized.most_common()), "float_ops": dict(float_ops.most_common()),
             "kept_float": dict(kept.most_common()),
+            "convolutions": {k: convolutions[k] for k in ("static", "dynamic", "float")},
             "int8_weight_tensors": int8_tensors, "int8_weight_bytes": int8_bytes,
             "float32_weight_bytes": float_bytes, "problems": problems}

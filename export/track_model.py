@@ -37,22 +37,29 @@ class TrackModel(nn.Module):
 
 
 def build_model(track: Track, checkpoint=None, backbone: BackboneConfig | None = None,
-                seed: int = 0) -> tuple[TrackModel, bool]:
+                seed: int = 0, size: tuple[int, int] | None = None) -> tuple[TrackModel, bool]:
     """(wrapped model, trained?). Without a checkpoint: seeded untrained weights.
 
     A checkpoint keeps its architecture (backbone, radiance width); the track sets the
     stage semantics and the pyramid render. Stage-1 weights fit the CPU track with an
     identity residual module; stage-3 weights fit the GPU track; the render track takes
     the radiance module of any checkpoint, with its threshold, alpha and beta. `backbone`
-    is only needed for an authors' checkpoint of a non-paper width (tests).
+    is only needed for an authors' checkpoint of a non-paper width (tests). The portrait
+    track's model needs the model `size` (its letterbox matrices are constants).
     """
     if track.preset is None:
-        if checkpoint is None:
-            return TrackModel(DepthRenderNet(), track), False
-        radiance = load_radiance(checkpoint)
-        net = DepthRenderNet(radiance=radiance.cfg)
-        net.radiance.load_state_dict(radiance.state_dict())
-        return TrackModel(net, track), True
+        radiance = load_radiance(checkpoint) if checkpoint is not None else None
+        config = {} if radiance is None else {"radiance": radiance.cfg}
+        if track.name == "portrait":
+            if size is None:
+                raise ValueError("the portrait track's model is built for one model size: give size")
+            from .portrait import portrait_net
+            net = portrait_net(size, **config)
+        else:
+            net = DepthRenderNet(render_scale=track.render_scale, **config)
+        if radiance is not None:
+            net.radiance.load_state_dict(radiance.state_dict())
+        return TrackModel(net, track), radiance is not None
     if checkpoint is None:
         torch.manual_seed(seed)
         config = stage_config(track.preset, **({"backbone": backbone} if backbone else {}))
@@ -60,6 +67,7 @@ def build_model(track: Track, checkpoint=None, backbone: BackboneConfig | None =
     loaded = load_checkpoint(checkpoint, stage_config(track.preset, backbone=backbone) if backbone else None)
     config = stage_config(track.preset, backbone=loaded.config.backbone, radiance=loaded.config.radiance,
                           residual_features=loaded.config.residual_features,
+                          residual_design=loaded.config.residual_design,
                           eta=loaded.config.eta, tau=loaded.config.tau)
     net = BokehNet(config)
     load_state_strict(net, loaded.state_dict(), optional_prefix="residual.")

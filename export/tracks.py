@@ -8,12 +8,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..contract import BOKEH_ONLY, PRECISIONS, TrackContract, track_contract
+from ..contract import BOKEH_ONLY, PRECISIONS, RENDER_SCALES, SEGMENTER_SIZE, TrackContract, track_contract
 from ..model.config import STAGE3_KERNELS, pyramid_factor, stage_config
 from ..model.synthetic import defocus_ramp, test_scene
 
 # Each track's model: a BokehNet preset, or None for the depth-guided renderer.
-PRESETS = {"cpu": "cpu-track", "gpu": "inference", "render": None}
+PRESETS = {"cpu": "cpu-track", "gpu": "inference", "render": None, "portrait": None}
 # int8 (gated on real photos) is for XNNPACK on the CPU: the cpu track, and the gpu track's model
 # for a phone whose GPU is refused or missing (the GPU delegate itself runs float16). The render
 # track has no learned weights to quantize.
@@ -27,6 +27,7 @@ class Track:
     contract: TrackContract
     preset: str | None        # BokehNet preset; None for the depth-guided renderer
     precision: str            # "float32", "float16" or "int8" (weights; I/O stay float32)
+    render_scale: int = 1     # render track: 2 renders the layers at half the model size (portrait: always)
 
     @property
     def name(self) -> str:
@@ -51,6 +52,7 @@ class Track:
         scale, or for the renderer its coarsest pyramid grid (so the grids stay aligned)."""
         if self.preset is not None:
             return stage_config(self.preset).net_multiple
+        # At half resolution the kernels halve too, so the coarsest grid is still 4x the model's.
         return max(pyramid_factor(k) for k in RENDER_KERNELS)
 
 
@@ -70,16 +72,22 @@ CHOICES = {
     "gpu": TrackChoice(("gpu",), ("gpu",), "stage 3 + Eq. 9, float16 weights"),
     "render": TrackChoice(("render",), ("render",), "depth-guided renderer (photo + disparity + focus + "
                                                     "aperture), float16"),
-    "portrait": TrackChoice(("portrait",), ("render",), "a person segmenter + the render track "
-                                                        "(bokeh-render --portrait)"),
+    "portrait": TrackChoice(("portrait",), ("portrait",), "MediaPipe's person segmenter + the portrait "
+                                                          "model (mask refined, depth, focus, half-resolution "
+                                                          "render), float16 (bokeh-render --portrait)"),
     "all": TrackChoice(("cpu", "gpu"), ("cpu", "gpu"), "cpu and gpu"),
 }
 
 
-def get_track(name: str, precision: str | None = None, outputs: tuple[str, ...] | None = None) -> Track:
+def get_track(name: str, precision: str | None = None, outputs: tuple[str, ...] | None = None,
+              render_scale: int = 1) -> Track:
     """The track `name` at `precision` (default: the track's), with all its outputs or, with
-    `outputs` == ("bokeh",), the bokeh alone (the model then ends at that output)."""
+    `outputs` == ("bokeh",), the bokeh alone (the model then ends at that output); the render
+    track at `render_scale` 2 renders its layers at half the model size."""
     contract = track_contract(name)
+    if render_scale not in RENDER_SCALES or (render_scale != 1 and name != "render"):
+        raise ValueError(f"--render-scale {render_scale} is only built for the render track "
+                         f"(one of {', '.join(map(str, RENDER_SCALES))})")
     if precision not in (None, *PRECISIONS):
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "int8" and name not in INT8_TRACKS:
@@ -92,7 +100,9 @@ def get_track(name: str, precision: str | None = None, outputs: tuple[str, ...] 
             raise ValueError("--outputs bokeh is not built with --precision int8: the int8 gate on "
                              "real photos checks the defocus output too")
         contract = replace(contract, outputs=BOKEH_ONLY, blend_source="bokeh")
-    return Track(contract, PRESETS[name], precision or contract.precision)
+    if name == "portrait":
+        render_scale = 2
+    return Track(contract, PRESETS[name], precision or contract.precision, render_scale)
 
 
 def check_size(track: Track, size: tuple[int, int]) -> None:
@@ -106,7 +116,8 @@ def check_size(track: Track, size: tuple[int, int]) -> None:
 def input_shapes(track: Track, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
     """PyTorch-side (NCHW) shape of each input."""
     h, w = size
-    shapes = {"image": (1, 3, h, w), "disparity": (1, 1, h, w), "focus": (1, 1), "aperture": (1, 1)}
+    shapes = {"image": (1, 3, h, w), "disparity": (1, 1, h, w), "focus": (1, 1), "aperture": (1, 1),
+              "person": (1, 1, *SEGMENTER_SIZE)}
     return {name: shapes[name] for name in track.inputs}
 
 
@@ -117,5 +128,17 @@ def example_inputs(track: Track, size: tuple[int, int], seed: int) -> dict[str, 
     image = test_scene(h, w, seed)[None].transpose(0, 3, 1, 2).copy()
     extra = {"disparity": defocus_ramp(h, w)[None, None].copy(),
              "focus": np.array([[0.3 + 0.2 * seed]], np.float32),
-             "aperture": np.array([[24.0]], np.float32)}
+             "aperture": np.array([[24.0]], np.float32),
+             "person": _person_blob(seed)}
     return {name: image if name == "image" else extra[name] for name in track.inputs}
+
+
+def _person_blob(seed: int) -> np.ndarray:
+    """(1, 1, S, S) a soft head-and-shoulders shape in the segmenter's frame, for parity runs."""
+    s = SEGMENTER_SIZE[0]
+    y, x = (np.mgrid[0:s, 0:s].astype(np.float32) + 0.5) / s
+    cx = 0.45 + 0.1 * seed
+    head = ((x - cx) / 0.12) ** 2 + ((y - 0.35) / 0.16) ** 2
+    body = np.where(y > 0.55, ((x - cx) / 0.3) ** 2 + ((y - 1.0) / 0.45) ** 2, 9.0)
+    inside = np.minimum(head, body)
+    return (1.0 / (1.0 + np.exp(np.minimum(12.0 * (inside - 1.0), 50.0))))[None, None].astype(np.float32)

@@ -9,7 +9,7 @@ from .config import BokehConfig
 from .defocus import DefocusNet
 from .radiance import Radiance
 from .render import LayeredRenderer
-from .residual import ResidualRefiner
+from .residual import residual_module
 from .stages import Stage
 from .upsample import expected_defocus, resize, upsample_blend
 
@@ -41,7 +41,8 @@ class BokehNet(nn.Module):
         self.defocus_net = DefocusNet(config.defocus_channels, config.backbone)
         self.radiance = Radiance(config.radiance)
         self.renderer = LayeredRenderer(config.kernel_sizes, config.render_mode)
-        self.residual = ResidualRefiner(config.residual_features) if config.residual else None
+        self.residual = (residual_module(config.residual_design, config.residual_features,
+                                         int(round(1 / config.scale))) if config.residual else None)
 
     def downscale(self, image: torch.Tensor) -> torch.Tensor:
         """Input -> network resolution. Average pooling when the ratio is an exact
@@ -61,13 +62,14 @@ class BokehNet(nn.Module):
         weight = self.radiance(x)
         blur = self.renderer(x, defocus, weight)
         defocus_map = defocus if defocus.shape[1] == 1 else expected_defocus(defocus, cfg.kernel_sizes)
-        if cfg.blend:
+        if self.residual is not None:
+            # Upsamples blur to the photo's size with its correction (residual.py). The
+            # correction can step outside [0, 1]; the contract promises a bokeh in [0, 1].
+            bokeh = torch.clamp(self.residual(blur, image), 0.0, 1.0)
+        elif cfg.blend:
             bokeh = upsample_blend(image, blur, defocus_map, cfg.eta, cfg.tau)
         else:
             bokeh = resize(blur, (int(image.shape[-2]), int(image.shape[-1])))
-        if self.residual is not None:
-            # The residual can step outside [0, 1]; the contract promises a bokeh in [0, 1].
-            bokeh = torch.clamp(self.residual(bokeh, image), 0.0, 1.0)
         return {"bokeh": bokeh, "blur": blur, "defocus": defocus,
                 "defocus_map": defocus_map, "weight": weight}
 
@@ -87,7 +89,7 @@ class BokehNet(nn.Module):
         parts = ["input average pooling", "bilinear upsampling to the input size",
                  "Eq. 9 blend" if self.config.blend else "no Eq. 9 blend"]
         if self.residual is not None:
-            parts.append("residual refiner at full resolution")
+            parts.append(f"residual refiner ({self.config.residual_design})")
         return [Stage("defocus net", self.defocus_net), Stage("radiance", self.radiance),
                 Stage("render", self.renderer),
                 Stage("upsample/blend", None, ", ".join(parts), remainder=True)]

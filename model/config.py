@@ -15,6 +15,9 @@ from ..contract import EQ9_ETA, EQ9_TAU, MAX_BLUR_RADIUS
 # itself, so both precisions draw the line in the same place. For 8-bit input it
 # separates 252/255 from 253/255 exactly as 0.99 does.
 BRIGHT_THRESHOLD = 0.990234375
+# CPU-track residual modules (residual.py) and their default widths; the first is what new
+# configs build.
+RESIDUAL_DESIGNS = {"low-res": 32, "full-res": 8}
 # Pyramid render: kernels of this size and up run on a 2x or 4x pooled grid (render.py).
 PYRAMID_MIN_SIZE = 19
 
@@ -63,15 +66,23 @@ class BokehConfig:
     kernel_sizes: tuple[int, ...]     # Table 1; size 1 means "in focus"
     defocus_channels: int             # 6: softmax layers (stages 1-2); 1: D_s in [0, 1] (stage 3)
     blend: bool = False               # Eq. 9 upsampling blend at the input resolution
-    residual: bool = False            # CPU track: residual refinement at the input resolution
+    residual: bool = False            # CPU track: residual module (residual.py) instead of plain upsampling
     render_mode: str = "pyramid"      # "exact" (reference) or "pyramid" (export)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     radiance: RadianceConfig = field(default_factory=RadianceConfig)
     eta: float = EQ9_ETA              # Eq. 9 mask softness
     tau: float = EQ9_TAU              # Eq. 9 in-focus threshold on D_s
-    residual_features: int = 8
+    residual_design: str = "low-res"   # residual.py: "low-res", or "full-res" (older checkpoints)
+    residual_features: int | None = None   # None: the design's default width (RESIDUAL_DESIGNS)
 
     def __post_init__(self):
+        if self.residual_design not in RESIDUAL_DESIGNS:
+            raise ValueError(f"residual_design must be one of {', '.join(RESIDUAL_DESIGNS)}, "
+                             f"got {self.residual_design!r}")
+        if self.blend and self.residual:
+            raise ValueError("blend and residual are alternatives: the residual module does the upsampling")
+        if self.residual_features is None:
+            object.__setattr__(self, "residual_features", RESIDUAL_DESIGNS[self.residual_design])
         if self.render_mode not in ("exact", "pyramid"):
             raise ValueError(f"render_mode must be 'exact' or 'pyramid', got {self.render_mode!r}")
         if any(k < 1 or k % 2 == 0 for k in self.kernel_sizes):
@@ -89,7 +100,15 @@ class BokehConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "BokehConfig":
+        """The config `to_dict` wrote, also one written before `residual_design` existed: a
+        residual module in it is the full-res design (with its stored width); without one,
+        the module a cpu track would add later is today's default."""
         data = dict(data)
+        if "residual_design" not in data:
+            if data.get("residual"):
+                data["residual_design"] = "full-res"
+            else:
+                data.pop("residual_features", None)
         data["backbone"] = BackboneConfig(**{k: tuple(v) if isinstance(v, list) else v
                                              for k, v in data["backbone"].items()})
         data["radiance"] = RadianceConfig(**data["radiance"])

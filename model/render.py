@@ -191,14 +191,22 @@ def composite(image: torch.Tensor, weight: torch.Tensor, masks: torch.Tensor,
     # contiguous: cat keeps a channels-last layout from its inputs, on which CPU bfloat16
     # depthwise convolutions with large kernels are orders of magnitude slower.
     layer_input = torch.cat([image * weight, weight, torch.ones_like(weight[:, :1])], dim=1).contiguous()
+    acc = accumulate(None, blurs, masks, layer_input)
+    return acc[:, 0:3] / torch.clamp(acc[:, 3:6], min=EPS)
+
+
+def accumulate(acc: torch.Tensor | None, blurs: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+               masks: torch.Tensor, layer_input: torch.Tensor) -> torch.Tensor:
+    """composite's running sums (num, den, coverage), from the largest layer down, continued
+    from `acc` (None: start empty); the half-resolution render continues a coarse grid's sums
+    with the fine layers (depth_render.py)."""
     store = _ACCUMULATOR_STORAGE.get()
-    acc = None
     for i in reversed(range(len(blurs))):
         b = blurs[i](masks[:, i:i + 1] * layer_input)
         acc = b if acc is None else acc * (1 - b[:, 6:7]) + b
         if store is not None:
             acc = store(acc)
-    return acc[:, 0:3] / torch.clamp(acc[:, 3:6], min=EPS)
+    return acc
 
 
 def _check_inputs(image, weight, defocus):

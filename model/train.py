@@ -91,15 +91,21 @@ def build_model(args: argparse.Namespace, say) -> tuple[BokehNet, dict]:
     src = source.config
     if backbone and backbone != src.backbone:
         raise TrainError(f"--backbone {args.backbone} does not match the backbone of {args.init}")
-    config = stage_config(preset, backbone=src.backbone, radiance=src.radiance,
-                          residual_features=src.residual_features, eta=src.eta, tau=src.tau)
+    # A cpu-track checkpoint keeps its residual module (and design); a stage-1 one gets the
+    # --residual-design asked for (default: the low-res one), starting as the identity.
+    design = getattr(args, "residual_design", None) or (src.residual_design if src.residual else None)
+    keep_residual = src.residual and design == src.residual_design
+    residual = (dict(residual_design=src.residual_design, residual_features=src.residual_features)
+                if keep_residual else dict(residual_design=design) if design else {})
+    config = stage_config(preset, backbone=src.backbone, radiance=src.radiance, eta=src.eta, tau=src.tau,
+                          **residual)
     head_differs = src.defocus_channels != config.defocus_channels
     if head_differs and config.defocus_channels != 1:
         raise TrainError(f"stage {args.stage} starts from a checkpoint with {config.defocus_channels} "
                          f"defocus layers (stage 1 or 2); {args.init} ({src.name}) has a "
                          f"{src.defocus_channels}-channel head")
     state = source.state_dict()
-    if not config.residual:
+    if not config.residual or not keep_residual:
         state = {k: v for k, v in state.items() if not k.startswith("residual.")}
     model = BokehNet(config)
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..host import default_threads
 from ..interrupt import run_cli
 from ..usage import OneLineParser
+from .config import RESIDUAL_DESIGNS
 from .train_stages import PROG, STAGES
 
 # Crops are at network resolution (the paper's 256x256 at stage 1, 512x512 at stage 2).
@@ -100,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torchvision's ImageNet vgg19 file (vgg19-dcbb9e9d.pth) for the perceptual loss")
     w.add_argument("--no-vgg", action="store_true",
                    help="train without the perceptual term (recorded in the checkpoint)")
+    w.add_argument("--residual-design", choices=tuple(RESIDUAL_DESIGNS), metavar="DESIGN",
+                   help="cpu-track: the residual module, low-res (XNNPACK-friendly; the default) or "
+                        "full-res (the first design); default: the --init checkpoint's own, if it has one")
     w.add_argument("--freeze", choices=FREEZE, default="auto",
                    help="frozen parts: none; encoder (the ResNeXt); features (encoder, adapters and "
                         "fusion blocks: all but the defocus head and radiance); base (all but the "
@@ -204,6 +208,8 @@ def check_args(args: argparse.Namespace, given: set[str]) -> argparse.Namespace:
         args.crop = DEFAULT_CROP[args.stage]
     if args.freeze == "auto":
         args.freeze = FREEZE_AUTO[args.stage]
+    if args.residual_design and args.stage != "cpu-track":
+        raise UsageError("--residual-design chooses the cpu track's residual module: cpu-track only")
     if args.freeze == "base" and args.stage != "cpu-track":
         raise UsageError("--freeze base leaves only the residual module to train: cpu-track only")
     if args.val_dir and "val_count" in given:

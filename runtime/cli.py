@@ -71,10 +71,12 @@ photo's width and height. --aperture is in pixels of the photo; it is scaled wit
 photo into the model, so a photo looks the same at any size. The model caps the blur
 radius at {MAX_BLUR_RADIUS} of its own pixels.
 
-portrait mode: --portrait runs the person segmenter and the render track of the portrait
-pipeline in --models DIR (default {DEFAULT_MODELS}; `export-tflite --track portrait`), focuses
-on the person and blurs the rest by a derived depth (person in front, a receding ground
-plane behind). A photo with no person is written unchanged, with one warning.
+portrait mode: --portrait runs the person segmenter and the portrait model of the pipeline
+in --models DIR (default {DEFAULT_MODELS}; `export-tflite --track portrait`): the model refines
+the person mask to the photo's edges, derives a depth (person in front, a receding ground
+plane behind), focuses on the person and renders the blur at half resolution; Eq. 9 blends
+it with the photo at its own resolution. A photo with no person is written unchanged, with
+one warning.
 
 exit codes: 0 all rendered, 2 bad usage or input (any file failed), 1 internal error.
 """
@@ -166,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = p.add_argument_group("portrait mode (a photo alone; see below)")
     q.add_argument("--portrait", action="store_true",
                    help="find the person, keep them sharp and blur the rest (a person segmenter + the "
-                        "render track: export-tflite --track portrait)")
+                        "portrait model: export-tflite --track portrait)")
     q.add_argument("--models", type=Path, metavar="DIR",
                    help=f"folder of the portrait pipeline (default: {DEFAULT_MODELS})")
     q.add_argument("--save-depth", action="store_true",
@@ -286,9 +288,10 @@ def render_file(renderer, job: Job, max_pixels: int, depth: DepthSettings | None
     photo = read_photo(job.input, max_pixels)
     job.size = photo.pixels.shape[:2]
     disparity = None
-    if portrait is not None:
-        result = portrait.render(photo.pixels, aperture)
-        pixels, disparity, job.focus, job.warning = result.pixels, result.disparity, result.focus, result.warning
+    unchanged = False
+    if portrait is not None:     # into the photo's own array, as below: one full-size array less
+        result = portrait.render(photo.pixels, aperture, out=photo.pixels, disparity=save_depth)
+        pixels, disparity, job.warning, unchanged = result.pixels, result.disparity, result.warning, result.unchanged
     elif depth is None:       # the photo's own pixels take the result: one full-size array less
         pixels = renderer.render(photo.pixels, out=photo.pixels)
     else:
@@ -301,7 +304,7 @@ def render_file(renderer, job: Job, max_pixels: int, depth: DepthSettings | None
         job.output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {job.output.parent} ({exc.strerror or exc})") from None
-    if portrait is not None and job.focus is None:
+    if unchanged:
         data = read_bytes(job.input)            # "left unchanged" means the very same bytes
     else:
         data = encode_photo(Photo(pixels, photo.format, photo.lossless, photo.metadata), in_place=True)

@@ -1,18 +1,20 @@
 """Portrait mode: bokeh from a photo alone, as phones do it (Wadhwa et al. 2018, the paper's [35]).
 
-A person segmenter (MediaPipe's selfie model, see export/segmenter.py) gives each pixel
-a person probability p. We turn it into a disparity map and let the render track do the
-rest (focus on the person, blur by distance, Eq. 1-2 and 4-8):
+Two models and the contract's blend, nothing else (issue 21):
 
-    disparity = p * PERSON + (1 - p) * ground(y)
+1. fit the photo into the portrait model's size, and that model image into the person
+   segmenter's 256x256 input (the same letterbox, runtime/fit.py);
+2. the segmenter (MediaPipe's selfie model, export/segmenter.py) gives its person mask;
+3. the portrait model (model/portrait_net.py) takes the model image, that mask as it
+   comes out, and the aperture; in the graph it refines the mask to the photo's edges,
+   derives the disparity (the person a plane in front, a receding ground plane behind) and
+   the focus, and renders the blur at half resolution;
+4. Eq. 9 blends its `blur` with the photo at the photo's own resolution, through the
+   letterbox, exactly as for the gpu track (runtime/blend.py).
 
-The person is one plane in front. The background is a ground plane that recedes: far
-(0) down to the middle row, then nearer towards the bottom edge (GROUND_NEAR there), so
-a floor in front of the subject blurs less than the wall behind it. The segmenter's soft
-edge becomes a soft depth edge; nothing else is guessed.
-
-A photo with no person in it (less than MIN_PERSON of its pixels above p = 0.5) is left
-unchanged, with one warning: a uniformly blurred photo would be garbage.
+A photo with no person in it (person_share, the share of model pixels with p > 0.5, below
+contract.MIN_PERSON) is left unchanged, with one warning: a uniformly blurred photo would
+be garbage.
 """
 from __future__ import annotations
 
@@ -26,36 +28,29 @@ import numpy as np
 from .. import contract
 from ..files import sha256
 from . import backends
+from .blend import blend_full_resolution
 from .errors import ModelError
 from .fit import Letterbox
-from .renderer import BokehRenderer, colour_view
+from .renderer import DEFAULT_APERTURE, BokehRenderer, _check_finite, _check_image, _check_number, colour_view
 
-PERSON = 1.0
-GROUND_NEAR = 0.5          # disparity of the ground at the bottom edge
-HORIZON = 0.5              # fraction of the height where the ground starts to come nearer
-MIN_PERSON = 0.01          # share of the photo that must be person for a portrait
+MIN_PERSON = contract.MIN_PERSON
 
 
 @dataclass
 class Portrait:
-    pixels: np.ndarray           # the result, same shape and dtype as the photo
-    disparity: np.ndarray        # (H, W) float32 in [0, 1], larger = nearer
-    focus: float | None          # the focal-plane disparity, None when no person was found
-    person_share: float          # share of pixels with p > 0.5
+    pixels: np.ndarray                # the result, same shape and dtype as the photo
+    disparity: np.ndarray | None      # (H, W) float32 in [0, 1], larger = nearer (None unless asked)
+    person_share: float               # share of the model's pixels with p > 0.5
     warning: str | None = None
 
-
-def person_disparity(person: np.ndarray) -> np.ndarray:
-    """(H, W) person probability -> (H, W) float32 disparity (see the module docstring)."""
-    h = person.shape[0]
-    y = (np.arange(h, dtype=np.float32) + 0.5) / h
-    ground = GROUND_NEAR * np.clip((y - HORIZON) / (1.0 - HORIZON), 0.0, 1.0)
-    p = person.astype(np.float32, copy=False)
-    return (p * PERSON + (1.0 - p) * ground[:, None]).astype(np.float32)
+    @property
+    def unchanged(self) -> bool:
+        """No person: the photo is returned as it was."""
+        return self.warning is not None
 
 
 def find_pipeline(models: str | os.PathLike) -> Path:
-    """The portrait sidecar in folder `models`: the default size if there, else the only one."""
+    """The portrait model's sidecar in folder `models`: the default size if there, else the only one."""
     folder = Path(models)
     found = sorted(folder.glob("bokeh_portrait_*x*.json"))
     if not found:
@@ -71,9 +66,9 @@ def find_pipeline(models: str | os.PathLike) -> Path:
 
 
 class PortraitRenderer:
-    """The segmenter and the render-track model of one portrait pipeline, opened once.
+    """The segmenter and the portrait model of one pipeline, opened once.
 
-    `xnnpack` applies to the render model only: the segmenter's transposed convolution is
+    `xnnpack` applies to the portrait model only: the segmenter's transposed convolution is
     the custom op Convolution2DTransposeBias, which only XNNPACK implements, so on the CPU
     the segmenter always runs with XNNPACK.
     """
@@ -83,46 +78,78 @@ class PortraitRenderer:
         self.sidecar_path = Path(sidecar)
         spec = _read(self.sidecar_path)
         folder = self.sidecar_path.parent
-        seg, render = folder / spec["segmenter"]["file"], folder / spec["render"]["file"]
-        for path, entry in ((seg, spec["segmenter"]), (render, spec["render"])):
-            if not path.is_file():
-                raise ModelError(f"{self.sidecar_path}: {path.name} is missing; copy the whole pipeline")
-            if sha256(path) != entry["sha256"]:
-                raise ModelError(f"{self.sidecar_path}: {path.name} is not the file this pipeline was "
-                                 "exported with (sha256 mismatch)")
+        seg = folder / spec["segmenter"]["file"]
+        if not seg.is_file():
+            raise ModelError(f"{self.sidecar_path}: {seg.name} is missing; copy the whole pipeline")
+        if sha256(seg) != spec["segmenter"]["sha256"]:
+            raise ModelError(f"{self.sidecar_path}: {seg.name} is not the file this pipeline was "
+                             "exported with (sha256 mismatch)")
+        self.renderer = BokehRenderer(self.sidecar_path.with_suffix(".tflite"), threads=threads,
+                                      backend=backend, xnnpack=xnnpack)
+        if self.renderer.contract.track != "portrait":
+            raise ModelError(f"{self.renderer.model_path}: not a portrait-track model "
+                             f"(track {self.renderer.contract.track!r})")
         self.segmenter = backends.open_model(seg, backend, threads, xnnpack=True)
-        self.renderer = BokehRenderer(render, threads=threads, backend=backend, xnnpack=xnnpack)
-        if not self.renderer.contract.depth_guided:
-            raise ModelError(f"{render}: the portrait pipeline needs a render-track model")
         self.segmenter_size = tuple(spec["segmenter"]["input"]["shape"][1:3])
         self.spec = spec
 
-    def person(self, image: np.ndarray) -> np.ndarray:
-        """(H, W) float32 person probability for a photo (as BokehRenderer.render takes it)."""
-        color, white = colour_view(image)
-        box = Letterbox.fit(image.shape[:2], self.segmenter_size)
-        out = self.segmenter(image=box.to_model(color, white))["person"][0, :, :, 0]
-        h, w = image.shape[:2]
-        person = np.empty((h, w), np.float32)
-        for rows, cols in box.tiles():
-            person[rows, cols] = box.sample(np.ascontiguousarray(out, np.float32), rows, cols)
-        return np.clip(person, 0.0, 1.0)
+    def prepare(self, image: np.ndarray, aperture: float | None = None):
+        """(model image (1, H, W, 3), segmenter input (1, S, S, 3), aperture in model pixels
+        (1, 1), the photo's letterbox): the two fits and the aperture's scale."""
+        x, box = self.renderer.prepare(image)
+        seg_box = Letterbox.fit(self.renderer.input_size, self.segmenter_size)
+        largest = contract.INPUTS["aperture"].value_range[1] / box.scale
+        a = DEFAULT_APERTURE if aperture is None else _check_number(
+            "aperture", aperture, largest, f" photo pixels (the model's {contract.INPUTS['aperture'].value_range[1]:g} "
+            "at this photo's scale)")
+        return x, seg_box.to_model(x[0], 1.0), np.array([[a * box.scale]], np.float32), box
 
-    @staticmethod
-    def depth(person: np.ndarray) -> tuple[np.ndarray, float | None, float]:
-        """(disparity, focus on the person or None when there is none, the person's share)."""
-        disparity = person_disparity(person)
-        found = person > 0.5
-        share = float(np.mean(found))
-        return disparity, (float(np.median(disparity[found])) if share >= MIN_PERSON else None), share
+    def run(self, x: np.ndarray, seg_input: np.ndarray, aperture: np.ndarray) -> dict[str, np.ndarray]:
+        """The segmenter, then the portrait model on its mask as it comes out: the model's outputs."""
+        person = self.segmenter(image=seg_input)["person"]
+        return self.renderer.run_model(x, person=np.ascontiguousarray(person, np.float32), aperture=aperture)
 
-    def render(self, image: np.ndarray, aperture: float | None = None) -> Portrait:
-        disparity, focus, share = self.depth(self.person(image))
-        if focus is None:
-            return Portrait(image.copy(), disparity, None, share,
+    def render(self, image: np.ndarray, aperture: float | None = None, out: np.ndarray | None = None,
+               disparity: bool = False) -> Portrait:
+        """Portrait bokeh on a photo (any size, as BokehRenderer.render takes it); aperture in
+        photo pixels per unit of |disparity - focus| (default DEFAULT_APERTURE). out: where to
+        write the result (the photo itself included, as BokehRenderer.render). disparity: also
+        return the derived disparity at the photo's resolution (for --save-depth)."""
+        _check_image(image)
+        if out is not None and (out.shape != image.shape or out.dtype != image.dtype):
+            raise ValueError(f"out must be {image.dtype} {image.shape} like the image, got {out.dtype} {out.shape}")
+        x, seg_input, a, box = self.prepare(image, aperture)
+        outputs = self.run(x, seg_input, a)
+        del x, seg_input
+        c = self.renderer.contract
+        _check_finite(outputs, (c.blend_source, c.defocus, "disparity", "person_share"),
+                      self.renderer.model_path.name)
+        share = float(outputs["person_share"].reshape(-1)[0])
+        depth = _sample(outputs["disparity"][0, :, :, 0], box) if disparity else None
+        if share < MIN_PERSON:
+            if out is not None and out is not image:
+                out[...] = image
+            return Portrait(image.copy() if out is None else out, depth, share,
                             warning=f"no person found ({share:.1%} of the photo); left unchanged")
-        pixels = self.renderer.render(image, disparity, focus=focus, aperture=aperture)
-        return Portrait(pixels, disparity, focus, share)
+        blur, defocus = outputs[c.blend_source][0], outputs[c.defocus][0, :, :, 0]
+        del outputs
+        result = np.empty_like(image) if out is None else out
+        if image.ndim == 3 and image.shape[2] == 4 and result is not image:
+            result[:, :, 3] = image[:, :, 3]
+        color, scale = colour_view(image)
+        out_color, _ = colour_view(result)
+        blend_full_resolution(color, scale, blur, defocus, box, c.eta, c.tau, out_color)
+        return Portrait(result, depth, share)
+
+
+def _sample(values: np.ndarray, box: Letterbox) -> np.ndarray:
+    """A model-size map sampled onto the photo, tile by tile (bounded memory), in [0, 1]."""
+    h, w = box.photo_size
+    full = np.empty((h, w), np.float32)
+    values = np.ascontiguousarray(values, np.float32)
+    for rows, cols in box.tiles():
+        full[rows, cols] = np.clip(box.sample(values, rows, cols), 0.0, 1.0)
+    return full
 
 
 def _read(path: Path) -> dict:
@@ -132,11 +159,15 @@ def _read(path: Path) -> dict:
         raise ModelError(f"{path}: portrait pipeline not found") from None
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path}: not a readable portrait pipeline ({exc})") from None
-    if not isinstance(spec, dict) or spec.get("format") != contract.PORTRAIT_FORMAT:
-        raise ModelError(f"{path}: not a portrait pipeline (no format {contract.PORTRAIT_FORMAT!r})")
-    if spec.get("version") != contract.PORTRAIT_VERSION:
-        raise ModelError(f"{path}: portrait pipeline version {spec.get('version')!r} is not supported")
-    for key in ("segmenter", "render"):
-        if not isinstance(spec.get(key), dict) or "file" not in spec[key] or "sha256" not in spec[key]:
-            raise ModelError(f"{path}: the pipeline has no {key} file and sha256")
+    if isinstance(spec, dict) and spec.get("format") == contract.OLD_PORTRAIT_FORMAT:
+        raise ModelError(f"{path}: an older portrait pipeline (segmenter + render track, version "
+                         f"{spec.get('version')}), which this runtime no longer reads; re-export with "
+                         "export-tflite --track portrait")
+    if not isinstance(spec, dict) or spec.get("format") != contract.SIDECAR_FORMAT or spec.get("track") != "portrait":
+        raise ModelError(f"{path}: not a portrait pipeline (no format {contract.SIDECAR_FORMAT!r} with "
+                         "track 'portrait')")
+    seg = spec.get("segmenter")
+    if not isinstance(seg, dict) or "file" not in seg or "sha256" not in seg or "input" not in seg:
+        raise ModelError(f"{path}: the pipeline has no segmenter file, sha256 and input")
     return spec
+

@@ -191,8 +191,9 @@ def check_contract(model_path: str | Path, sidecar: dict, inputs: dict[str, Tens
         fail(f"signature outputs are {sorted(outputs)}, the sidecar declares {sorted(names)}")
     shapes = {}
     for o in declared:
-        if o.get("dtype") != "float32" or o.get("layout") != "NHWC":
-            fail(f"output {o['name']!r} must be float32 NHWC, the sidecar says "
+        scalar = isinstance(o.get("shape"), list) and len(o["shape"]) == 2     # [1, 1] (portrait: person_share)
+        if o.get("dtype") != "float32" or o.get("layout") != ("N1" if scalar else "NHWC"):
+            fail(f"output {o['name']!r} must be float32 {'N1' if scalar else 'NHWC'}, the sidecar says "
                  f"{o.get('dtype')!r} {o.get('layout')!r}")
         shape = o.get("shape")
         _check_tensor(fail, "output", o["name"], outputs[o["name"]], shape)

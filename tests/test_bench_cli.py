@@ -217,7 +217,8 @@ def test_device_gpu_times_the_gpu_track_on_the_accelerator_and_names_the_adapter
 
 
 @pytest.mark.parametrize("argv", [
-    ["--runs", "0"], ["--size", "12x"], ["--track", "npu"], ["--tiny"], ["--plot", "chart.jpg"],
+    ["--runs", "0"], ["--size", "12x"], ["--track", "npu"], ["--track", "cpu,npu"], ["--track", ","],
+    ["--tiny"], ["--plot", "chart.jpg"],
     ["--images", "/nonexistent/folder"], ["--size", "100x200", "--track", "cpu"], ["--threads", "0"],
     ["--json", "/nonexistent/folder/out.json"], ["--sweep-sizes", "256x384"], ["--max-secs", "0"],
     ["--large-photo", "--track", "cpu"], ["--large-photo", "--device", "gpu", "--track", "gpu"],
@@ -242,6 +243,12 @@ def test_default_thread_counts_are_one_and_all_cores():
     assert settings.protocol.warmup_secs == 0.5 and settings.protocol.max_secs == 150.0
     settings = settings_from(build_parser().parse_args(["--max-secs", "7.5"]), [])
     assert settings.protocol.max_secs == 7.5
+
+
+def test_track_takes_a_list_and_all_stands_for_the_papers_two():
+    from bokehlite.benchmarks.cli import build_parser, settings_from
+    argv = ["--track", "all,portrait,cpu"]
+    assert settings_from(build_parser().parse_args(argv), argv).tracks == ("cpu", "gpu", "portrait")
 
 
 def test_help_shows_examples(capsys):

@@ -1,7 +1,9 @@
-"""bench-runtime --track portrait (issue 11): segmenter + render track, timed whole and split.
+"""bench-runtime --track portrait (issues 11, 21): the portrait step timed whole and split,
+beside the full-resolution pipeline it replaced, in the same run.
 
-One real tiny run: the pipeline is exported by the run itself (the segmenter from the
-local cache, as export-tflite --track portrait takes it), then timed on LiteRT.
+One real tiny run: the pipeline and the full-resolution render model are exported by the
+run itself (the segmenter from the local cache, as export-tflite --track portrait takes
+it), then timed on LiteRT.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bokehlite.benchmarks.portrait import PARTS, split
+from bokehlite.benchmarks.portrait import FULL_RESOLUTION, FULL_RESOLUTION_PARTS, PARTS, split
 from bokehlite.benchmarks.report import portrait_section
 from fixtures.bench import run_bench
 
@@ -32,10 +34,12 @@ def test_portrait_track_is_exported_and_timed_on_litert(run):
     assert list(results["tracks"]) == ["portrait"]
     track = results["tracks"]["portrait"]
     art = track["artifact"]
-    assert art["tflite"].endswith("bokeh_render_128x192.tflite") and art["segmenter_input"] == [256, 256]
-    assert set(art["sha256"]) == {"segmenter", "render"}
-    [r] = track["results"]
+    assert art["tflite"].endswith("bokeh_portrait_128x192.tflite") and art["segmenter_input"] == [256, 256]
+    assert set(art["sha256"]) == {"segmenter", "portrait"} and art["render_scale"] == 2
+    assert art["full_resolution"]["tflite"].endswith("bokeh_render_128x192.tflite")
+    r, before = track["results"]
     assert (r["backend"], r["threads"]) == ("litert-xnnpack", 1)
+    assert (before["backend"], before["threads"]) == (FULL_RESOLUTION, 1)
     assert r["stats"]["count"] == RUNS and r["stats"]["min"] > 0 and r["init_ms"] > 0
     assert r["input_mb"] == pytest.approx(3 * 128 * 192 * 4 / 1e6)     # the image alone
     assert "ONNX Runtime and PyTorch are not timed" in track["not_timed"]
@@ -43,10 +47,11 @@ def test_portrait_track_is_exported_and_timed_on_litert(run):
     assert track["ratios"] == [] and track["efficiency"] is None
 
 
-def test_split_is_positive_and_adds_up_to_the_whole(run):
+@pytest.mark.parametrize("row, names", [(0, PARTS), (1, FULL_RESOLUTION_PARTS)])
+def test_split_is_positive_and_adds_up_to_the_whole(run, row, names):
     _, results, _ = run
-    [r] = results["tracks"]["portrait"]["results"]
-    parts = [r["split"][p]["median"] for p in PARTS]
+    r = results["tracks"]["portrait"]["results"][row]
+    parts = [r["split"][p]["median"] for p in names]
     assert all(ms > 0 for ms in parts) and r["split"]["segmenter"]["count"] == RUNS
     whole = r["stats"]["median"]
     # The parts are disjoint intervals inside each timed call, so they never exceed it; the
@@ -56,45 +61,57 @@ def test_split_is_positive_and_adds_up_to_the_whole(run):
     assert whole - sum(parts) <= max(2.0, 0.05 * whole)
 
 
-def test_report_has_the_split_the_paper_note_and_no_target(run):
+TITLE = "Portrait split: the portrait step vs the full-resolution pipeline"
+
+
+def test_report_has_the_split_the_ratio_the_paper_note_and_the_targets(run):
     proc, results, out = run
     text = proc.stdout
-    assert "Portrait split: segmenter vs render" in text
-    after = text.split("Portrait split: segmenter vs render", 1)[1].splitlines()
+    assert TITLE in text
+    after = text.split(TITLE, 1)[1].splitlines()
     line = next(ln for ln in after if ln.startswith("portrait 128x192"))
-    [r] = results["tracks"]["portrait"]["results"]
-    assert line.split()[2:5] == ["litert-xnnpack", "1", f"{r['stats']['median']:.1f}"]
-    assert line.split()[5] == f"{r['split']['segmenter']['median']:.1f}"
+    r, before = results["tracks"]["portrait"]["results"]
+    assert line.split()[2:6] == ["litert-xnnpack", "1", f"{r['stats']['median']:.1f}", f"{r['peak_rss_mb']:.0f}"]
+    assert line.split()[6:8] == ["segmenter", f"{r['split']['segmenter']['median']:.1f}"]
+    ratio = f"{r['stats']['median'] / before['stats']['median']:.2f}x the full-resolution pipeline's median"
+    assert ratio in text
     assert "No paper row: the portrait track" in text and "portrait" in results["paper"]["no_paper_row"]
     assert "not from a person mask" in results["tracks"]["portrait"]["paper_note"]
-    assert "No targets apply to the portrait track" in text
+    portrait = [t for t in results["targets"] if t["track"] == "portrait"]
+    assert [t["id"] for t in portrait] == ["portrait-median-latency", "portrait-peak-rss"]
+    assert all(t["met"] is None and "1024x1536" in t["note"] for t in portrait)      # a tiny size: not judged
     assert all(t["met"] is None for t in results["targets"])
     assert not [ln for ln in text.splitlines() if ln.startswith("ours,")]
     md = (out / "bench.md").read_text()
-    assert "## Portrait split: segmenter vs render" in md and "No paper row: the portrait track" in md
+    assert f"## {TITLE}" in md and "No paper row: the portrait track" in md
 
 
 # ---------------------------------------------------------------- known answers, no export
 
 
 def test_split_takes_the_steady_runs_only():
-    calls = [{"segmenter": s, "depth": 1.0, "render": r, "person": p}
+    calls = [{"segmenter": s, "model": r, "blend": 1.0, "person": p}
              for s, r, p in ((90.0, 900.0, True), (50.0, 500.0, True),          # first run, warm-up
                              (10.0, 100.0, True), (30.0, 300.0, False), (20.0, 200.0, True))]
     out = split(calls, [120.0, 340.0, 230.0])
     assert out["segmenter"]["median"] == 20.0 and out["segmenter"]["max"] == 30.0
-    assert out["render"]["median"] == 200.0 and out["depth"]["avg"] == 1.0
+    assert out["model"]["median"] == 200.0 and out["blend"]["avg"] == 1.0
     assert out["segmenter"]["count"] == 3 and out["no_person_runs"] == 1
 
 
-def test_split_section_shows_each_part_as_a_share_of_the_whole():
-    entry = {"backend": "litert-xnnpack", "threads": 2, "stats": {"median": 200.0, "count": 3},
-             "split": {"segmenter": {"median": 40.0}, "depth": {"median": 10.0}, "render": {"median": 140.0},
+def test_split_section_shows_each_part_as_a_share_of_the_whole_and_the_ratio_to_before():
+    entry = {"backend": "litert-xnnpack", "threads": 2, "stats": {"median": 200.0, "count": 3}, "peak_rss_mb": 400.0,
+             "split": {"segmenter": {"median": 40.0}, "model": {"median": 140.0}, "blend": {"median": 10.0},
                        "no_person_runs": 3}}
-    section = portrait_section({"tracks": {"portrait": {"size": [1024, 1536], "results": [entry]}}})
-    assert section.rows == [["portrait 1024x1536", "litert-xnnpack", "2", "200.0", "40.0", "20.0", "10.0", "5.0",
-                             "140.0", "70.0", "190.0"]]
+    before = {"backend": FULL_RESOLUTION, "threads": 2, "stats": {"median": 800.0, "count": 3}, "peak_rss_mb": 1000.0,
+              "split": {"segmenter": {"median": 40.0}, "glue": {"median": 60.0}, "render": {"median": 700.0},
+                        "no_person_runs": 0}}
+    section = portrait_section({"tracks": {"portrait": {"size": [1024, 1536], "results": [entry, before]}}})
+    assert section.rows[0] == ["portrait 1024x1536", "litert-xnnpack", "2", "200.0", "400",
+                               "segmenter 40.0 (20.0%), model 140.0 (70.0%), blend 10.0 (5.0%)", "190.0"]
+    assert section.rows[1][1] == "full resolution (before)" and section.rows[1][6] == "800.0"
     assert any("3 of 3 runs found no person" in n for n in section.notes)
+    assert any("0.25x the full-resolution pipeline's median time and 0.40x its peak RSS" in n for n in section.notes)
 
 
 def test_portrait_inputs_are_the_photo_alone_fitted_as_the_runtime_fits_it(tmp_path):

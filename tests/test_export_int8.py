@@ -183,26 +183,45 @@ def test_calibration_set_sharing_a_gate_photo_is_refused():
 # --- static int8 (--calibration DIR) ---------------------------------------------------------
 
 def calibration_folder(folder, count: int):
-    """`count` crops of real photos that are not the gate's (scikit-image and matplotlib ship them)."""
-    import importlib.resources
-
-    import cv2
-    folder.mkdir(parents=True, exist_ok=True)
-    sk = importlib.resources.files("skimage") / "data"
-    mpl = importlib.resources.files("matplotlib") / "mpl-data" / "sample_data"
-    sources = [sk / "retina.jpg", sk / "hubble_deep_field.jpg", sk / "motorcycle_right.png", sk / "ihc.png",
-               mpl / "grace_hopper.jpg"]
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        bgr = cv2.imread(str(sources[i % len(sources)]))
-        h, w = bgr.shape[:2]
-        ch, cw = int(h * rng.uniform(0.5, 0.9)), int(w * rng.uniform(0.5, 0.9))
-        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-        cv2.imwrite(str(folder / f"calib_{i:02d}.png"), bgr[y:y + ch, x:x + cw])
+    """`count` crops of real photos that are not the gate's (the built-in set's sources)."""
+    from bokehlite.export.calibration import write_builtin_set
+    write_builtin_set(folder, count)
     return folder
 
 
-def test_static_int8_export_has_int8_conv_activations_only_and_records_its_calibration(tmp_path):
+def int8_activation(model, op) -> bool:
+    return any(model.dtype(t) == "int8" for t in op.inputs + op.outputs if t >= 0 and not model.is_constant(t))
+
+
+def downstream_of_softmax(model) -> set[int]:
+    """Indices of every op that consumes, at any distance, the SOFTMAX's output."""
+    [softmax] = [o for o in model.ops if o.name == "SOFTMAX"]
+    tensors, found = set(softmax.outputs), set()
+    for op in model.ops:                     # the ops are stored in execution order
+        if op.index not in found and tensors & set(op.inputs):
+            found.add(op.index)
+            tensors |= set(op.outputs)
+    return found
+
+
+def feeds_softmax(model, op) -> bool:
+    """Whether `op` reaches the SOFTMAX through ops that are not convolutions (it is the head's last)."""
+    [softmax] = [o for o in model.ops if o.name == "SOFTMAX"]
+    todo, seen = [op], set()
+    while todo:
+        o = todo.pop()
+        for t in o.outputs:
+            for c in model.ops:
+                if t in c.inputs and c.index not in seen:
+                    seen.add(c.index)
+                    if c is softmax or c.index == softmax.index:
+                        return True
+                    if c.name != "CONV_2D":
+                        todo.append(c)
+    return False
+
+
+def test_static_int8_keeps_the_head_and_everything_after_the_softmax_off_int8_activations(tmp_path):
     folder = calibration_folder(tmp_path / "calib", 32)
     report = export_track("cpu", SIZE, tmp_path / "out", backbone=BackboneConfig.tiny(), precision="int8",
                           calibration=folder)
@@ -212,10 +231,85 @@ def test_static_int8_export_has_int8_conv_activations_only_and_records_its_calib
     assert int8_activations == {"CONV_2D", "QUANTIZE", "DEQUANTIZE"}
     for t in list(model.graph.inputs) + list(model.graph.outputs):
         assert model.dtype(int(t)) == "float32"
+    convs = [op for op in model.ops if op.name == "CONV_2D"]
+    # The renderer's and the residual module's convolutions (after the softmax) and the head's last
+    # (the logits) never see an int8 activation; the big ones carry dynamic-range int8 weights.
+    after = [op for op in convs if op.index in downstream_of_softmax(model)]
+    [logits] = [op for op in convs if feeds_softmax(model, op)]
+    assert after and not any(int8_activation(model, op) for op in after + [logits])
+    assert all(model.dtype(op.inputs[1]) == ("int8" if np.prod(model.shape(op.inputs[1])) >= 1024 else "float32")
+               for op in after + [logits])
+    static = [op for op in convs if int8_activation(model, op)]
+    assert static and all(model.dtype(op.inputs[1]) == "int8" for op in static)
     q = report["quantization"]
     assert q["method"] == "static" and q["problems"] == [] and {"SOFTMAX", "DIV"} <= set(q["kept_float"])
+    assert q["convolutions"]["static"] == len(static) and sum(q["convolutions"].values()) == len(convs)
     assert q["calibration"]["count"] == 32 and q["calibration"]["source"] == str(folder.resolve())
     assert not parity.GATES["int8"].failures(report["parity"]["real_photos"])
+
+
+@pytest.fixture(scope="module")
+def trained_tiny(tmp_path_factory):
+    """A tiny stage-1 checkpoint (60 steps on 12 synthetic EBB! pairs; the cpu track takes it with an
+    identity residual) and its float32 cpu-track export: trained weights, on which every-convolution
+    static int8 fails the gate."""
+    from bokehlite.model.synthetic_ebb import write_synthetic_ebb
+    from bokehlite.model.train_cli import main as train
+    root = tmp_path_factory.mktemp("trained_tiny")
+    ebb = write_synthetic_ebb(root / "ebb", 16, (256, 384), seed=0)
+    assert train([str(ebb), "--stage", "1", "--out", str(root / "run"), "--backbone", "tiny", "--workers", "0",
+                  "--threads", "1", "--no-vgg", "--crop", "64", "--batch-size", "4", "--val-count", "4",
+                  "--max-steps", "60", "--val-every", "60", "--lr", "2e-3", "--lr-step-size", "10",
+                  "--lr-gamma", "0.3"]) == 0
+    checkpoint = root / "run" / "best.pth"
+    export_track("cpu", SIZE, root / "float", checkpoint=checkpoint)
+    return checkpoint, root / "float" / "bokeh_cpu_128x256.tflite", calibration_folder(root / "calib", 32)
+
+
+def test_on_trained_weights_every_convolution_static_fails_the_gate_and_the_recipe_passes_it(trained_tiny):
+    from bokehlite.export.calibration import quantize_static
+    checkpoint, float_path, folder = trained_tiny
+    model, trained = build_model(get_track("cpu", "int8"), checkpoint)
+    assert trained
+    data = float_path.read_bytes()
+    figures = {}
+    for depth in (None, 6):
+        path = float_path.with_name(f"static_{depth}.tflite")
+        path.write_bytes(quantize_static(data, folder, SIZE, depth=depth))
+        figures[depth] = photo_gate.evaluate(path, model, SIZE)
+    everything = parity.GATES["int8"].failures(figures[None])
+    assert any(line.startswith("astronaut.png: defocus mean |err|") for line in everything), everything
+    assert not parity.GATES["int8"].failures(figures[6])
+    assert figures[6]["worst"]["defocus_mae"] < 0.5 * figures[None]["worst"]["defocus_mae"]
+
+
+def test_static_int8_export_of_trained_weights_passes_the_gate(trained_tiny, tmp_path):
+    checkpoint, _, folder = trained_tiny
+    report = export_track("cpu", SIZE, tmp_path, checkpoint=checkpoint, precision="int8", calibration=folder)
+    assert report["weights"] == "trained" and report["quantization"]["method"] == "static"
+    assert report["quantization"]["convolutions"]["static"] > 0
+    worst = report["parity"]["real_photos"]["worst"]
+    assert worst["bokeh_psnr"] >= 30.0 and worst["defocus_mae"] <= 0.02
+
+
+def test_per_layer_report_names_every_convolution_and_where_int8_noise_grows(trained_tiny):
+    from bokehlite.export.calibration import quantize_static
+    from bokehlite.export.int8_layers import format_rows, layer_report
+    _, float_path, folder = trained_tiny
+    data = float_path.read_bytes()
+    model = TfliteModel(float_path)
+    quantized = quantize_static(data, folder, SIZE, depth=None)
+    photos = [photo_gate.fitted(photo_gate.load_photo(photo_gate.photo_path("astronaut.png")), SIZE)]
+    rows = layer_report(data, quantized, photos)
+    convs = [op.index for op in model.ops if op.name == "CONV_2D"]
+    assert [r["op"] for r in rows] == convs
+    places = {r["place"] for r in rows}
+    assert {"after softmax", "1 before softmax"} <= places
+    assert all(r["snr_db"] is not None and np.isfinite(r["snr_db"]) for r in rows)
+    [first] = [r for r in rows if r["weights"][1:3] == [7, 7]]        # the encoder's 7x7 stem
+    [logits] = [r for r in rows if r["place"] == "1 before softmax"]
+    assert logits["snr_db"] < first["snr_db"]            # noise adds up on the way to the softmax
+    assert "1 before softmax" in format_rows(rows)
 
 
 @pytest.mark.parametrize("case, message", [

@@ -1,4 +1,4 @@
-"""The portrait pipeline's two models carry TFLite Model Metadata: the render track ours, the
+"""The portrait pipeline's two models carry TFLite Model Metadata: the portrait model ours, the
 segmenter MediaPipe's own (its labels.txt kept), or ours with MediaPipe's name and licence."""
 from __future__ import annotations
 
@@ -34,11 +34,13 @@ def test_portrait_models_both_carry_metadata(pipeline):
     assert spec["segmenter"]["metadata"]["sha256"] == hashlib.sha256(model_metadata_buffer(seg)).hexdigest()
     assert spec["segmenter"]["sha256"] == hashlib.sha256(seg).hexdigest()
     assert signature_io(seg) == (["image"], ["person"])
-    render = (pipeline / spec["render"]["file"]).read_bytes()
-    rmeta = decode_metadata(model_metadata_buffer(render))
-    assert rmeta["name"] == "bokehlite render track 128x192"
-    assert [t["name"] for t in rmeta["subgraph_metadata"][0]["input_tensor_metadata"]] == signature_io(render)[0]
-    assert contract.CONTRACT_FILE in associated_files(render)
+    model = (pipeline / f"bokeh_portrait_{SIZE}.tflite").read_bytes()
+    rmeta = decode_metadata(model_metadata_buffer(model))
+    assert rmeta["name"] == "bokehlite portrait track 128x192"
+    assert [t["name"] for t in rmeta["subgraph_metadata"][0]["input_tensor_metadata"]] == signature_io(model)[0]
+    assert sorted(signature_io(model)[0]) == ["aperture", "image", "person"]
+    embedded = json.loads(associated_files(model)[contract.CONTRACT_FILE])
+    assert embedded["track"] == "portrait" and embedded["segmenter"]["sha256"] == spec["segmenter"]["sha256"]
 
 
 def test_a_segmenter_without_metadata_gets_ours_with_mediapipes_name_and_licence(tmp_path):

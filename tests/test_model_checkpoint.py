@@ -48,9 +48,10 @@ def image() -> torch.Tensor:
 
 # --- our format -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("preset", ["cpu-track", "inference"])
-def test_checkpoint_round_trip_is_bit_exact(tmp_path, image, preset):
-    model = randomised(BokehNet(stage_config(preset, backbone=TINY)))
+@pytest.mark.parametrize("preset,overrides", [("cpu-track", {}), ("cpu-track", {"residual_design": "full-res"}),
+                                              ("inference", {})], ids=["cpu-track", "cpu-track-full-res", "inference"])
+def test_checkpoint_round_trip_is_bit_exact(tmp_path, image, preset, overrides):
+    model = randomised(BokehNet(stage_config(preset, backbone=TINY, **overrides)))
     path = tmp_path / "model.pt"
     save_checkpoint(model, path)
     loaded = load_checkpoint(path).eval()
@@ -59,6 +60,33 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path, image, preset):
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) and ours[k].dtype == theirs[k].dtype for k in ours)
     assert_same_outputs(model, loaded, image)
+
+
+OLD_RESIDUAL_KEYS = {f"residual.conv{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias")}
+
+
+def test_a_cpu_track_checkpoint_from_before_residual_designs_loads_with_its_full_res_module(tmp_path, image):
+    """A file written before `residual_design` existed: its config has no such field and its
+    residual keys are the three full-resolution convs 6 -> 8 -> 8 -> 3."""
+    model = randomised(BokehNet(stage_config("cpu-track", backbone=TINY, residual_design="full-res")))
+    payload = {"format": "bokehlite", "version": 1, "config": model.config.to_dict(),
+               "state_dict": model.state_dict()}
+    del payload["config"]["residual_design"]
+    assert payload["config"]["residual_features"] == 8
+    assert {k for k in payload["state_dict"] if k.startswith("residual.")} == OLD_RESIDUAL_KEYS
+    assert tuple(payload["state_dict"]["residual.conv1.weight"].shape) == (8, 6, 3, 3)
+    torch.save(payload, tmp_path / "old.pt")
+    loaded = load_checkpoint(tmp_path / "old.pt").eval()
+    assert loaded.config.residual_design == "full-res" and loaded.config == model.config
+    assert_same_outputs(model, loaded, image)
+
+
+def test_a_full_res_checkpoint_forced_into_the_low_res_design_lists_the_residual_keys(tmp_path):
+    _, path = saved(tmp_path, "cpu-track", residual_design="full-res")
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path, stage_config("cpu-track", backbone=TINY))
+    message = str(err.value)
+    assert "missing keys: residual.photo.weight" in message and "unexpected keys: residual.conv3.weight" in message
 
 
 def test_checkpoint_save_leaves_no_temporary_files(tmp_path):

@@ -8,7 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bokehlite.model import PRESET_NAMES, BackboneConfig, BokehNet, stage_config
+from bokehlite.model.config import RESIDUAL_DESIGNS, BokehConfig
 from bokehlite.model.encoder import ResNeXtEncoder
+from bokehlite.model.residual import FullResRefiner, LowResRefiner
 
 TINY = BackboneConfig.tiny()
 SCALES = {"stage1": 0.25, "stage2": 0.5, "stage3": 0.5, "inference": 0.5, "cpu-track": 0.25}
@@ -67,23 +69,69 @@ def test_bokehnet_rejects_a_non_batched_image_naming_the_expected_shape():
         model(torch.rand(3, 64, 64))
 
 
-def test_untrained_residual_refiner_is_the_identity():
+def test_new_cpu_track_configs_build_the_low_res_residual_module():
+    assert stage_config("cpu-track").residual_design == "low-res"
+    assert isinstance(tiny_net("cpu-track").residual, LowResRefiner)
+    assert tiny_net("cpu-track").residual.photo.stride == (4, 4)          # the cpu track's 1/4 scale
+    assert isinstance(tiny_net("cpu-track", residual_design="full-res").residual, FullResRefiner)
+    assert stage_config("cpu-track").residual_features == 32
+    assert stage_config("cpu-track", residual_design="full-res").residual_features == 8
+    with pytest.raises(ValueError, match="residual_design must be one of low-res, full-res"):
+        stage_config("cpu-track", residual_design="quarter")
+    with pytest.raises(ValueError, match="blend and residual are alternatives"):
+        stage_config("cpu-track", blend=True)
+
+
+def test_a_config_stored_before_residual_design_existed_reads_as_the_full_res_design():
+    stored = stage_config("cpu-track", residual_design="full-res").to_dict()
+    del stored["residual_design"]                       # what a checkpoint of that time holds
+    assert BokehConfig.from_dict(stored) == stage_config("cpu-track", residual_design="full-res")
+    stage1 = {**stage_config("stage1").to_dict(), "residual_features": 8}
+    del stage1["residual_design"]                       # no residual module: today's default later
+    assert BokehConfig.from_dict(stage1) == stage_config("stage1")
+
+
+@pytest.mark.parametrize("design", RESIDUAL_DESIGNS)
+@pytest.mark.parametrize("size", [(96, 160), (101, 150)])     # the network's size, and not a multiple
+def test_untrained_residual_refiner_is_the_identity(design, size):
     # The last conv starts at zero so stage-1 weights keep their meaning on the CPU track.
-    model = tiny_net("cpu-track").eval()
-    image = torch.rand(1, 3, 96, 160)
+    model = tiny_net("cpu-track", residual_design=design).eval()
+    image = torch.rand(1, 3, *size)
     with torch.no_grad():
         out = model(image)
-    up = F.interpolate(out["blur"], size=(96, 160), mode="bilinear", align_corners=False)
-    torch.testing.assert_close(out["bokeh"], up, atol=1e-6, rtol=0)
+    up = F.interpolate(out["blur"], size=size, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(out["bokeh"], up.clamp(0, 1), atol=1e-6, rtol=0)
+    assert float(model.residual.last.weight.detach().abs().max()) == 0.0
 
 
-def test_cpu_track_bokeh_stays_in_the_contract_range_whatever_the_residual_adds():
-    model = tiny_net("cpu-track").eval()
+@pytest.mark.parametrize("design", RESIDUAL_DESIGNS)
+def test_cpu_track_bokeh_stays_in_the_contract_range_whatever_the_residual_adds(design):
+    model = tiny_net("cpu-track", residual_design=design).eval()
     with torch.no_grad():
-        model.residual.conv3.bias.copy_(torch.tensor([5.0, -5.0, 0.0]))    # pushes far outside [0, 1]
+        model.residual.last.bias.copy_(torch.tensor([5.0, -5.0, 0.0]))    # pushes far outside [0, 1]
         out = model(torch.rand(1, 3, 64, 128))["bokeh"]
     assert float(out.min()) == 0.0 and float(out.max()) == 1.0
     assert float(out[:, 0].min()) == 1.0 and float(out[:, 1].max()) == 0.0
+
+
+def test_low_res_correction_is_upsampled_with_the_bokeh_and_sees_the_photo_at_full_resolution():
+    """up(blur + c): a constant correction shifts the whole bokeh by that constant; and with
+    the same blur, changing one photo pixel changes the output (the strided conv reads every
+    full-resolution pixel, not the network's pooled input)."""
+    model = tiny_net("cpu-track").eval()
+    image = torch.rand(1, 3, 64, 128, generator=torch.Generator().manual_seed(3)) * 0.5 + 0.25
+    with torch.no_grad():
+        base = model(image)["bokeh"]
+        model.residual.last.bias.copy_(torch.tensor([0.1, -0.1, 0.0]))
+        shifted = model(image)["bokeh"]
+        torch.testing.assert_close(shifted - base, torch.tensor([0.1, -0.1, 0.0]).view(1, 3, 1, 1).expand_as(base),
+                                   atol=1e-5, rtol=0)
+        model.residual.last.weight.normal_(0, 0.1, generator=torch.Generator().manual_seed(4))
+        before = model.residual(model(image)["blur"], image)
+        poked = image.clone()
+        poked[:, :, 33, 66] = 0.0
+        after = model.residual(model(image)["blur"], poked)
+    assert float((after - before).abs().max()) > 1e-4
 
 
 # --- the paper-size encoder (ResNeXt50-32x4d) ------------------------------------------------
@@ -160,9 +208,11 @@ def test_cpu_track_residual_costs_under_15_percent_of_stage1_compute_at_1024x153
 
     residual = total(model.residual)
     stage1 = total(model.defocus_net) + total(model.radiance)
-    # Independent checks of the counting: three 3x3 convs 6->8->8->3 at full resolution, and
+    # Independent checks of the counting: the low-res module's four convs on the 256x384 grid
+    # (a 4x4 stride-4 conv 3->32 of the photo, 3x3 3->32 of blur, 3x3 32->32, 1x1 32->3), and
     # torchvision's 4.23 GMACs for ResNeXt50 at 224x224 (minus fc) scaled to 256x384.
-    assert residual == 9 * (6 * 8 + 8 * 8 + 8 * 3) * h * w
+    assert residual == (3 * 16 * 32 + 9 * 3 * 32 + 9 * 32 * 32 + 32 * 3) * (h // 4) * (w // 4)
+    assert residual == 732 * h * w                      # residual.py's figure per input pixel
     enc = total(model.defocus_net.encoder)
     assert enc == pytest.approx((4.23e9 - 2.05e6) * (256 * 384) / (224 * 224), rel=0.02)
     assert residual / stage1 < 0.15, (residual, stage1)
@@ -184,20 +234,22 @@ def test_gradients_reach_every_learnable_parameter(preset):
         assert float(inside) > 0.05
     F.l1_loss(out["bokeh"], target).backward()
 
-    frozen_by_zero_init = ("residual.conv1.", "residual.conv2.")   # behind the zero conv3
+    # Behind the residual's zero last conv (low-res: conv2, the cpu track's default).
+    frozen_by_zero_init = ("residual.photo.", "residual.blur.", "residual.conv1.")
     for name, p in model.named_parameters():
         assert p.grad is not None, name
         assert bool(torch.isfinite(p.grad).all()), name
         if not name.startswith(frozen_by_zero_init):
             assert float(p.grad.abs().max()) > 0, f"no gradient reaches {name}"
     if model.residual is not None:
-        assert float(model.residual.conv3.weight.grad.abs().max()) > 0
+        assert float(model.residual.last.weight.grad.abs().max()) > 0
 
 
-def test_gradients_reach_the_residual_refiner_once_its_last_conv_is_nonzero():
-    model = tiny_net("cpu-track").train()
+@pytest.mark.parametrize("design", RESIDUAL_DESIGNS)
+def test_gradients_reach_the_residual_refiner_once_its_last_conv_is_nonzero(design):
+    model = tiny_net("cpu-track", residual_design=design).train()
     with torch.no_grad():
-        model.residual.conv3.weight.normal_(0, 0.1)
+        model.residual.last.weight.normal_(0, 0.1)
     image = torch.rand(2, 3, 64, 128, generator=torch.Generator().manual_seed(2))
     model(image)["bokeh"].square().mean().backward()
     for name, p in model.residual.named_parameters():

@@ -212,10 +212,11 @@ def test_cpu_track_from_stage1_exports_and_renders(ebb, stage1, tmp_path, capsys
     assert code == 0, err
     model, start = load_checkpoint(run / "best.pth"), load_checkpoint(stage1 / "best.pth").state_dict()
     assert model.config.name == "cpu-track"
+    assert model.config.residual_design == "low-res"        # a stage-1 --init gets today's module
     for key, value in model.state_dict().items():        # --freeze base: only the residual trains
         if not key.startswith("residual."):
             assert torch.equal(value, start[key]), key
-    assert model.residual.conv3.weight.abs().sum() > 0     # it starts at zero (the identity)
+    assert model.residual.last.weight.abs().sum() > 0      # it starts at zero (the identity)
 
     exported = subprocess.run([str(BIN / "export-tflite"), "--track", "cpu", "--checkpoint", str(run / "best.pth"),
                                "--input-size", "128x256", "-o", str(tmp_path / "art"), "--json"],
@@ -269,6 +270,27 @@ def test_unpaired_and_unreadable_files_are_named_and_skipped(tmp_path, capsys):
     assert len(info["data"]["skipped"]) == 3
 
 
+def test_cpu_track_trains_the_full_res_design_on_request_and_continues_it_from_its_checkpoint(
+        ebb, stage1, tmp_path, capsys):
+    args = [*TINY[2:], "--no-vgg", "--crop", "64", "--batch-size", "4", "--val-count", "4", "--max-steps", "1",
+            "--lr", "1e-3"]
+    code, err = train(capsys, ebb, "--stage", "cpu-track", "--init", stage1 / "best.pth", "--out", tmp_path / "a",
+                      "--residual-design", "full-res", *args)
+    assert code == 0, err
+    first = load_checkpoint(tmp_path / "a" / "last.pth")
+    assert first.config.residual_design == "full-res" and first.config.residual_features == 8
+    assert {k for k in first.state_dict() if k.startswith("residual.")} == {
+        f"residual.conv{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias")}
+    # Without the flag, a cpu-track --init keeps its own module.
+    code, err = train(capsys, ebb, "--stage", "cpu-track", "--init", tmp_path / "a" / "last.pth",
+                      "--out", tmp_path / "b", *args[:-4])
+    assert code == 0, err
+    info = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert info["init"]["from_preset"] == "cpu-track"
+    second = load_checkpoint(tmp_path / "b" / "last.pth")
+    assert second.config.residual_design == "full-res"
+
+
 def stage3_checkpoint(path: Path) -> Path:
     save_checkpoint(BokehNet(stage_config("stage3", backbone=BackboneConfig.tiny())), path)
     return path
@@ -288,6 +310,8 @@ BAD = [
     ("cpu-track alone", lambda d: [photo_folder(d / "p", range(3)), "--stage", "cpu-track", "--no-vgg"],
      "pass --init CKPT"),
     ("nothing to resume", lambda d: ["--resume"], "nothing to resume"),
+    ("residual design off the cpu track", lambda d: [photo_folder(d / "p", range(3)), "--stage", "1", "--no-vgg",
+                                                     "--residual-design", "full-res"], "cpu-track only"),
     ("fewer than a batch", lambda d: [photo_folder(d / "p", range(3)), "--stage", "1", "--no-vgg", "--val-count", "1",
                                       "--batch-size", "4", "--crop", "32"], "fewer than one batch"),
     ("stage 2 from stage 3", lambda d: [photo_folder(d / "p", range(3)), "--stage", "2", "--no-vgg", "--val-count", "1",

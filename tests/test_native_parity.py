@@ -100,12 +100,18 @@ def models(tiny_export, tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("native_int8")
     export_track("cpu", (128, 256), out, backbone=BackboneConfig.tiny(), precision="int8")
     found["int8"] = out / f"{artifact_stem('cpu', (128, 256), 'int8')}.tflite"
-    portrait = tmp_path_factory.mktemp("native_portrait")
-    proc = subprocess.run([sys.executable, "-m", "bokehlite.export.cli", "--track", "portrait", "--input-size",
-                           PORTRAIT_SIZE, "-o", str(portrait)], capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"export-tflite --track portrait failed: {proc.stderr[-1500:]}"
-    found["portrait"] = portrait
     return found
+
+
+@pytest.fixture(scope="session")
+def portrait(tmp_path_factory) -> Path:
+    """A portrait export at a tiny size, as export-tflite writes it: the folder with the
+    portrait model, its sidecar and the segmenter the sidecar names."""
+    folder = tmp_path_factory.mktemp("native_portrait")
+    proc = subprocess.run([sys.executable, "-m", "bokehlite.export.cli", "--track", "portrait", "--input-size",
+                           PORTRAIT_SIZE, "-o", str(folder)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"export-tflite --track portrait failed: {proc.stderr[-1500:]}"
+    return folder
 
 
 def native(build: Path, *args, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -113,10 +119,15 @@ def native(build: Path, *args, env: dict | None = None, timeout: float = 600) ->
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
-def python_render(*args, out: Path) -> Path:
+def python_run(*args, out: Path) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "bokehlite.runtime.cli", *map(str, args), "-o", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def python_render(*args, out: Path) -> Path:
+    python_run(*args, out=out)
     return out
 
 
@@ -199,22 +210,69 @@ def test_render_track_with_depth_focus_and_aperture_matches_bokeh_render(build, 
         gate(f"render/cpu/{name}", ours, ref / f"{name}.png")
 
 
-def test_portrait_pipeline_matches_bokeh_render_and_leaves_a_photo_without_a_person_unchanged(
-        build, models, photos, tmp_path):
-    names = ("astronaut", "rgba", "rocket")          # the rocket has no person in it
-    ref = python_render(*(photos[n] for n in names), "--portrait", "--models", models["portrait"],
-                        "--aperture", "25", "--threads", "2", out=tmp_path / "py")
+PORTRAIT_PHOTOS = ("astronaut", "rgba", "rocket")      # the rocket has no person in it
+
+
+def test_portrait_model_matches_bokeh_render_and_leaves_a_photo_without_a_person_unchanged(
+        build, portrait, photos, tmp_path):
+    proc = python_run(*(photos[n] for n in PORTRAIT_PHOTOS), "--portrait", "--models", portrait, "--aperture", "25",
+                      "--threads", "2", "--json", out=tmp_path / "py")
+    theirs = {Path(f["input"]).stem: f for f in json.loads(proc.stdout)["files"]}
     reports = {}
-    for name in names:
+    for name in PORTRAIT_PHOTOS:
         ours = tmp_path / f"{name}.png"
-        proc = native(build, "--portrait", models["portrait"], "--aperture", "25", "--accelerator", "cpu",
-                      "--threads", "2", "--json", photos[name], ours)
+        proc = native(build, "--portrait", portrait, "--aperture", "25", "--accelerator", "cpu", "--threads", "2",
+                      "--json", photos[name], ours)
         assert proc.returncode == 0, proc.stderr
         reports[name] = json.loads(proc.stdout)
-        gate(f"portrait/cpu/{name}", ours, ref / f"{name}.png")
-    assert reports["astronaut"]["focus_disparity"] == pytest.approx(1.0)
-    assert reports["rocket"]["focus_disparity"] is None
+        assert reports[name]["track"] == "portrait"
+        gate(f"portrait/cpu/{name}", ours, tmp_path / "py" / f"{name}.png")
+        # The focal plane is the graph's: reported when the model gives it, as bokeh-render does.
+        if "focus_disparity" in theirs[name]:
+            assert reports[name]["focus_disparity"] == pytest.approx(theirs[name]["focus_disparity"], abs=1e-4)
+        else:
+            assert reports[name]["focus_disparity"] is None
+        if name == "rocket":
+            assert "no person found" in one_line(proc) and "no person found" in theirs[name]["warning"]
+        else:
+            assert proc.stderr.strip() == "", proc.stderr
+    assert reports["astronaut"]["person_share"] > 0.1, reports["astronaut"]
+    assert reports["rocket"]["person_share"] < 0.01 and reports["rocket"]["focus_disparity"] is None
     assert np.array_equal(read(tmp_path / "rocket.png"), read(photos["rocket"]))
+    assert np.array_equal(read(tmp_path / "rgba.png")[..., 3], read(photos["rgba"])[..., 3]), "alpha is copied"
+    # The same model given as -m is the same portrait.
+    proc = native(build, "-m", next(portrait.glob("bokeh_portrait_*x*.tflite")), "--aperture", "25",
+                  "--accelerator", "cpu", "--threads", "2", photos["astronaut"], tmp_path / "m.png")
+    assert proc.returncode == 0, proc.stderr
+    assert np.array_equal(read(tmp_path / "m.png"), read(tmp_path / "astronaut.png"))
+
+
+def test_old_portrait_pipelines_and_a_changed_or_missing_segmenter_exit_2_with_one_line(build, portrait, photos,
+                                                                                        tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / f"bokeh_portrait_{PORTRAIT_SIZE}.json").write_text(json.dumps(
+        {"format": "bokehlite-portrait", "version": 1, "segmenter": {"file": "bokeh_portrait_segmenter.tflite"},
+         "render": {"file": f"bokeh_render_{PORTRAIT_SIZE}.tflite"}}))
+    changed, missing = tmp_path / "changed", tmp_path / "missing"
+    shutil.copytree(portrait, changed)
+    shutil.copytree(portrait, missing)
+    segmenter = json.loads(next(portrait.glob("bokeh_portrait_*x*.json")).read_text())["segmenter"]["file"]
+    with open(changed / segmenter, "ab") as f:
+        f.write(b"\0")
+    (missing / segmenter).unlink()
+    cases = {"old pipeline": (["--portrait", old], "re-export with export-tflite --track portrait"),
+             "changed segmenter": (["--portrait", changed], "sha256 mismatch"),
+             "missing segmenter": (["--portrait", missing], "missing"),
+             "depth for a portrait": (["-m", next(portrait.glob("bokeh_portrait_*x*.tflite")), "--focus-disparity",
+                                       "0.5"], "does not go with a portrait model")}
+    for name, (args, expected) in cases.items():
+        out = tmp_path / "out.png"
+        proc = native(build, *args, photos["astronaut"], out)
+        assert proc.returncode == 2, (name, proc.returncode, proc.stderr)
+        line = one_line(proc)
+        assert line.startswith("bokeh-native: error: ") and expected in line, (name, line)
+        assert not out.exists(), name
 
 
 # --- the GPU accelerator (SwiftShader here) ---------------------------------------------------
@@ -234,12 +292,29 @@ def test_gpu_track_on_the_gpu_accelerator_matches_bokeh_render_litert_gpu(build,
         gate(f"gpu/gpu/{name}", ours, ref / f"{name}.png")
 
 
+def test_portrait_on_the_gpu_accelerator_matches_bokeh_render_litert_gpu(build, portrait, photos, gpu_adapter,
+                                                                         tmp_path):
+    ref = python_render(*(photos[n] for n in PORTRAIT_PHOTOS), "--portrait", "--models", portrait, "--backend",
+                        "litert-gpu", out=tmp_path / "py")
+    for name in PORTRAIT_PHOTOS:
+        ours = tmp_path / f"{name}.png"
+        proc = native(build, "--portrait", portrait, "--accelerator", "gpu", "--runs", "1", "--json", photos[name], ours,
+                      env=gpu_env(gpu_adapter))
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        assert report["accelerator"] == report["segmenter_accelerator"] == "gpu", report
+        assert report["fully_accelerated"] is True, report
+        gate(f"portrait/gpu/{name}", ours, ref / f"{name}.png")
+    assert np.array_equal(read(tmp_path / "rocket.png"), read(photos["rocket"]))
+
+
 @pytest.mark.parametrize("track", ["cpu", "render", "portrait"])
-def test_auto_puts_render_and_portrait_on_the_gpu_and_keeps_the_cpu_track_on_the_cpu(build, models, photos, depth_maps,
-                                                                          gpu_adapter, track, tmp_path):
+def test_auto_puts_render_and_portrait_on_the_gpu_and_keeps_the_cpu_track_on_the_cpu(build, models, portrait, photos,
+                                                                                     depth_maps, gpu_adapter, track,
+                                                                                     tmp_path):
     if track == "portrait":
-        args = ["--portrait", models["portrait"]]
-        py_args = ["--portrait", "--models", models["portrait"]]
+        args = ["--portrait", portrait]
+        py_args = ["--portrait", "--models", portrait]
     else:
         args = ["-m", models[track]] + (["--depth", depth_maps["ramp16"]] if track == "render" else [])
         py_args = args
@@ -256,7 +331,7 @@ def test_auto_puts_render_and_portrait_on_the_gpu_and_keeps_the_cpu_track_on_the
         assert "not verified on the GPU" in report["fallback"]
     FIGURES[f"{track}/auto-accelerator"] = {"accelerator": report["accelerator"],
                                             "segmenter": report["segmenter_accelerator"]}
-    gate(f"{track}/{report['accelerator']}/astronaut", ours, ref / "astronaut.png")
+    gate(f"{track}/auto-{report['accelerator']}-vs-cpu/astronaut", ours, ref / "astronaut.png")
 
 
 def test_auto_without_a_vulkan_device_runs_on_the_cpu_and_says_so_and_gpu_exits_2(build, models, photos,
@@ -338,6 +413,18 @@ def test_java_class_renders_the_same_pixels_as_the_cli(build, java_classes, mode
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "cpu"
     assert np.array_equal(read(cli), read(jvm)), "the JNI bridge changed pixels"
+
+
+def test_java_class_renders_a_portrait_as_the_cli_does_and_says_when_there_is_no_person(build, java_classes, portrait,
+                                                                                      photos, tmp_path):
+    for name, said in (("astronaut", "person found"), ("rocket", "no person")):
+        cli, jvm = tmp_path / f"{name}_cli.png", tmp_path / f"{name}_java.png"
+        proc = native(build, "--portrait", portrait, "--accelerator", "cpu", "--runs", "1", photos[name], cli)
+        assert proc.returncode == 0, proc.stderr
+        proc = java(build, java_classes, portrait, photos[name], jvm, "cpu")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip().splitlines()[-2:] == [said, "cpu"], proc.stdout
+        assert np.array_equal(read(cli), read(jvm)), f"{name}: the JNI bridge changed pixels"
 
 
 def test_java_class_turns_a_native_error_into_an_exception_with_the_native_message(build, java_classes, photos,
@@ -428,14 +515,16 @@ def assert_clean(proc: subprocess.CompletedProcess, what: str) -> None:
     assert not reports and proc.returncode in (0, 2), f"{what}: rc {proc.returncode}\n" + "\n".join(reports[:20])
 
 
-def test_every_track_under_address_and_undefined_sanitizers_with_a_leak_check(asan_build, models, photos,
+def test_every_track_under_address_and_undefined_sanitizers_with_a_leak_check(asan_build, models, portrait, photos,
                                                                               depth_maps, tmp_path):
     runs = {
         "gpu": ["-m", models["gpu"], photos["rgba"]],
         "cpu": ["-m", models["cpu"], photos["grey"]],
         "int8": ["-m", models["int8"], photos["odd"]],
         "render": ["-m", models["render"], "--depth", depth_maps["ramp16"], "--focus", "5,5", photos["astronaut"]],
-        "portrait": ["--portrait", models["portrait"], photos["astronaut"]],
+        "portrait": ["--portrait", portrait, "--runs", "2", photos["rgba"]],
+        "portrait, no person": ["--portrait", portrait, photos["rocket"]],
+        "bad portrait": ["--portrait", portrait, "--depth", depth_maps["ramp16"], photos["astronaut"]],
         "bad photo": ["-m", models["gpu"], photos["astronaut"].with_name("none.png")],
         "bad depth": ["-m", models["render"], "--depth", depth_maps["colour"], photos["astronaut"]],
     }

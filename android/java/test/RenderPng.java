@@ -7,7 +7,8 @@ import javax.imageio.ImageIO;
 /**
  * The JVM-side check of the JNI bridge: java -Djava.library.path=BUILD -cp CLASSES RenderPng
  * MODEL IN.png OUT.png [cpu|gpu|auto]. Reads pixels with javax.imageio, renders them through
- * BokehPipeline, writes a PNG (alpha kept when the input has it); prints the accelerator.
+ * BokehPipeline, writes a PNG (alpha kept when the input has it); prints, for a portrait
+ * model, "person found" or "no person", then the accelerator.
  */
 public final class RenderPng {
     public static void main(String[] args) throws Exception {
@@ -22,6 +23,7 @@ public final class RenderPng {
             BufferedImage result = new BufferedImage(w, h, alpha ? BufferedImage.TYPE_INT_ARGB : BufferedImage.TYPE_INT_RGB);
             result.setRGB(0, 0, w, h, out, 0, w);
             ImageIO.write(result, "png", new File(args[2]));
+            if (pipeline.personShare() >= 0) System.out.println(pipeline.personFound() ? "person found" : "no person");
             System.out.println(pipeline.accelerator());
         }
     }

@@ -25,8 +25,8 @@ static const char USAGE[] =
     "\n"
     "Render learned bokeh on one photo with libbokeh (LiteRT's C API), as bokeh-render does.\n"
     "\n"
-    "  -m MODEL.tflite         an exported model with its sidecar .json (cpu, gpu or render track)\n"
-    "  --portrait DIR          a portrait pipeline folder (export-tflite --track portrait)\n"
+    "  -m MODEL.tflite         an exported model with its sidecar .json (cpu, gpu, render or portrait track)\n"
+    "  --portrait DIR          the portrait model in DIR, with its segmenter (export-tflite --track portrait)\n"
     "  --depth FILE            render track: the photo's disparity map, a grey 8/16-bit PNG (larger = nearer)\n"
     "  --focus X,Y             focus where column X, row Y is (median of 9x9 px; default: the central 10%)\n"
     "  --focus-disparity V     focus on disparity V in [0, 1]\n"
@@ -241,7 +241,7 @@ int main(int argc, char **argv) {
     if (!in || !out) return bad("expected IN and OUT (see --help)%s%s", "", "");
     if (!model == !portrait) return bad("give one of -m MODEL.tflite and --portrait DIR%s%s", "", "");
     if (portrait && (depth_path || focus_text || !isnan(focus_disparity)))
-        return bad("%s does not go with --portrait: the segmenter gives the depth and the focus%s",
+        return bad("%s does not go with --portrait: the portrait model derives the depth and the focus%s",
                    depth_path ? "--depth" : focus_text ? "--focus" : "--focus-disparity", "");
     if (focus_text && !isnan(focus_disparity))
         return bad("argument --focus-disparity: not allowed with argument --focus%s%s", "", "");
@@ -270,8 +270,14 @@ int main(int argc, char **argv) {
         return code;
     }
     int needs_depth = bokeh_needs_depth(p);
+    bokeh_info info;
+    bokeh_get_info(p, &info);
+    int is_portrait = !strcmp(info.track, "portrait");     /* --portrait DIR, or -m a portrait model */
     int code = 0;
-    if (needs_depth && !depth_path)
+    if (is_portrait && (depth_path || focus_text || !isnan(focus_disparity)))
+        code = bad("%s does not go with a portrait model: it derives the depth and the focus%s",
+                   depth_path ? "--depth" : focus_text ? "--focus" : "--focus-disparity", "");
+    else if (needs_depth && !depth_path)
         code = bad("%s is a depth-guided (render-track) model: give the photo's disparity map with --depth FILE%s",
                    model, "");
     else if (!needs_depth && depth_path)
@@ -310,9 +316,8 @@ int main(int argc, char **argv) {
         code = EXIT_INTERNAL;
     }
     double steady = 0, pre = 0, post = 0;
-    bokeh_info info;
     for (long long r = 0; r < runs && !code; r++) {
-        int use_depth = needs_depth || (portrait && !isnan(aperture));
+        int use_depth = needs_depth || (is_portrait && !isnan(aperture));
         s = bokeh_render(p, img.pixels, img.width, img.height, stride, format, result, stride, use_depth ? &depth : NULL);
         if (s != BOKEH_OK) {
             code = s == BOKEH_ERROR_MEMORY || s == BOKEH_ERROR_RUNTIME ? EXIT_INTERNAL : EXIT_BAD_INPUT;
@@ -333,7 +338,7 @@ int main(int argc, char **argv) {
         encode_ms = now_ms() - t0;
     }
     if (!code && depth_warning[0]) fprintf(messages, PROG ": warning: depth map %s: %s\n", depth_path, depth_warning);
-    if (!code && portrait && isnan(info.focus))
+    if (!code && is_portrait && !info.person_found)
         fprintf(messages, PROG ": warning: no person found (%.1f%% of the photo); left unchanged\n", info.person_share * 100);
     if (!code && json) {
         fprintf(output, "{\n  \"model\": ");
@@ -358,13 +363,13 @@ int main(int argc, char **argv) {
         fprintf(output, ",\n  \"output\": ");
         json_string(out);
         fprintf(output, ",\n  \"size\": [%d, %d],\n  \"runs\": %lld,\n", img.height, img.width, runs);
-        if (needs_depth || portrait) {
+        if (needs_depth || is_portrait) {
             fprintf(output, "  \"focus_disparity\": ");
             if (isnan(info.focus)) fprintf(output, "null");
             else fprintf(output, "%.6f", info.focus);
             fprintf(output, ",\n");
         }
-        if (portrait) fprintf(output, "  \"person_share\": %.6f,\n", info.person_share);
+        if (is_portrait) fprintf(output, "  \"person_share\": %.6f,\n", info.person_share);
         fprintf(output, "  \"ms\": {\n");
         json_ms("load", info.load_ms, 0);
         json_ms("compile", info.compile_ms, 0);

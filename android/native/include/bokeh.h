@@ -9,10 +9,12 @@
  *         bokeh_render(p, pixels, width, height, stride, BOKEH_FORMAT_RGBA8888, out, stride, NULL);
  *     bokeh_close(p);
  *
- * A pipeline is one exported model with its sidecar JSON (cpu, gpu or render track), or a
- * portrait pipeline folder (a person segmenter + a render-track model). It carries out the
- * host steps of the export -> runtime contract that bokeh-render (the Python runtime)
- * carries out, and gives the same pixels to within float rounding.
+ * A pipeline is one exported model with its sidecar JSON (cpu, gpu, render or portrait
+ * track), or a folder holding a portrait export. A portrait model comes with the person
+ * segmenter its sidecar names (and fingerprints); it derives disparity, focus and mask in
+ * its own graph, so portrait mode is the segmenter, the model and the Eq. 9 blend. A
+ * pipeline carries out the host steps of the export -> runtime contract that bokeh-render
+ * (the Python runtime) carries out, and gives the same pixels to within float rounding.
  *
  * Every function returns a status; the message of the last failure stays on the handle
  * (bokeh_message). Nothing aborts or exits. No global state: pipelines are independent,
@@ -72,17 +74,18 @@ typedef struct {
                                      outputs, since LiteRT's output lock gives up after 120 s */
 } bokeh_options;
 
-/* Depth-guided rendering (render track). */
+/* Depth-guided rendering (render track); a portrait model takes the aperture only. */
 typedef struct {
     const float *disparity;       /* width x height of the photo, [0, 1], larger = nearer; rows packed */
     float focus;                  /* in-focus disparity in [0, 1]; NaN: the median of the central 10% box */
     float aperture;               /* blur radius in photo pixels per unit |disparity - focus|; NaN: 20 */
+                                  /* (portrait: NULL disparity and NaN focus, which the model derives) */
 } bokeh_depth;
 
 typedef struct {
     const char *track;            /* "cpu", "gpu", "render" or "portrait" */
     int input_height, input_width;
-    const char *accelerator;      /* what ran: "gpu" or "cpu" (portrait: the render model's) */
+    const char *accelerator;      /* what ran: "gpu" or "cpu" (portrait: the portrait model's) */
     const char *segmenter_accelerator;   /* portrait only, else NULL */
     const char *gpu_precision;    /* "fp32" or "fp16" as it runs (NULL on the CPU) */
     int fully_accelerated;        /* LiteRT says every op runs on that accelerator */
@@ -91,16 +94,21 @@ typedef struct {
     double first_run_ms, last_run_ms;   /* model time of the first and of the latest render */
     double pre_ms, post_ms;       /* host steps of the latest render: fit; sample + blend */
     int renders;
-    /* portrait: the latest render's focal plane and person share; focus is NaN when no
-     * person was found (the photo is then returned unchanged) */
+    /* render: the latest render's focal plane. portrait: the latest render's person share
+     * (the model's person_share output) and whether it found a person (share >= 0.01;
+     * if not, the photo was returned unchanged); focus is the model's own focus output
+     * when it has one and found a person, else NaN */
     double focus, person_share;
+    int person_found;
 } bokeh_info;
 
 typedef struct bokeh_pipeline bokeh_pipeline;
 
 BOKEH_API void bokeh_options_init(bokeh_options *options);
 
-/* Open a model (.tflite with its sidecar .json beside it) or a portrait pipeline folder.
+/* Open a model (.tflite with its sidecar .json beside it), or a folder with a portrait export
+ * (its bokeh_portrait_<H>x<W>.json, the default size if there, else the only one). The old
+ * two-model portrait pipeline (format "bokehlite-portrait") is refused: re-export it.
  * Like sqlite3_open, *pipeline is set even on failure (unless memory runs out), so that
  * bokeh_message can say why; bokeh_close it either way. options may be NULL. */
 BOKEH_API bokeh_status bokeh_open(const char *path, const bokeh_options *options, bokeh_pipeline **pipeline);
@@ -109,12 +117,13 @@ BOKEH_API void bokeh_close(bokeh_pipeline *pipeline);
 /* The message of the last failure on this pipeline ("" after a success); never NULL. */
 BOKEH_API const char *bokeh_message(const bokeh_pipeline *pipeline);
 BOKEH_API bokeh_status bokeh_get_info(const bokeh_pipeline *pipeline, bokeh_info *info);
-/* 1 when the pipeline is a render-track model that needs bokeh_depth. */
+/* 1 when the pipeline is a render-track model that needs bokeh_depth's disparity. */
 BOKEH_API int bokeh_needs_depth(const bokeh_pipeline *pipeline);
 
 /* Render width x height pixels (stride: bytes per row; ints per row for ARGB_INT) into
  * out (same format, out_stride). out may be pixels itself. depth: required by a
- * render-track model, refused by the others (NULL). */
+ * render-track model; a portrait model takes its aperture only (or NULL); refused by the
+ * others (NULL). */
 BOKEH_API bokeh_status bokeh_render(bokeh_pipeline *pipeline, const void *pixels, int width, int height,
                                     size_t stride, bokeh_format format, void *out, size_t out_stride,
                                     const bokeh_depth *depth);

@@ -3,6 +3,7 @@
 #include <jni.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "bokeh.h"
 
@@ -79,4 +80,20 @@ JNIEXPORT jboolean JNICALL Java_ai_bokehlite_BokehPipeline_nativeNeedsDepth(JNIE
     (void)env;
     (void)cls;
     return bokeh_needs_depth(handle(h)) ? JNI_TRUE : JNI_FALSE;
+}
+
+/* Portrait: the latest render's person share, or -1 when no portrait render has run. */
+JNIEXPORT jfloat JNICALL Java_ai_bokehlite_BokehPipeline_nativePersonShare(JNIEnv *env, jclass cls, jlong h) {
+    (void)env;
+    (void)cls;
+    bokeh_info info;
+    if (bokeh_get_info(handle(h), &info) != BOKEH_OK || strcmp(info.track, "portrait") || !info.renders) return -1.f;
+    return (jfloat)info.person_share;
+}
+
+JNIEXPORT jboolean JNICALL Java_ai_bokehlite_BokehPipeline_nativePersonFound(JNIEnv *env, jclass cls, jlong h) {
+    (void)env;
+    (void)cls;
+    bokeh_info info;
+    return bokeh_get_info(handle(h), &info) == BOKEH_OK && info.person_found ? JNI_TRUE : JNI_FALSE;
 }

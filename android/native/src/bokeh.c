@@ -1,6 +1,8 @@
 /* libbokeh's handle API (include/bokeh.h): open checks the files and compiles the models;
  * render carries out the contract's host steps around the model run, as
- * runtime/renderer.py and runtime/portrait.py do. */
+ * runtime/renderer.py and runtime/portrait.py do. Portrait mode is the segmenter, then
+ * the portrait model (which derives disparity, focus and mask in its graph), then the
+ * same Eq. 9 blend as the gpu track's: no arithmetic of its own. */
 #define _GNU_SOURCE          /* dladdr, sysconf */
 #include "bokeh.h"
 
@@ -19,7 +21,7 @@
 #include "model.h"
 
 #define DEFAULT_APERTURE 20.0
-#define MIN_PERSON 0.01           /* share of the photo that must be person for a portrait */
+#define MIN_PERSON 0.01           /* the portrait model's person_share under which a photo is left alone */
 #define RATIO_TOLERANCE 0.01
 
 struct bokeh_pipeline {
@@ -27,13 +29,15 @@ struct bokeh_pipeline {
     bokeh_options options;
     char library_dir[4096];
     LiteRtEnvironment env;
-    bk_contract contract;          /* of the render model for a portrait pipeline */
+    bk_contract contract;
     bk_model *model;
-    bk_model *segmenter;           /* portrait only */
-    int portrait;
-    int seg_height, seg_width;
-    int in_image, in_disparity, in_focus, in_aperture, out_source, out_defocus, seg_in, seg_out;
-    float *input, *disparity_input, *source, *defocus, *person;
+    bk_model *segmenter;           /* portrait only: feeds the model's person input */
+    int in_image, in_disparity, in_focus, in_aperture, in_person, out_source, out_defocus;
+    int out_share, out_focus;      /* portrait: person_share, and focus when the model gives it (else -1) */
+    int seg_in, seg_out;
+    float *input, *disparity_input, *source, *defocus;
+    float *seg_input, *person;     /* portrait: the segmenter's input and its person output */
+    float share, focus;            /* portrait: the latest run's person_share and focus */
     bokeh_info info;
 };
 
@@ -83,60 +87,78 @@ static size_t tensor_count(const bk_model *m, int output, int index) {
     return output ? bk_model_output(m, index)->count : bk_model_input(m, index)->count;
 }
 
-static bokeh_status open_render_model(bokeh_pipeline *p, const char *path) {
-    int r = bk_contract_read(path, &p->contract, p->message, sizeof p->message);
-    if (r) return (bokeh_status)r;
-    char reason[512] = "";
-    if (!p->contract.gpu_verified) {
-        if (p->options.accelerator == BOKEH_ACCELERATOR_GPU)
-            return fail(p, BOKEH_ERROR_ACCELERATOR, "%s: not verified on LiteRT's GPU accelerator at export (%s); "
-                        "use the CPU (--accelerator cpu or auto)", path, p->contract.gpu_note);
-        snprintf(reason, sizeof reason, "not verified on the GPU at export (%s)", p->contract.gpu_note);
-    }
-    r = open_model(p, path, reason[0] ? reason : NULL, &p->model);
-    if (r) return (bokeh_status)r;
-    r = bk_contract_check(&p->contract, p->model, path, p->message, sizeof p->message);
-    if (r) return (bokeh_status)r;
-    p->in_image = bk_model_find_input(p->model, "image");
-    p->in_disparity = bk_model_find_input(p->model, "disparity");
-    p->in_focus = bk_model_find_input(p->model, "focus");
-    p->in_aperture = bk_model_find_input(p->model, "aperture");
-    p->out_source = bk_model_find_output(p->model, p->contract.source);
-    p->out_defocus = bk_model_find_output(p->model, p->contract.defocus);
-    p->input = malloc(sizeof(float) * tensor_count(p->model, 0, p->in_image));
-    p->source = malloc(sizeof(float) * tensor_count(p->model, 1, p->out_source));
-    p->defocus = malloc(sizeof(float) * tensor_count(p->model, 1, p->out_defocus));
-    if (p->contract.depth_guided) p->disparity_input = malloc(sizeof(float) * tensor_count(p->model, 0, p->in_disparity));
-    if (!p->input || !p->source || !p->defocus || (p->contract.depth_guided && !p->disparity_input))
-        return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
-    return BOKEH_OK;
-}
-
-static bokeh_status open_portrait(bokeh_pipeline *p, const char *folder) {
-    bk_portrait_spec spec;
-    int r = bk_portrait_read(folder, &spec, p->message, sizeof p->message);
-    if (r) return (bokeh_status)r;
-    r = open_render_model(p, spec.render);
-    if (r) return (bokeh_status)r;
-    if (!p->contract.depth_guided)
-        return fail(p, BOKEH_ERROR_MODEL, "%s: the portrait pipeline needs a render-track model", spec.render);
-    r = open_model(p, spec.segmenter, NULL, &p->segmenter);
+/* The portrait model's segmenter, checked against the sidecar and the person input. */
+static bokeh_status open_segmenter(bokeh_pipeline *p) {
+    const bk_contract *c = &p->contract;
+    int r = open_model(p, c->segmenter, NULL, &p->segmenter);
     if (r) return (bokeh_status)r;
     p->seg_in = bk_model_find_input(p->segmenter, "image");
     p->seg_out = bk_model_find_output(p->segmenter, "person");
     const bk_tensor_info *in = p->seg_in >= 0 ? bk_model_input(p->segmenter, p->seg_in) : NULL;
     const bk_tensor_info *out = p->seg_out >= 0 ? bk_model_output(p->segmenter, p->seg_out) : NULL;
-    if (!in || !out || in->rank != 4 || in->dims[1] != spec.seg_height || in->dims[2] != spec.seg_width ||
-        in->dims[3] != 3 || out->rank != 4 || out->dims[3] != 1)
-        return fail(p, BOKEH_ERROR_MODEL, "%s: the segmenter does not take 'image' [1, %d, %d, 3] and give 'person'",
-                    spec.segmenter, spec.seg_height, spec.seg_width);
-    p->seg_height = spec.seg_height;
-    p->seg_width = spec.seg_width;
-    p->person = malloc(sizeof(float) * in->count);
-    free(p->disparity_input);
-    p->disparity_input = malloc(sizeof(float) * tensor_count(p->model, 0, p->in_disparity));
-    if (!p->person || !p->disparity_input) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
-    p->portrait = 1;
+    if (!in || !out || in->rank != 4 || in->dims[0] != 1 || in->dims[1] != c->seg_height ||
+        in->dims[2] != c->seg_width || in->dims[3] != 3 || out->rank != 4 || out->dims[0] != 1 ||
+        out->dims[1] != c->person_height || out->dims[2] != c->person_width || out->dims[3] != 1)
+        return fail(p, BOKEH_ERROR_MODEL, "%s: the segmenter does not take 'image' [1, %d, %d, 3] and give 'person' "
+                    "[1, %d, %d, 1] as the portrait sidecar says", c->segmenter, c->seg_height, c->seg_width,
+                    c->person_height, c->person_width);
+    p->seg_input = malloc(sizeof(float) * in->count);
+    p->person = malloc(sizeof(float) * out->count);
+    if (!p->seg_input || !p->person) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    return BOKEH_OK;
+}
+
+/* One exported model and its sidecar; a portrait-track model brings its segmenter. */
+static bokeh_status open_track_model(bokeh_pipeline *p, const char *path) {
+    int r = bk_contract_read(path, &p->contract, p->message, sizeof p->message);
+    if (r) return (bokeh_status)r;
+    const bk_contract *c = &p->contract;
+    char reason[512] = "";
+    if (!c->gpu_verified) {
+        if (p->options.accelerator == BOKEH_ACCELERATOR_GPU)
+            return fail(p, BOKEH_ERROR_ACCELERATOR, "%s: not verified on LiteRT's GPU accelerator at export (%s); "
+                        "use the CPU (--accelerator cpu or auto)", path, c->gpu_note);
+        snprintf(reason, sizeof reason, "not verified on the GPU at export (%s)", c->gpu_note);
+    }
+    r = open_model(p, path, reason[0] ? reason : NULL, &p->model);
+    if (r) return (bokeh_status)r;
+    r = bk_contract_check(c, p->model, path, p->message, sizeof p->message);
+    if (r) return (bokeh_status)r;
+    p->in_image = bk_model_find_input(p->model, "image");
+    p->in_disparity = bk_model_find_input(p->model, "disparity");
+    p->in_focus = bk_model_find_input(p->model, "focus");
+    p->in_aperture = bk_model_find_input(p->model, "aperture");
+    p->in_person = bk_model_find_input(p->model, "person");
+    p->out_source = bk_model_find_output(p->model, c->source);
+    p->out_defocus = bk_model_find_output(p->model, c->defocus);
+    p->out_share = bk_model_find_output(p->model, "person_share");
+    p->out_focus = bk_model_find_output(p->model, "focus");
+    if (c->portrait) {
+        const bk_tensor_info *share = p->out_share >= 0 ? bk_model_output(p->model, p->out_share) : NULL;
+        const bk_tensor_info *focus = p->out_focus >= 0 ? bk_model_output(p->model, p->out_focus) : NULL;
+        if (!share || share->count != 1)
+            return fail(p, BOKEH_ERROR_MODEL, "%s: the portrait model has no output 'person_share' [1, 1]", path);
+        if (focus && focus->count != 1) p->out_focus = -1;      /* not the scalar focus: not reported */
+    }
+    p->input = malloc(sizeof(float) * tensor_count(p->model, 0, p->in_image));
+    p->source = malloc(sizeof(float) * tensor_count(p->model, 1, p->out_source));
+    p->defocus = malloc(sizeof(float) * tensor_count(p->model, 1, p->out_defocus));
+    if (c->depth_guided) p->disparity_input = malloc(sizeof(float) * tensor_count(p->model, 0, p->in_disparity));
+    if (!p->input || !p->source || !p->defocus || (c->depth_guided && !p->disparity_input))
+        return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    return c->portrait ? open_segmenter(p) : BOKEH_OK;
+}
+
+/* A folder: the portrait model in it (bokeh_portrait_<H>x<W>.json and its .tflite). */
+static bokeh_status open_portrait(bokeh_pipeline *p, const char *folder) {
+    char model[4096];
+    int r = bk_portrait_find(folder, model, sizeof model, p->message, sizeof p->message);
+    if (r) return (bokeh_status)r;
+    r = open_track_model(p, model);
+    if (r) return (bokeh_status)r;
+    if (!p->contract.portrait)
+        return fail(p, BOKEH_ERROR_MODEL, "%s: a %s-track model, not a portrait model; re-export with export-tflite "
+                    "--track portrait", model, p->contract.track);
     return BOKEH_OK;
 }
 
@@ -182,11 +204,11 @@ bokeh_status bokeh_open(const char *path, const bokeh_options *options, bokeh_pi
     }
     if (LiteRtCreateEnvironment(n_env, env_options, &p->env) != kLiteRtStatusOk)
         return fail(p, BOKEH_ERROR_RUNTIME, "cannot create a LiteRT environment");
-    bokeh_status s = folder ? open_portrait(p, path) : open_render_model(p, path);
+    bokeh_status s = folder ? open_portrait(p, path) : open_track_model(p, path);
     if (s != BOKEH_OK) return s;
     double total = bk_now_ms() - t0;
     bokeh_info *i = &p->info;
-    i->track = p->portrait ? "portrait" : p->contract.track;
+    i->track = p->contract.track;
     i->input_height = p->contract.height;
     i->input_width = p->contract.width;
     i->accelerator = bk_model_on_gpu(p->model) ? "gpu" : "cpu";
@@ -215,6 +237,7 @@ void bokeh_close(bokeh_pipeline *p) {
     free(p->disparity_input);
     free(p->source);
     free(p->defocus);
+    free(p->seg_input);
     free(p->person);
     free(p);
 }
@@ -225,7 +248,7 @@ bokeh_status bokeh_get_info(const bokeh_pipeline *p, bokeh_info *info) {
     return BOKEH_OK;
 }
 
-int bokeh_needs_depth(const bokeh_pipeline *p) { return p && p->model && !p->portrait && p->contract.depth_guided; }
+int bokeh_needs_depth(const bokeh_pipeline *p) { return p && p->model && p->contract.depth_guided; }
 
 /* ---- pixels ---------------------------------------------------------------------------- */
 
@@ -285,6 +308,15 @@ static bokeh_status run_model(bokeh_pipeline *p, bk_model *m, int first, int out
     return BOKEH_OK;
 }
 
+/* As bokeh-render: a NaN or an infinity would blend into garbage without a word. */
+static bokeh_status check_finite(bokeh_pipeline *p, int output, const float *values, const char *name) {
+    size_t n = tensor_count(p->model, 1, output);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(values[i]))
+            return fail(p, BOKEH_ERROR_RUNTIME, "the model's output '%s' is not finite (NaN or infinity)", name);
+    return BOKEH_OK;
+}
+
 typedef struct {
     bokeh_pipeline *p;
     const uint8_t *px;
@@ -323,7 +355,31 @@ static void blend_rows(void *arg, int r0, int r1) {
     free(drow);
 }
 
-/* The render model on one photo: fit, run, sample back and blend (Eq. 9) into out. */
+/* The model has run: check B and D, sample them back through the letterbox and blend
+ * them with the photo at its own resolution (Eq. 9) into out. */
+static bokeh_status blend_photo(bokeh_pipeline *p, const bk_letterbox *box, const uint8_t *px, int w, int h,
+                                size_t stride, const layout *l, uint8_t *out, size_t out_stride) {
+    bokeh_status st = check_finite(p, p->out_source, p->source, p->contract.source);
+    if (!st) st = check_finite(p, p->out_defocus, p->defocus, p->contract.defocus);
+    if (st) return st;
+    double t0 = bk_now_ms();
+    const bk_tensor_info *src = bk_model_output(p->model, p->out_source), *def = bk_model_output(p->model, p->out_defocus);
+    blend_job job = {p, px, stride, l, out, out_stride, w, 0};
+    if (bk_sampler_init(&job.bokeh, box, src->dims[1], src->dims[2]))
+        return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    if (bk_sampler_init(&job.defocus, box, def->dims[1], def->dims[2])) {
+        bk_sampler_free(&job.bokeh);
+        return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    }
+    bk_parallel_rows(host_threads(p), h, blend_rows, &job);
+    bk_sampler_free(&job.bokeh);
+    bk_sampler_free(&job.defocus);
+    if (job.failed) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    p->info.post_ms += bk_now_ms() - t0;
+    return BOKEH_OK;
+}
+
+/* A cpu-, gpu- or render-track model on one photo: fit, run, blend (Eq. 9) into out. */
 static bokeh_status render_photo(bokeh_pipeline *p, const uint8_t *colour, const uint8_t *px, int w, int h,
                                  size_t stride, const layout *l, uint8_t *out, size_t out_stride,
                                  const float *disparity, float focus, double aperture, int first) {
@@ -345,30 +401,7 @@ static bokeh_status render_photo(bokeh_pipeline *p, const uint8_t *colour, const
     p->info.pre_ms += bk_now_ms() - t0;
     r = run_model(p, p->model, first, p->out_source, p->source, p->out_defocus, p->defocus);
     if (r) return (bokeh_status)r;
-    /* As bokeh-render: a NaN or an infinity would blend into garbage without a word. */
-    const float *outs[2] = {p->source, p->defocus};
-    size_t counts[2] = {tensor_count(p->model, 1, p->out_source), tensor_count(p->model, 1, p->out_defocus)};
-    for (int k = 0; k < 2; k++)
-        for (size_t i = 0; i < counts[k]; i++)
-            if (!isfinite(outs[k][i]))
-                return fail(p, BOKEH_ERROR_RUNTIME, "the model's output '%s' is not finite (NaN or infinity)",
-                            k ? p->contract.defocus : p->contract.source);
-
-    t0 = bk_now_ms();
-    const bk_tensor_info *src = bk_model_output(p->model, p->out_source), *def = bk_model_output(p->model, p->out_defocus);
-    blend_job job = {p, px, stride, l, out, out_stride, w, 0};
-    if (bk_sampler_init(&job.bokeh, &box, src->dims[1], src->dims[2]))
-        return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
-    if (bk_sampler_init(&job.defocus, &box, def->dims[1], def->dims[2])) {
-        bk_sampler_free(&job.bokeh);
-        return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
-    }
-    bk_parallel_rows(host_threads(p), h, blend_rows, &job);
-    bk_sampler_free(&job.bokeh);
-    bk_sampler_free(&job.defocus);
-    if (job.failed) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
-    p->info.post_ms += bk_now_ms() - t0;
-    return BOKEH_OK;
+    return blend_photo(p, &box, px, w, h, stride, l, out, out_stride);
 }
 
 static bokeh_status check_disparity(bokeh_pipeline *p, const float *d, size_t n) {
@@ -378,61 +411,47 @@ static bokeh_status check_disparity(bokeh_pipeline *p, const float *d, size_t n)
     return BOKEH_OK;
 }
 
-/* runtime/portrait.py: person -> disparity -> focus on the person -> the render track. */
+/* What an app does with a portrait model (its sidecar's contract): fit the photo into the
+ * model; fit that model image into the segmenter with the same fit; the segmenter's person
+ * output goes to the model as it comes out; the model's person_share decides whether there
+ * is a person; its blur and defocus are blended as the gpu track's are. */
 static bokeh_status render_portrait(bokeh_pipeline *p, const uint8_t *colour, const uint8_t *px, int w, int h,
                                     size_t stride, const layout *l, uint8_t *out, size_t out_stride, double aperture,
                                     int first) {
+    bk_contract *c = &p->contract;
     double t0 = bk_now_ms();
-    bk_letterbox box;
-    bk_letterbox_fit(h, w, p->seg_height, p->seg_width, &box);
-    if (bk_fit_photo(colour, l->grey ? 1 : 3, &box, p->person, host_threads(p))) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
-    int r = bk_model_write(p->segmenter, p->seg_in, p->person, p->message, sizeof p->message);
+    bk_letterbox box, seg_box;
+    bk_letterbox_fit(h, w, c->height, c->width, &box);
+    bk_letterbox_fit(c->height, c->width, c->seg_height, c->seg_width, &seg_box);
+    if (bk_fit_photo(colour, l->grey ? 1 : 3, &box, p->input, host_threads(p)) ||
+        bk_fit_image_f32(p->input, &seg_box, p->seg_input))
+        return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    int r = bk_model_write(p->segmenter, p->seg_in, p->seg_input, p->message, sizeof p->message);
     if (r) return (bokeh_status)r;
     p->info.pre_ms += bk_now_ms() - t0;
-    const bk_tensor_info *so = bk_model_output(p->segmenter, p->seg_out);
-    float *seg = malloc(sizeof(float) * so->count);
-    size_t n = (size_t)w * h;
-    float *person = malloc(sizeof(float) * n), *disparity = malloc(sizeof(float) * n);
-    bk_sampler s;
-    int ok = seg && person && disparity && !bk_sampler_init(&s, &box, so->dims[1], so->dims[2]);
-    if (!ok) {
-        free(seg); free(person); free(disparity);
-        return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
-    }
-    r = run_model(p, p->segmenter, first, p->seg_out, seg, -1, NULL);
-    t0 = bk_now_ms();
-    for (int y = 0; y < h && !r; y++) {
-        float *row = person + (size_t)y * w;
-        bk_sample_row(&s, seg, 1, y, row);
-        for (int x = 0; x < w; x++) row[x] = row[x] < 0.f ? 0.f : row[x] > 1.f ? 1.f : row[x];
-    }
-    bk_sampler_free(&s);
-    free(seg);
-    if (r) {
-        free(person); free(disparity);
-        return (bokeh_status)r;
-    }
-    bk_person_disparity(person, h, w, disparity);
-    size_t found = 0;
-    for (size_t i = 0; i < n; i++)
-        if (person[i] > 0.5f) person[found++] = disparity[i];   /* person[] now holds the person's disparities */
-    p->info.person_share = (double)found / (double)n;
-    p->info.pre_ms += bk_now_ms() - t0;
-    bokeh_status st = BOKEH_OK;
-    if (p->info.person_share < MIN_PERSON) {
-        /* No person: the photo is left unchanged (bokeh-render warns). */
-        p->info.focus = NAN;
-        for (int y = 0; y < h; y++)
-            if (out + (size_t)y * out_stride != px + (size_t)y * stride)
-                memmove(out + (size_t)y * out_stride, px + (size_t)y * stride, (size_t)w * l->step);
-    } else {
-        float focus = bk_median_f32(person, found);
-        p->info.focus = focus;
-        st = render_photo(p, colour, px, w, h, stride, l, out, out_stride, disparity, focus, aperture, first);
-    }
-    free(person);
-    free(disparity);
-    return st;
+    r = run_model(p, p->segmenter, first, p->seg_out, p->person, -1, NULL);
+    if (r) return (bokeh_status)r;
+
+    float a = (float)(aperture * bk_letterbox_scale(&box));     /* photo pixels -> model pixels */
+    r = bk_model_write(p->model, p->in_image, p->input, p->message, sizeof p->message);
+    if (!r) r = bk_model_write(p->model, p->in_person, p->person, p->message, sizeof p->message);
+    if (!r) r = bk_model_write(p->model, p->in_aperture, &a, p->message, sizeof p->message);
+    if (!r) r = run_model(p, p->model, first, p->out_source, p->source, p->out_defocus, p->defocus);
+    if (!r) r = bk_model_read(p->model, p->out_share, &p->share, p->message, sizeof p->message);
+    if (!r && p->out_focus >= 0) r = bk_model_read(p->model, p->out_focus, &p->focus, p->message, sizeof p->message);
+    if (r) return (bokeh_status)r;
+    if (!isfinite(p->share) || (p->out_focus >= 0 && !isfinite(p->focus)))
+        return fail(p, BOKEH_ERROR_RUNTIME, "the model's output '%s' is not finite (NaN or infinity)",
+                    isfinite(p->share) ? "focus" : "person_share");
+    p->info.person_share = p->share;
+    p->info.person_found = p->share >= MIN_PERSON;
+    p->info.focus = p->info.person_found && p->out_focus >= 0 ? p->focus : NAN;
+    if (p->info.person_found) return blend_photo(p, &box, px, w, h, stride, l, out, out_stride);
+    /* No person: the photo is left unchanged (bokeh-render warns). */
+    for (int y = 0; y < h; y++)
+        if (out + (size_t)y * out_stride != px + (size_t)y * stride)
+            memmove(out + (size_t)y * out_stride, px + (size_t)y * stride, (size_t)w * l->step);
+    return BOKEH_OK;
 }
 
 bokeh_status bokeh_render(bokeh_pipeline *p, const void *pixels, int width, int height, size_t stride,
@@ -461,10 +480,10 @@ bokeh_status bokeh_render(bokeh_pipeline *p, const void *pixels, int width, int 
             return fail(p, BOKEH_ERROR_DEPTH, "expected aperture >= 0, got %g", (double)depth->aperture);
         aperture = depth->aperture;
     }
-    if (p->portrait) {
+    if (p->contract.portrait) {
         if (depth && (depth->disparity || !isnan(depth->focus)))
-            return fail(p, BOKEH_ERROR_DEPTH, "a portrait pipeline takes an aperture only: the segmenter gives the "
-                                              "depth and the focus");
+            return fail(p, BOKEH_ERROR_DEPTH, "a portrait model takes an aperture only: it derives the depth and "
+                                              "the focus from the segmenter's person");
     } else if (p->contract.depth_guided) {
         if (!depth || !depth->disparity)
             return fail(p, BOKEH_ERROR_DEPTH, "this is a depth-guided (render-track) model: it needs the photo's "
@@ -487,7 +506,7 @@ bokeh_status bokeh_render(bokeh_pipeline *p, const void *pixels, int width, int 
     uint8_t *colour = colour_copy(pixels, width, height, stride, &l);
     if (!colour) return fail(p, BOKEH_ERROR_MEMORY, "out of memory for a %dx%d photo", width, height);
     p->info.pre_ms += bk_now_ms() - t0;
-    bokeh_status s = p->portrait ? render_portrait(p, colour, pixels, width, height, stride, &l, out, out_stride,
+    bokeh_status s = p->contract.portrait ? render_portrait(p, colour, pixels, width, height, stride, &l, out, out_stride,
                                                    aperture, first)
                                  : render_photo(p, colour, pixels, width, height, stride, &l, out, out_stride,
                                                 depth ? depth->disparity : NULL, focus, aperture, first);

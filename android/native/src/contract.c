@@ -1,4 +1,5 @@
-/* Sidecar and portrait-pipeline checks; messages follow runtime/contract.py's. */
+/* Sidecar checks, and finding the portrait model in a folder; messages follow
+ * runtime/sidecar.py's. */
 #define _POSIX_C_SOURCE 200809L
 #include "contract.h"
 
@@ -16,8 +17,8 @@
 
 #define SIDECAR_FORMAT "bokehlite-tflite"
 #define SIDECAR_VERSION 1
-#define PORTRAIT_FORMAT "bokehlite-portrait"
-#define PORTRAIT_VERSION 1
+/* The two-model pipeline sidecar of before the portrait model had its own track. */
+#define OLD_PORTRAIT_FORMAT "bokehlite-portrait"
 #define DEFAULT_PORTRAIT "bokeh_portrait_1024x1536.json"
 #define MAX_FILE (64 << 20)
 
@@ -113,6 +114,7 @@ typedef struct {
 static const input_role ROLES[] = {
     {"image", 3, 0.0, 1.0, "RGB"},
     {"disparity", 1, 0.0, 1.0, NULL},
+    {"person", 1, 0.0, 1.0, NULL},      /* at the segmenter's output size, not the model's */
     {"focus", 0, 0.0, 1.0, NULL},
     {"aperture", 0, 0.0, 100.0, NULL},
 };
@@ -125,12 +127,64 @@ static const input_role *role(const char *name) {
 static int track_inputs(const char *track, const char ***names) {
     static const char *image[] = {"image"};
     static const char *render[] = {"image", "disparity", "focus", "aperture"};
+    static const char *portrait[] = {"image", "person", "aperture"};
     if (!strcmp(track, "render")) {
         *names = render;
         return 4;
     }
+    if (!strcmp(track, "portrait")) {
+        *names = portrait;
+        return 3;
+    }
     *names = image;
     return 1;
+}
+
+/* The height and width an input has: the model's, or the segmenter output's for person. */
+static void input_size(const bk_contract *c, const char *name, int *h, int *w) {
+    int person = !strcmp(name, "person");
+    *h = person ? c->person_height : c->height;
+    *w = person ? c->person_width : c->width;
+}
+
+static void folder_of(const char *path, char *out, size_t n) {
+    snprintf(out, n, "%s", path);
+    char *slash = strrchr(out, '/');
+    if (slash) *slash = 0;
+    else snprintf(out, n, ".");
+}
+
+/* A portrait sidecar's "segmenter": a bare file name beside the model with its sha256, and
+ * its tensors, image [1, h, w, 3] in and person [1, h', w', 1] out. */
+static int check_segmenter(const cJSON *j, const char *model, bk_contract *c, char *msg, size_t n) {
+    const cJSON *seg = cJSON_GetObjectItemCaseSensitive(j, "segmenter");
+    const cJSON *file = cJSON_GetObjectItemCaseSensitive(seg, "file");
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(seg, "sha256");
+    if (!cJSON_IsString(file) || !file->valuestring[0] || strchr(file->valuestring, '/') || !cJSON_IsString(sha))
+        return fail(msg, n, "%s: the portrait sidecar has no segmenter file and sha256", model);
+    char dir[sizeof c->segmenter];
+    folder_of(model, dir, sizeof dir);
+    snprintf(c->segmenter, sizeof c->segmenter, "%s/%s", dir, file->valuestring);
+    struct stat st;
+    char hex[65];
+    if (stat(c->segmenter, &st) || !S_ISREG(st.st_mode))
+        return fail(msg, n, "%s: its segmenter %s is missing; copy the whole export folder", model, file->valuestring);
+    if (bk_sha256_file(c->segmenter, hex) || strcmp(hex, sha->valuestring))
+        return fail(msg, n, "%s: %s is not the segmenter this model was exported with (sha256 mismatch)", model,
+                    file->valuestring);
+    int in[4], out[4];
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(seg, "input");
+    const cJSON *output = cJSON_GetObjectItemCaseSensitive(seg, "output");
+    if (int_list(cJSON_GetObjectItemCaseSensitive(input, "shape"), in, 4) != 4 || in[0] != 1 || in[3] != 3)
+        return fail(msg, n, "%s: the segmenter's input shape is missing (expected [1, h, w, 3])", model);
+    if (!string_is(cJSON_GetObjectItemCaseSensitive(output, "name"), "person") ||
+        int_list(cJSON_GetObjectItemCaseSensitive(output, "shape"), out, 4) != 4 || out[0] != 1 || out[3] != 1)
+        return fail(msg, n, "%s: the segmenter's output is not 'person' [1, h, w, 1]", model);
+    c->seg_height = in[1];
+    c->seg_width = in[2];
+    c->person_height = out[1];
+    c->person_width = out[2];
+    return 0;
 }
 
 static int check_input_spec(const cJSON *spec, const input_role *r, int h, int w, const char *where, char *msg,
@@ -173,16 +227,21 @@ static int check_sidecar(const cJSON *j, const char *model, bk_contract *c, char
     }
     v = cJSON_GetObjectItemCaseSensitive(j, "track");
     if (!cJSON_IsString(v) || (strcmp(v->valuestring, "cpu") && strcmp(v->valuestring, "gpu") &&
-                               strcmp(v->valuestring, "render")))
-        return fail(msg, n, "%s: track %s is not supported by this runtime (supported: cpu, gpu, render)", model,
-                    cJSON_IsString(v) ? v->valuestring : "(missing)");
+                               strcmp(v->valuestring, "render") && strcmp(v->valuestring, "portrait")))
+        return fail(msg, n, "%s: track %s is not supported by this runtime (supported: cpu, gpu, render, portrait)",
+                    model, cJSON_IsString(v) ? v->valuestring : "(missing)");
     snprintf(c->track, sizeof c->track, "%s", v->valuestring);
     c->depth_guided = !strcmp(c->track, "render");
+    c->portrait = !strcmp(c->track, "portrait");
     int size[2];
     if (int_list(cJSON_GetObjectItemCaseSensitive(j, "input_size"), size, 2) != 2)
         return fail(msg, n, "%s: input_size must be [H, W] with positive integers", model);
     c->height = size[0];
     c->width = size[1];
+    if (c->portrait) {
+        int r = check_segmenter(j, model, c, msg, n);
+        if (r) return r;
+    }
 
     const char **names;
     int count = track_inputs(c->track, &names);
@@ -196,7 +255,9 @@ static int check_sidecar(const cJSON *j, const char *model, bk_contract *c, char
         int found = 0;
         for (int i = 0; i < count && cJSON_IsString(name); i++) found |= !strcmp(names[i], name->valuestring);
         if (!found) return fail(msg, n, "%s: sidecar inputs do not match the %s track's", model, c->track);
-        int r = check_input_spec(spec, role(name->valuestring), c->height, c->width, model, msg, n);
+        int h, w;
+        input_size(c, name->valuestring, &h, &w);
+        int r = check_input_spec(spec, role(name->valuestring), h, w, model, msg, n);
         if (r) return r;
     }
 
@@ -208,10 +269,14 @@ static int check_sidecar(const cJSON *j, const char *model, bk_contract *c, char
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(spec, "name");
         if (!cJSON_IsString(name)) return fail(msg, n, "%s: sidecar outputs must be a list of objects with a name", model);
         snprintf(o->name, sizeof o->name, "%s", name->valuestring);
+        const cJSON *layout = cJSON_GetObjectItemCaseSensitive(spec, "layout");
         if (!string_is(cJSON_GetObjectItemCaseSensitive(spec, "dtype"), "float32") ||
-            !string_is(cJSON_GetObjectItemCaseSensitive(spec, "layout"), "NHWC"))
-            return fail(msg, n, "%s: output '%s' must be float32 NHWC", model, o->name);
-        if (int_list(cJSON_GetObjectItemCaseSensitive(spec, "shape"), o->shape, 4) != 4)
+            !(string_is(layout, "NHWC") || string_is(layout, "N1")))
+            return fail(msg, n, "%s: output '%s' must be float32 NHWC (or N1 for a scalar)", model, o->name);
+        o->rank = int_list(cJSON_GetObjectItemCaseSensitive(spec, "shape"), o->shape, 4);
+        int image = o->rank == 4 && string_is(layout, "NHWC");
+        int scalar = o->rank == 2 && o->shape[0] == 1 && o->shape[1] == 1;
+        if (!image && !scalar)
             return fail(msg, n, "%s: output '%s' has no valid shape in the sidecar", model, o->name);
     }
 
@@ -227,7 +292,7 @@ static int check_sidecar(const cJSON *j, const char *model, bk_contract *c, char
             if (!strcmp(c->outputs[i].name, name->valuestring)) o = &c->outputs[i];
         if (!o) return fail(msg, n, "%s: postprocess %s is not one of the outputs", model, roles[k]);
         int channels = k ? 1 : 3;
-        if (o->shape[0] != 1 || o->shape[3] != channels)
+        if (o->rank != 4 || o->shape[0] != 1 || o->shape[3] != channels)
             return fail(msg, n, "%s: output '%s' must have shape [1, h, w, %d]", model, o->name, channels);
         if (c->height % o->shape[1] || c->width % o->shape[2] || c->height / o->shape[1] != c->width / o->shape[2])
             return fail(msg, n, "%s: output '%s' is not the input %dx%d divided by one integer factor", model, o->name,
@@ -276,8 +341,10 @@ int bk_contract_check(const bk_contract *c, const bk_model *m, const char *model
         if (k < 0) return fail(msg, n, "%s: the model's signature has no input '%s'", model, names[i]);
         const bk_tensor_info *t = bk_model_input(m, k);
         const input_role *r = role(names[i]);
-        int ok = r->channels ? (t->rank == 4 && t->dims[0] == 1 && t->dims[1] == c->height &&
-                                t->dims[2] == c->width && t->dims[3] == r->channels)
+        int h, w;
+        input_size(c, names[i], &h, &w);
+        int ok = r->channels ? (t->rank == 4 && t->dims[0] == 1 && t->dims[1] == h && t->dims[2] == w &&
+                                t->dims[3] == r->channels)
                              : (t->rank == 2 && t->dims[0] == 1 && t->dims[1] == 1);
         if (!ok) return fail(msg, n, "%s: input '%s' has another shape in the model than the sidecar says", model, names[i]);
     }
@@ -287,8 +354,8 @@ int bk_contract_check(const bk_contract *c, const bk_model *m, const char *model
         int k = bk_model_find_output(m, c->outputs[i].name);
         if (k < 0) return fail(msg, n, "%s: the signature's outputs are not the ones the sidecar declares", model);
         const bk_tensor_info *t = bk_model_output(m, k);
-        int same = t->rank == 4;
-        for (int d = 0; d < 4 && same; d++) same = t->dims[d] == c->outputs[i].shape[d];
+        int same = t->rank == c->outputs[i].rank;
+        for (int d = 0; d < t->rank && same; d++) same = t->dims[d] == c->outputs[i].shape[d];
         if (!same)
             return fail(msg, n, "%s: output '%s' has another shape in the model than the sidecar says", model,
                         c->outputs[i].name);
@@ -296,7 +363,7 @@ int bk_contract_check(const bk_contract *c, const bk_model *m, const char *model
     return 0;
 }
 
-/* ---- portrait pipelines ------------------------------------------------------------------ */
+/* ---- the portrait model in a folder ------------------------------------------------------ */
 
 static int portrait_name(const char *name) {
     int h, w;
@@ -330,65 +397,23 @@ static int find_sidecar(const char *folder, char *out, size_t size, char *msg, s
     return 0;
 }
 
-int bk_portrait_read(const char *folder, bk_portrait_spec *spec, char *msg, size_t n) {
-    memset(spec, 0, sizeof *spec);
-    struct stat st;
-    if (!stat(folder, &st) && S_ISREG(st.st_mode)) {
-        snprintf(spec->sidecar, sizeof spec->sidecar, "%s", folder);
-    } else {
-        int r = find_sidecar(folder, spec->sidecar, sizeof spec->sidecar, msg, n);
-        if (r) return r;
-    }
-    const char *path = spec->sidecar;
+int bk_portrait_find(const char *folder, char *model, size_t size, char *msg, size_t n) {
+    char sidecar[4096];
+    int r = find_sidecar(folder, sidecar, sizeof sidecar, msg, n);
+    if (r) return r;
     int status = 0;
-    cJSON *j = read_json(path, msg, n, &status, "portrait pipeline");
+    cJSON *j = read_json(sidecar, msg, n, &status, "portrait sidecar");
     if (!j) return status;
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "format");
-    if (!string_is(v, PORTRAIT_FORMAT)) {
-        cJSON_Delete(j);
-        return fail(msg, n, "%s: not a portrait pipeline (no format '%s')", path, PORTRAIT_FORMAT);
-    }
-    v = cJSON_GetObjectItemCaseSensitive(j, "version");
-    if (!is_int(v) || v->valuedouble != PORTRAIT_VERSION) {
-        cJSON_Delete(j);
-        return fail(msg, n, "%s: portrait pipeline version is not supported", path);
-    }
-    char dir[sizeof spec->sidecar];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
-    const char *keys[2] = {"segmenter", "render"};
-    char *paths[2] = {spec->segmenter, spec->render};
-    for (int k = 0; k < 2; k++) {
-        const cJSON *entry = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
-        const cJSON *file = cJSON_GetObjectItemCaseSensitive(entry, "file");
-        const cJSON *sha = cJSON_GetObjectItemCaseSensitive(entry, "sha256");
-        if (!cJSON_IsString(file) || !cJSON_IsString(sha) || strchr(file->valuestring, '/')) {
-            cJSON_Delete(j);
-            return fail(msg, n, "%s: the pipeline has no %s file and sha256", path, keys[k]);
-        }
-        snprintf(paths[k], sizeof spec->render, "%s/%s", dir, file->valuestring);
-        char hex[65];
-        if (stat(paths[k], &st) || !S_ISREG(st.st_mode)) {
-            status = fail(msg, n, "%s: %s is missing; copy the whole pipeline", path, file->valuestring);
-        } else if (bk_sha256_file(paths[k], hex) || strcmp(hex, sha->valuestring)) {
-            status = fail(msg, n, "%s: %s is not the file this pipeline was exported with (sha256 mismatch)", path,
-                          file->valuestring);
-        }
-        if (status) {
-            cJSON_Delete(j);
-            return status;
-        }
-    }
-    int dims[4];
-    const cJSON *input = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "segmenter"), "input");
-    if (int_list(cJSON_GetObjectItemCaseSensitive(input, "shape"), dims, 4) != 4 || dims[3] != 3) {
-        cJSON_Delete(j);
-        return fail(msg, n, "%s: the segmenter's input shape is missing", path);
-    }
-    spec->seg_height = dims[1];
-    spec->seg_width = dims[2];
+    int old = string_is(cJSON_GetObjectItemCaseSensitive(j, "format"), OLD_PORTRAIT_FORMAT);
     cJSON_Delete(j);
+    if (old)
+        return fail(msg, n, "%s: an older portrait pipeline (segmenter + render track, format '%s'), which this "
+                            "runtime no longer reads; re-export with export-tflite --track portrait", sidecar,
+                    OLD_PORTRAIT_FORMAT);
+    /* The sidecar is the portrait model's own: the model is its stem's .tflite. */
+    snprintf(model, size, "%s", sidecar);
+    char *dot = strrchr(model, '.');
+    if (dot) *dot = 0;
+    strncat(model, ".tflite", size - strlen(model) - 1);
     return 0;
 }

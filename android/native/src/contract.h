@@ -1,7 +1,7 @@
 /* The export -> runtime contract, checked at open time as runtime/contract.py checks it:
  * the sidecar JSON beside the model (format, version, sha256, track, tensors, Eq. 9
- * post-processing) against the model's own serving_default signature. And the portrait
- * pipeline's sidecar (runtime/portrait.py). */
+ * post-processing) against the model's own serving_default signature. A portrait-track
+ * sidecar also names the person segmenter that feeds the model's `person` input. */
 #ifndef BOKEH_CONTRACT_H
 #define BOKEH_CONTRACT_H
 
@@ -11,13 +11,18 @@
 
 typedef struct {
     char name[32];
+    int rank;                   /* 4: NHWC; 2: a [1, 1] scalar (portrait: person_share) */
     int shape[4];
 } bk_output_spec;
 
 typedef struct {
-    char track[16];             /* "cpu", "gpu" or "render" */
+    char track[16];             /* "cpu", "gpu", "render" or "portrait" */
     int height, width;          /* the model input */
     int depth_guided;
+    int portrait;               /* inputs image, person, aperture; the segmenter below gives person */
+    int person_height, person_width;   /* person [1, h, w, 1]: the segmenter's output as it comes out */
+    char segmenter[4096];       /* portrait: the segmenter's path (beside the model), sha256 checked */
+    int seg_height, seg_width;  /* portrait: the segmenter's input [1, h, w, 3] */
     int n_outputs;
     bk_output_spec outputs[BK_MAX_TENSORS];
     char source[32];            /* B of Eq. 9 */
@@ -33,13 +38,9 @@ int bk_contract_read(const char *model_path, bk_contract *c, char *msg, size_t n
 /* The sidecar's tensors against the compiled model's signature. */
 int bk_contract_check(const bk_contract *c, const bk_model *m, const char *model_path, char *msg, size_t n);
 
-typedef struct {
-    char sidecar[4096];
-    char segmenter[4096], render[4096];   /* paths of the two models */
-    int seg_height, seg_width;
-} bk_portrait_spec;
-
-/* `folder` (or a bokeh_portrait_*.json inside one) -> the pipeline's files, checked. */
-int bk_portrait_read(const char *folder, bk_portrait_spec *spec, char *msg, size_t n);
+/* The portrait model in `folder`: its bokeh_portrait_<H>x<W>.json (the default size if
+ * there, else the only one) -> the .tflite beside it, in `model`. A sidecar of the old
+ * two-model pipeline (format "bokehlite-portrait") is refused. 0, or BOKEH_ERROR_MODEL. */
+int bk_portrait_find(const char *folder, char *model, size_t size, char *msg, size_t n);
 
 #endif

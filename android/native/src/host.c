@@ -407,6 +407,25 @@ int bk_fit_map(const float *map, const bk_letterbox *b, float *out) {
     return 0;
 }
 
+int bk_fit_image_f32(const float *rgb, const bk_letterbox *b, float *out) {
+    float *small = malloc(sizeof(float) * (size_t)b->height * b->width * 3);
+    if (!small) return -1;
+    if (bk_resize_f32(rgb, b->photo_h, b->photo_w, (size_t)b->photo_w * 3, 3, small, b->height, b->width)) {
+        free(small);
+        return -1;
+    }
+    for (int y = 0; y < b->model_h; y++) {
+        const float *row = small + (size_t)bk_reflect101(y - b->top, b->height) * b->width * 3;
+        float *o = out + (size_t)y * b->model_w * 3;
+        for (int x = 0; x < b->model_w; x++) {
+            const float *p = row + (size_t)bk_reflect101(x - b->left, b->width) * 3;
+            for (int c = 0; c < 3; c++) o[x * 3 + c] = p[c] < 0.f ? 0.f : p[c] > 1.f ? 1.f : p[c];
+        }
+    }
+    free(small);
+    return 0;
+}
+
 /* ---- sampling outputs back (cv2.remap, INTER_LINEAR, BORDER_REPLICATE) ---------------- */
 
 /* Photo pixel centre -> output coordinate, in float64 and then float32 as fit.py computes
@@ -564,14 +583,3 @@ int bk_to_disparity_u16(const uint16_t *values, size_t n, float *out) {
     return 0;
 }
 
-void bk_person_disparity(const float *person, int h, int w, float *disparity) {
-    for (int y = 0; y < h; y++) {
-        float fy = ((float)y + 0.5f) / (float)h;
-        float t = (fy - 0.5f) / 0.5f;
-        t = t < 0.f ? 0.f : t > 1.f ? 1.f : t;
-        float ground = 0.5f * t;
-        const float *p = person + (size_t)y * w;
-        float *d = disparity + (size_t)y * w;
-        for (int x = 0; x < w; x++) d[x] = p[x] * 1.f + (1.f - p[x]) * ground;
-    }
-}

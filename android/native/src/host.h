@@ -1,7 +1,7 @@
 /* The host-side steps of the export -> runtime contract, in plain C: the letterbox fit
  * (runtime/fit.py), sampling model outputs back onto the photo and the Eq. 9 blend
- * (runtime/blend.py), and the portrait and depth glue (runtime/portrait.py,
- * runtime/depth.py). Each function matches its Python counterpart to within float32
+ * (runtime/blend.py), and the depth glue (runtime/depth.py). Portrait mode needs no glue
+ * of its own: the portrait model computes disparity, focus and mask in its graph. Each function matches its Python counterpart to within float32
  * rounding; android/README.md ("The contract, exactly") writes the resizing rules down.
  * No state, no allocation that is not freed before return except where documented. */
 #ifndef BOKEH_HOST_H
@@ -41,6 +41,9 @@ int bk_reflect101(int p, int len);
 int bk_fit_photo(const uint8_t *rgb, int cn, const bk_letterbox *box, float *model_input, int threads);
 /* Disparity (h0 x w0 float32 in [0, 1]) -> (1, H, W, 1), fitted exactly as the photo is. */
 int bk_fit_map(const float *map, const bk_letterbox *box, float *model_input);
+/* A float32 RGB image in [0, 1] (h0 x w0 x 3: a model input) -> (1, H, W, 3), fitted as a
+ * photo is, in float32 (portrait: the model-size image into the segmenter's input). */
+int bk_fit_image_f32(const float *rgb, const bk_letterbox *box, float *model_input);
 
 /* Sampling positions of photo row y / column x in a model output of th rows / tw columns,
  * quantised to 1/32 pixel as cv2.remap does (fixed point: integer part and 5-bit fraction). */
@@ -74,8 +77,5 @@ float bk_focus_at(const float *disparity, int h, int w, int x, int y);
 
 /* runtime/depth.py to_disparity on integer samples: min-max to [0, 1] (constant: 0.5). */
 int bk_to_disparity_u16(const uint16_t *values, size_t n, float *out);
-
-/* runtime/portrait.py person_disparity: person (h, w) probability -> disparity. */
-void bk_person_disparity(const float *person, int h, int w, float *disparity);
 
 #endif

@@ -1,7 +1,7 @@
 package ai.bokehlite;
 
 /**
- * An exported bokehlite model (or a portrait pipeline folder) on LiteRT, through libbokeh.
+ * An exported bokehlite model (or a folder with a portrait export) on LiteRT, through libbokeh.
  *
  * <pre>
  * try (BokehPipeline p = new BokehPipeline(path, BokehPipeline.Accelerator.AUTO, false, 0)) {
@@ -14,6 +14,10 @@ package ai.bokehlite;
  *
  * Pixels are ARGB ints as {@code Bitmap.getPixels} gives them; alpha is kept. One pipeline
  * is used by one thread at a time. Native failures throw {@link BokehException}.
+ *
+ * A portrait model (export-tflite --track portrait) runs its person segmenter, then itself,
+ * then the Eq. 9 blend; a photo without a person comes back unchanged, which
+ * {@link #personFound()} tells after the render, so that the app can say so.
  */
 public final class BokehPipeline implements AutoCloseable {
     /** Where the model runs: AUTO takes the GPU when it runs every op, else the CPU. */
@@ -39,7 +43,7 @@ public final class BokehPipeline implements AutoCloseable {
         return render(argb, width, height, null, Float.NaN, Float.NaN, false);
     }
 
-    /** Portrait: with an aperture (blur radius in photo pixels per unit of disparity). */
+    /** Portrait: with an aperture (blur radius in photo pixels per unit of disparity; NaN: 20). */
     public int[] render(int[] argb, int width, int height, float aperture) {
         return render(argb, width, height, null, Float.NaN, aperture, true);
     }
@@ -65,13 +69,23 @@ public final class BokehPipeline implements AutoCloseable {
         return out;
     }
 
-    /** "gpu" or "cpu": where the (render) model runs. */
+    /** "gpu" or "cpu": where the model runs (portrait: the portrait model, not its segmenter). */
     public String accelerator() {
         return nativeAccelerator(live());
     }
 
     public boolean needsDepth() {
         return nativeNeedsDepth(live());
+    }
+
+    /** Portrait: whether the latest render found a person; if not, the photo came back unchanged. */
+    public boolean personFound() {
+        return nativePersonFound(live());
+    }
+
+    /** Portrait: the share of the photo the latest render took for the person; -1 before one. */
+    public float personShare() {
+        return nativePersonShare(live());
     }
 
     @Override
@@ -93,4 +107,6 @@ public final class BokehPipeline implements AutoCloseable {
                                             float[] disparity, float focus, float aperture, boolean withDepth);
     private static native String nativeAccelerator(long handle);
     private static native boolean nativeNeedsDepth(long handle);
+    private static native boolean nativePersonFound(long handle);
+    private static native float nativePersonShare(long handle);
 }
