@@ -3,7 +3,7 @@ beside the full-resolution pipeline it replaced (issue 21).
 
 One timed call is one portrait: the segmenter (both fits: the photo into the model, the
 model image into the segmenter's 256x256; and the model), the portrait model (mask
-refined, depth, focus, the half-resolution render), then the contract's Eq. 9 blend at the
+refined, depth, focus, the reduced-resolution render), then the contract's Eq. 9 blend at the
 photo's resolution. Each part is timed inside the call, so the split comes from the very
 runs the whole is timed on, and the parts add up to the whole less a few clock reads.
 

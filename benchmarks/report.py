@@ -179,7 +179,7 @@ def portrait_section(results: dict) -> Section:
     if rows:
         notes.insert(0, "Medians of each part over the same steady-state runs as the whole. Portrait step "
                         "(bokeh-render --portrait): segmenter = both fits and the segmenter; model = the portrait "
-                        "model (mask refined, depth, focus, half-resolution render); blend = Eq. 9 at the "
+                        "model (mask refined, depth, focus, reduced-resolution render); blend = Eq. 9 at the "
                         "photo's resolution. Full resolution (before): segmenter, the host glue (mask sampled "
                         "back, disparity, median focus), the full-resolution render-track model with its fit "
                         "and blend. Peak RSS: each row's own process.")

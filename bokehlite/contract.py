@@ -105,9 +105,9 @@ TRACKS = {
                             "bokeh", "float16", "depth-guided renderer: photo + disparity + focus + "
                             "aperture (paper Eq. 1-2, 4-8)"),
     "portrait": TrackContract("portrait", (IMAGE, "person", "aperture"),
-                              ("bokeh", "blur", "defocus", "disparity", "person_share"), "blur", "float16",
+                              ("blur", "defocus", "disparity", "person_share"), "blur", "float16",
                               "portrait mode: photo + person segmenter mask + aperture; the mask refined to "
-                              "the photo's edges, depth and focus derived, rendered at half resolution"),
+                              "the photo's edges, depth and focus derived, rendered at reduced resolution"),
 }
 
 
@@ -213,7 +213,7 @@ CHECKED_INPUT_KEYS = ("shape", "dtype", "layout", "range", "color")
 # track, host glue between them) had this format; runtimes refuse it with one line.
 OLD_PORTRAIT_FORMAT = "bokehlite-portrait"
 SEGMENTER_FILE = "bokeh_portrait_segmenter.tflite"
-# export-tflite --track render --render-scale 2: the layers rendered at half the model size.
+# export-tflite --track render --render-scale 2: the large layers rendered on coarser grids.
 RENDER_SCALES = (1, 2)
 
 

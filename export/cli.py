@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="all: every output of the track (default); bokeh: the bokeh alone, at the model "
                         "size (file name ends _bokeh; no full-resolution Eq. 9 blend, see below)")
     p.add_argument("--render-scale", type=int, choices=RENDER_SCALES, default=1,
-                   help="render track: 2 renders the large blur layers at half the model size and "
-                        "blends Eq. 9 at the model size (file name ends _half; the portrait model "
+                   help="render track: 2 renders the blur layers over 1 px at 1/2 or 1/4 of the model "
+                        "size and blends Eq. 9 at the model size (file name ends _half; the portrait model "
                         "always does); 1: every layer at the model size, the reference (default)")
     p.add_argument("--input-size", type=size_arg, default=DEFAULT_SIZE, metavar="HxW",
                    help=f"fixed input size (default: {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}, "

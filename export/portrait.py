@@ -19,7 +19,7 @@ from typing import Callable
 
 from .. import contract
 from ..files import ensure_writable_dir
-from ..model.depth_render import FULL_SIZE_RADIUS
+from ..model.depth_render import LAYER_GRIDS
 from ..model.portrait_net import (GROUND_NEAR, GUIDE_EPS, GUIDE_RADIUS_SEGMENTER_PX, HORIZON, PERSON,
                                   PortraitNet)
 from ..runtime.fit import Letterbox
@@ -58,8 +58,10 @@ def rules(size: tuple[int, int]) -> dict:
                   "ground": f"0 down to {HORIZON:.0%} of the model's height, then rising to {GROUND_NEAR} "
                             "at its bottom edge"},
         "focus": "mean disparity weighted by (2q - 1)^2 where q > 0.5",
-        "render": f"half resolution (layers of radius over {FULL_SIZE_RADIUS} px at H/2 x W/2 with their radii "
-                  "halved, the smaller ones at the model size), Eq. 9 at the model size",
+        "render": "multi-grid: each layer blurred on the coarsest grid its radius allows ("
+                  + ", ".join(f"radius >= {r} px at 1/{g}" if g > 1 else "the rest at the model size"
+                              for r, g in LAYER_GRIDS)
+                  + "), composited coarsest first; Eq. 9 at the model size",
         "no_person": f"person_share < {contract.MIN_PERSON}: the host leaves the photo unchanged, with a "
                      "warning",
     }

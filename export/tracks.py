@@ -27,7 +27,7 @@ class Track:
     contract: TrackContract
     preset: str | None        # BokehNet preset; None for the depth-guided renderer
     precision: str            # "float32", "float16" or "int8" (weights; I/O stay float32)
-    render_scale: int = 1     # render track: 2 renders the layers at half the model size (portrait: always)
+    render_scale: int = 1     # render track: 2 renders the large layers on coarser grids (portrait: always)
 
     @property
     def name(self) -> str:
@@ -52,7 +52,7 @@ class Track:
         scale, or for the renderer its coarsest pyramid grid (so the grids stay aligned)."""
         if self.preset is not None:
             return stage_config(self.preset).net_multiple
-        # At half resolution the kernels halve too, so the coarsest grid is still 4x the model's.
+        # render_scale 2 composites on grids up to 4x coarser: the same multiple.
         return max(pyramid_factor(k) for k in RENDER_KERNELS)
 
 
@@ -73,7 +73,7 @@ CHOICES = {
     "render": TrackChoice(("render",), ("render",), "depth-guided renderer (photo + disparity + focus + "
                                                     "aperture), float16"),
     "portrait": TrackChoice(("portrait",), ("portrait",), "MediaPipe's person segmenter + the portrait "
-                                                          "model (mask refined, depth, focus, half-resolution "
+                                                          "model (mask refined, depth, focus, reduced-resolution "
                                                           "render), float16 (bokeh-render --portrait)"),
     "all": TrackChoice(("cpu", "gpu"), ("cpu", "gpu"), "cpu and gpu"),
 }
@@ -83,7 +83,7 @@ def get_track(name: str, precision: str | None = None, outputs: tuple[str, ...] 
               render_scale: int = 1) -> Track:
     """The track `name` at `precision` (default: the track's), with all its outputs or, with
     `outputs` == ("bokeh",), the bokeh alone (the model then ends at that output); the render
-    track at `render_scale` 2 renders its layers at half the model size."""
+    track at `render_scale` 2 renders its large layers on coarser grids."""
     contract = track_contract(name)
     if render_scale not in RENDER_SCALES or (render_scale != 1 and name != "render"):
         raise ValueError(f"--render-scale {render_scale} is only built for the render track "

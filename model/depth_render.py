@@ -6,20 +6,27 @@ layered soft-disk renderer's kernels (Eq. 5-8) by linear interpolation between
 the two nearest kernel radii, so the layer masks sum to one. Focus and aperture
 are inputs, not constants: one exported model serves every focus and aperture.
 
-`render_scale=2` renders the large layers at half the model size, as the paper's inference
-stage and the authors' D2F code do (`shrink_scale=2`): the photo (through its radiance
-weights) and the disparity are average-pooled by 2, the layers blurred and composited there
-with the kernel radii halved, the running sums sampled back up bilinearly, and the layers
-of radius up to FULL_SIZE_RADIUS composited on top at the model size. Eq. 9 then blends at
-the model size with the mask from the full-resolution defocus |d - d_f|, so in-focus pixels
-take the photo itself. Why the small layers stay: a blur of a pixel or two keeps detail
-that halving the grid removes. Against the exact render on the astronaut at 256x384 (PyTorch):
-pure half size 34.1 dB; the layers up to 2 px kept, 36.2 dB; up to 3 px, 37.3 dB; up to 5 px,
-38.6 dB. Why 2: layers of radius 3 and up have kernels of over 25 taps, which XNNPACK takes only
-in separable form, as copies of the 7-channel layer input, and at the model size those copies
-cost memory: 1041 MB peak for the 1024x1536 portrait step with the layers up to 5 px, 906 MB
-up to 3 px, 652 MB up to 2 px (same run, LiteRT low memory, 2 threads). The full-resolution
-render (`render_scale=1`, the default) stays the reference.
+`render_scale=2` renders each layer on the coarsest grid its radius allows, as the paper's
+inference stage and the authors' D2F code (`shrink_scale=2`) render at reduced resolution:
+layers of radius 0 and 1 model pixel at the model size, 2 to 8 on a grid 2 times coarser,
+9 and up 4 times coarser (LAYER_GRIDS). The layer input (W*I, W, 1) and the radius map are
+average-pooled once per grid (a small highlight keeps its Eq. 4 boost), each layer is blurred
+there with the pyramid's coarse disk (radius and softness stay in model pixels), and the
+running sums are composited coarsest grid first and sampled up bilinearly once per grid.
+Eq. 9 then blends at the model size with the mask from the full-resolution defocus
+|d - d_f|, so in-focus pixels take the photo itself.
+
+Why these grids. Against the exact full-resolution render (PyTorch; whole / within 8 px of
+a depth edge): the astronaut portrait at 512x768, 39.1 / 34.8 dB, at 256x384 36.5 / 34.1;
+the Middlebury motorcycle at 256x384 (aperture 40), 37.3 / 35.2. With only the in-focus layer
+at the model size the motorcycle falls to 34.3 dB; with the 2 px layer there too it gains
+about 2 dB, for a 5x5 blur of seven model-size channels, the costliest op of the model on
+XNNPACK (whose depthwise kernels cost about the same per pixel for 1 to 16 channels, so
+the layer input stays one tensor). The layers from 9 px on the half grid would gain about
+as much, at the cost of the largest kernels there. The design this replaced (every layer over
+2 px at half size with its radius halved and rounded up, the largest pooled again per layer)
+scored 39.0 / 34.4 dB on the astronaut at 512x768 and took about twice the time. The
+full-resolution render (`render_scale=1`, the default) stays the reference.
 """
 from __future__ import annotations
 
@@ -39,14 +46,14 @@ from .stages import Stage
 # g(I) of the untrained renderer: a constant, so only the Eq. 4 bright-pixel boost
 # (3 I^5, up to 12x this) shapes the weights.
 NEUTRAL_WEIGHT = 0.25
-# render_scale 2: layers of blur radius up to this many model pixels are rendered at the model size.
-FULL_SIZE_RADIUS = 2
+# render_scale 2: (smallest radius in model pixels, grid) from the coarsest grid down; a layer
+# is blurred on the first grid whose smallest radius it reaches (see the module docstring).
+LAYER_GRIDS = ((9, 4), (2, 2), (0, 1))
 
 
-def scaled_kernel_sizes(kernel_sizes: Sequence[int], scale: int) -> tuple[int, ...]:
-    """Kernel sizes whose radii cover `kernel_sizes`' radii divided by `scale` (rounded up,
-    duplicates dropped): the half-resolution render keeps every radius it must reach."""
-    return tuple(sorted({2 * math.ceil((k // 2) / scale) + 1 for k in kernel_sizes}))
+def layer_grid(radius: float) -> int:
+    """The grid factor a layer of `radius` model pixels is rendered on (render_scale 2)."""
+    return next(grid for smallest, grid in LAYER_GRIDS if radius >= smallest)
 
 
 def eq9_blend(image: torch.Tensor, blur: torch.Tensor, defocus: torch.Tensor, eta: float, tau: float):
@@ -55,26 +62,27 @@ def eq9_blend(image: torch.Tensor, blur: torch.Tensor, defocus: torch.Tensor, et
     return mask * image + (1 - mask) * blur
 
 
-def radius_masks(radius: torch.Tensor, radii: Sequence[float], layers: range | None = None) -> torch.Tensor:
-    """(B, N, H, W) tent weights of `radius` (B, 1, H, W) over increasing kernel radii.
+def radius_mask(radius: torch.Tensor, radii: Sequence[float], i: int) -> torch.Tensor:
+    """(B, 1, H, W) tent weight of `radius` (B, 1, H, W) on layer i of increasing kernel radii.
 
     m_i rises linearly from r_{i-1} to r_i and falls to r_{i+1}; below r_0 all weight
-    is on layer 0, above r_{N-1} on the last layer. The masks sum to 1. `layers`: only
-    these masks (the half-resolution render asks for each grid's own).
+    is on layer 0, above r_{N-1} on the last layer. The masks of all layers sum to 1.
     """
-    masks = []
-    for i in (range(len(radii)) if layers is None else layers):
-        r = radii[i]
-        up = (radius - radii[i - 1]) / (r - radii[i - 1]) if i > 0 else None
-        down = (radii[i + 1] - radius) / (radii[i + 1] - r) if i + 1 < len(radii) else None
-        if up is None:
-            m = down
-        elif down is None:
-            m = up
-        else:
-            m = torch.minimum(up, down)
-        masks.append(torch.clamp(m, 0.0, 1.0))
-    return torch.cat(masks, dim=1)
+    r = radii[i]
+    up = (radius - radii[i - 1]) / (r - radii[i - 1]) if i > 0 else None
+    down = (radii[i + 1] - radius) / (radii[i + 1] - r) if i + 1 < len(radii) else None
+    if up is None:
+        m = down
+    elif down is None:
+        m = up
+    else:
+        m = torch.minimum(up, down)
+    return torch.clamp(m, 0.0, 1.0)
+
+
+def radius_masks(radius: torch.Tensor, radii: Sequence[float]) -> torch.Tensor:
+    """(B, N, H, W): `radius_mask` of every layer."""
+    return torch.cat([radius_mask(radius, radii, i) for i in range(len(radii))], dim=1)
 
 
 class DepthRenderNet(nn.Module):
@@ -83,8 +91,8 @@ class DepthRenderNet(nn.Module):
     -> dict(bokeh (B,3,H,W), radius (B,1,H,W) in px, weight (B,3,H,W), blur (B,3,H,W)).
 
     render_scale 1: `bokeh` is the layered render itself (and `blur` the same tensor);
-    2: `blur` is the half-resolution render sampled up, `bokeh` its Eq. 9 blend with the
-    photo at the model size (see the module docstring). H and W must then be even.
+    2: `blur` is the multi-grid render, `bokeh` its Eq. 9 blend with the photo at the model
+    size (see the module docstring). H and W must then be multiples of 4.
     """
 
     def __init__(self, kernel_sizes: Sequence[int] = STAGE3_KERNELS, render_mode: str = "pyramid",
@@ -99,16 +107,8 @@ class DepthRenderNet(nn.Module):
         self.radiance = Radiance(radiance)
         nn.init.zeros_(self.radiance.conv3.weight)
         nn.init.constant_(self.radiance.conv3.bias, math.log(NEUTRAL_WEIGHT / (1 - NEUTRAL_WEIGHT)))
-        if render_scale == 1:
-            self.renderer = LayeredRenderer(self.kernel_sizes, render_mode)
-        else:       # the small layers at the model size, the others on the half-size grid
-            fine = tuple(k for k in self.kernel_sizes if k // 2 <= FULL_SIZE_RADIUS)
-            coarse = scaled_kernel_sizes([k for k in self.kernel_sizes if k // 2 > FULL_SIZE_RADIUS],
-                                         render_scale)
-            self.fine = LayeredRenderer(fine, render_mode)
-            self.renderer = LayeredRenderer(coarse, render_mode)
-            # Every layer's radius in model pixels: the tent masks split R over all of them.
-            self.layer_radii = [k // 2 for k in fine] + [render_scale * (k // 2) for k in coarse]
+        grids = None if render_scale == 1 else [layer_grid(r) for r in self.radii]
+        self.renderer = LayeredRenderer(self.kernel_sizes, render_mode, grids)
 
     def forward(self, image, disparity, focus, aperture) -> dict[str, torch.Tensor]:
         if image.dim() != 4 or image.shape[1] != 3:
@@ -124,23 +124,33 @@ class DepthRenderNet(nn.Module):
         if s == 1:
             bokeh = self.renderer(image, radius_masks(radius, self.radii), weight)
             return {"bokeh": bokeh, "radius": radius, "weight": weight, "blur": bokeh}
-        if image.shape[-1] % s or image.shape[-2] % s:
-            raise ValueError(f"render_scale {s} needs H and W divisible by {s}, got {tuple(image.shape[-2:])}")
-        # The layer input (W*I, W, 1) as composite builds it; pooled, each half-size pixel
-        # carries its four pixels' radiance (a small highlight keeps its boost).
-        layer_input = torch.cat([image * weight, weight, torch.ones_like(weight[:, :1])], dim=1)
-        n_fine = len(self.fine.blurs)
-        coarse_radius = torch.clamp(aperture * torch.abs(F.avg_pool2d(disparity, s) - focus), 0.0, self.max_radius)
-        every = len(self.layer_radii)
-        acc = accumulate(None, self.renderer.blurs,
-                          radius_masks(coarse_radius, self.layer_radii, range(n_fine, every)),
-                          F.avg_pool2d(layer_input, s))
-        acc = F.interpolate(acc, size=tuple(image.shape[-2:]), mode="bilinear", align_corners=False)
-        acc = accumulate(acc, self.fine.blurs, radius_masks(radius, self.layer_radii, range(n_fine)), layer_input)
-        blur = acc[:, 0:3] / torch.clamp(acc[:, 3:6], min=EPS)
+        blur = self._multi_grid(image, weight, radius)
         eta, tau = self.eq9
         bokeh = eq9_blend(image, blur, radius / self.max_radius, eta, tau)
         return {"bokeh": bokeh, "radius": radius, "weight": weight, "blur": blur}
+
+    def _multi_grid(self, image: torch.Tensor, weight: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+        """render_scale 2: every layer on its grid, composited coarsest grid first (module docstring)."""
+        coarsest = max(self.renderer.grids)
+        if image.shape[-1] % coarsest or image.shape[-2] % coarsest:
+            raise ValueError(f"render_scale {self.render_scale} needs H and W divisible by {coarsest}, "
+                             f"got {tuple(image.shape[-2:])}")
+        # The layer input (W*I, W, 1) as composite builds it, and the radius, pooled grid by grid.
+        pooled = {1: (torch.cat([image * weight, weight.expand_as(image), torch.ones_like(radius)], dim=1), radius)}
+        grids = sorted(set(self.renderer.grids))
+        for finer, grid in zip(grids, grids[1:]):
+            pooled[grid] = tuple(F.avg_pool2d(t, grid // finer) for t in pooled[finer])
+        acc = None
+        for grid in reversed(grids):
+            layer_input, grid_radius = pooled[grid]
+            if acc is not None:
+                acc = F.interpolate(acc, size=tuple(layer_input.shape[-2:]), mode="bilinear", align_corners=False)
+            layers = [i for i, g in enumerate(self.renderer.grids) if g == grid]
+            acc = accumulate(acc, [self.renderer.blurs[i] for i in layers],
+                             [radius_mask(grid_radius, self.radii, i) for i in layers], layer_input)
+        if acc.shape[-2:] != image.shape[-2:]:         # no layer at the model size
+            acc = F.interpolate(acc, size=tuple(image.shape[-2:]), mode="bilinear", align_corners=False)
+        return acc[:, 0:3] / torch.clamp(acc[:, 3:6], min=EPS)
 
     OUTPUT_NAMES = ("bokeh", "defocus")
 

@@ -20,7 +20,7 @@ other arithmetic: everything between the segmenter and the blend is here.
 4. The focus is the mean disparity weighted by w = (2q - 1)^2 over q > 0.5: the confident
    person (a median does not fit a graph); person_share the share of model pixels with
    q > 0.5 (the host leaves the photo unchanged below contract.MIN_PERSON).
-5. The half-resolution depth-guided renderer (depth_render.py, render_scale=2) renders it.
+5. The depth-guided renderer on coarser grids (depth_render.py, render_scale=2) renders it.
 """
 from __future__ import annotations
 
@@ -104,9 +104,10 @@ class PortraitNet(nn.Module):
         a = (corr_ip - mean_i * mean_p) / (corr_i - mean_i * mean_i + GUIDE_EPS)
         b = mean_p - a * mean_i
         ab = self._mean(torch.cat([a, b], dim=1))
-        if g > 1:
-            ab = F.interpolate(ab, size=self.size, mode="bilinear", align_corners=False)
-        return torch.clamp(ab[:, 0:1] * grey + ab[:, 1:2], 0.0, 1.0)
+        # Split on the coarse grid, then sampled up: no slices of a model-size tensor.
+        a, b = (F.interpolate(ab[:, i:i + 1], size=self.size, mode="bilinear", align_corners=False)
+                if g > 1 else ab[:, i:i + 1] for i in (0, 1))
+        return torch.clamp(a * grey + b, 0.0, 1.0)
 
     def forward(self, image, person, aperture) -> dict[str, torch.Tensor]:
         if image.dim() != 4 or image.shape[1] != 3 or tuple(image.shape[-2:]) != self.size:
@@ -127,8 +128,11 @@ class PortraitNet(nn.Module):
                 "person_share": share.reshape(-1, 1)}
 
     def export_outputs(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """No `bokeh`: the host's Eq. 9 at the photo's resolution is the result, and a model-size
+        preview would cost a full-resolution blend and a 3-channel output (19 MB at 1024x1536)."""
         named = self.render.export_outputs(out)
-        return {**named, "disparity": out["disparity"], "person_share": out["person_share"]}
+        return {"blur": named["blur"], "defocus": named["defocus"], "disparity": out["disparity"],
+                "person_share": out["person_share"]}
 
     @property
     def eq9(self) -> tuple[float, float]:

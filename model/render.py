@@ -196,14 +196,18 @@ def composite(image: torch.Tensor, weight: torch.Tensor, masks: torch.Tensor,
 
 
 def accumulate(acc: torch.Tensor | None, blurs: Sequence[Callable[[torch.Tensor], torch.Tensor]],
-               masks: torch.Tensor, layer_input: torch.Tensor) -> torch.Tensor:
+               masks: torch.Tensor | Sequence[torch.Tensor], layer_input: torch.Tensor) -> torch.Tensor:
     """composite's running sums (num, den, coverage), from the largest layer down, continued
-    from `acc` (None: start empty); the half-resolution render continues a coarse grid's sums
-    with the fine layers (depth_render.py)."""
+    from `acc` (None: start empty); the multi-grid render continues a coarser grid's sums
+    on the next finer grid (depth_render.py). `masks`: (B, N, H, W), or N tensors (B, 1, H, W),
+    which export without the slices of a concatenation."""
     store = _ACCUMULATOR_STORAGE.get()
     for i in reversed(range(len(blurs))):
-        b = blurs[i](masks[:, i:i + 1] * layer_input)
-        acc = b if acc is None else acc * (1 - b[:, 6:7]) + b
+        mask = masks[:, i:i + 1] if isinstance(masks, torch.Tensor) else masks[i]
+        b = blurs[i](mask * layer_input)
+        # A layer that does not blur covers exactly its mask: no slice of b.
+        coverage = mask if getattr(blurs[i], "identity", False) else b[:, 6:7]
+        acc = b if acc is None else acc * (1 - coverage) + b
         if store is not None:
             acc = store(acc)
     return acc
@@ -243,21 +247,33 @@ def layered_blur(image: torch.Tensor, defocus: torch.Tensor, kernel_sizes: Seque
 
 
 class LayerBlur(nn.Module):
-    """Module form of `layer_blur` for one layer of `size`, exact or on a coarser grid."""
+    """Module form of `layer_blur` for one layer of `size`, exact or on a coarser grid.
 
-    def __init__(self, size: int, mode: str = "exact"):
+    `grid` g: the caller gives the layer its input already average-pooled by g (one pooling
+    for every layer on that grid, depth_render.py) and takes the result on that grid; the
+    kernel is the pyramid's coarse disk for g, so radius and softness stay in input pixels.
+    """
+
+    def __init__(self, size: int, mode: str = "exact", grid: int | None = None):
         super().__init__()
         _check_mode(mode)
         self.size = size
-        self.factor = _layer_factor(size, mode)
+        coarse = _layer_factor(size, mode) if grid is None else grid
+        self.factor = coarse if grid is None else 1         # the pooling this module does itself
         # Non-persistent: derived from the config, so checkpoints never carry it.
-        self.register_buffer("kernel", render_kernel(size, self.factor), persistent=False)
+        self.register_buffer("kernel", render_kernel(size, coarse), persistent=False)
         # The separable form, where there is one; used once `blur_separably` turns it on.
-        vertical, horizontal = (render_terms(size, self.factor) if has_separable_form(size, mode)
-                                else (None, None))
+        separable = grid_kernel_size(size, coarse) >= SEPARABLE_MIN_SIZE if grid is not None \
+            else has_separable_form(size, mode)
+        vertical, horizontal = render_terms(size, coarse) if separable else (None, None)
         self.register_buffer("vertical", vertical, persistent=False)
         self.register_buffer("horizontal", horizontal, persistent=False)
         self.separable = False
+
+    @property
+    def identity(self) -> bool:
+        """A 1x1 kernel (sum 1) at its own resolution: the layer does not blur."""
+        return self.kernel.shape[-1] == 1 and self.factor == 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         terms = (self.vertical, self.horizontal) if self.separable else None
@@ -265,15 +281,23 @@ class LayerBlur(nn.Module):
 
 
 class LayeredRenderer(nn.Module):
-    """Module form of `layered_blur` with the kernels precomputed as buffers."""
+    """Module form of `layered_blur` with the kernels precomputed as buffers.
 
-    def __init__(self, kernel_sizes: Sequence[int], mode: str = "pyramid"):
+    `grids`: one per kernel, each layer's LayerBlur grid (the multi-grid render of
+    depth_render.py, which composites them itself; forward is then not for use).
+    """
+
+    def __init__(self, kernel_sizes: Sequence[int], mode: str = "pyramid", grids: Sequence[int] | None = None):
         super().__init__()
         _check_mode(mode)
         self.kernel_sizes = tuple(kernel_sizes)
-        self.blurs = nn.ModuleList(LayerBlur(k, mode) for k in self.kernel_sizes)
+        self.grids = None if grids is None else tuple(grids)
+        self.blurs = nn.ModuleList(LayerBlur(k, mode, None if grids is None else g)
+                                   for k, g in zip(self.kernel_sizes, grids or [None] * len(self.kernel_sizes)))
 
     def forward(self, image: torch.Tensor, defocus: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if self.grids is not None:
+            raise RuntimeError("a multi-grid renderer's layers take pooled inputs: depth_render.py composites them")
         # Checked at this boundary: a wrong channel count would otherwise render silently wrong.
         _check_inputs(image, weight, defocus)
         masks = layer_masks(defocus, len(self.kernel_sizes))

@@ -74,7 +74,7 @@ radius at {MAX_BLUR_RADIUS} of its own pixels.
 portrait mode: --portrait runs the person segmenter and the portrait model of the pipeline
 in --models DIR (default {DEFAULT_MODELS}; `export-tflite --track portrait`): the model refines
 the person mask to the photo's edges, derives a depth (person in front, a receding ground
-plane behind), focuses on the person and renders the blur at half resolution; Eq. 9 blends
+plane behind), focuses on the person and renders the blur at reduced resolution; Eq. 9 blends
 it with the photo at its own resolution. A photo with no person is written unchanged, with
 one warning.
 

@@ -8,7 +8,7 @@ Two models and the contract's blend, nothing else (issue 21):
 3. the portrait model (model/portrait_net.py) takes the model image, that mask as it
    comes out, and the aperture; in the graph it refines the mask to the photo's edges,
    derives the disparity (the person a plane in front, a receding ground plane behind) and
-   the focus, and renders the blur at half resolution;
+   the focus, and renders the blur on grids 2 and 4 times coarser (depth_render.py);
 4. Eq. 9 blends its `blur` with the photo at the photo's own resolution, through the
    letterbox, exactly as for the gpu track (runtime/blend.py).
 

@@ -90,3 +90,47 @@ def test_no_dark_halo_at_depth_edges(net):
 def test_inputs_are_validated_with_the_expected_shape(net):
     with pytest.raises(ValueError, match="disparity of shape"):
         net(torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 4, 4), torch.zeros(1, 1), torch.zeros(1, 1))
+
+
+def test_multi_grid_render_puts_each_layer_on_the_coarsest_grid_its_radius_allows():
+    """Radius 0 and 1 px at the model size, 2 to 8 px at 1/2, 9 px and up at 1/4 (issue 21)."""
+    half = DepthRenderNet(render_scale=2)
+    by_radius = dict(zip(half.radii, half.renderer.grids))
+    assert [by_radius[r] for r in (0, 1, 2, 7, 9, 34)] == [1, 1, 2, 2, 4, 4]
+    # Each layer keeps its radius in model pixels: the coarse disk is the pyramid's for its grid.
+    blur = half.renderer.blurs[half.radii.index(9)]
+    assert tuple(blur.kernel.shape) == (7, 7) and blur.factor == 1
+
+
+def test_multi_grid_render_keeps_a_focused_plane_sharp_and_matches_the_exact_render(net):
+    """Against the exact full-resolution render of the three planes: close everywhere, and
+    the focused plane is the photo itself after Eq. 9."""
+    image, disparity = plane_scene(H, W, highlights=False)
+    exact = DepthRenderNet(render_mode="exact").eval()
+    half = DepthRenderNet(render_scale=2).eval()
+    reference, _ = render(exact, image, disparity, focus=0.5, aperture=30.0)
+    bokeh, _ = render(half, image, disparity, focus=0.5, aperture=30.0)
+    assert psnr(bokeh, reference) >= 34.0
+    region = (slice(10, H - 10), slice(96 + 10, 192 - 10))
+    assert psnr(bokeh[region], image[region]) >= 45.0
+
+
+def test_multi_grid_render_refuses_sizes_its_coarsest_grid_does_not_divide():
+    with pytest.raises(ValueError, match="divisible by 4"):
+        DepthRenderNet(render_scale=2)(torch.zeros(1, 3, 6, 8), torch.zeros(1, 1, 6, 8),
+                                        torch.zeros(1, 1), torch.zeros(1, 1))
+
+
+def test_an_untrained_renderers_base_weight_is_its_constant_outside_training():
+    """conv3 starts at zero weights: g(I) is sigmoid(bias) exactly, and the full-resolution
+    convolutions are skipped; in training the convolutions run, so conv3 gets a gradient."""
+    net = DepthRenderNet().eval()
+    image = torch.rand(1, 3, 8, 8)
+    base = net.radiance.base_weight(image)
+    assert tuple(base.shape) == (1, 1, 1, 1)
+    assert base.item() == pytest.approx(0.25, abs=1e-6)
+    net.radiance.train()
+    full = net.radiance.base_weight(image)
+    assert tuple(full.shape) == (1, 1, 8, 8) and torch.equal(full, base.expand_as(full))
+    full.sum().backward()
+    assert net.radiance.conv3.weight.grad is not None and net.radiance.conv3.weight.grad.abs().sum() > 0

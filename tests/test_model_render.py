@@ -430,3 +430,18 @@ def test_upsample_blend_gives_the_image_in_focus_and_the_upsampled_bokeh_where_d
     np.testing.assert_allclose(in_focus, m0 * image.numpy() + (1 - m0) * up, atol=1e-5)
     defocused = upsample_blend(image, bokeh_lr, torch.ones(1, 1, 32, 48)).numpy()
     np.testing.assert_allclose(defocused, up, atol=1e-6)
+
+
+def test_a_layer_that_does_not_blur_covers_its_mask_as_the_blurred_coverage_would():
+    """accumulate takes an identity layer's coverage from its mask instead of slicing the
+    blurred input: the same running sums as a blur function without that shortcut."""
+    from bokehlite.model.render import accumulate
+    torch.manual_seed(0)
+    layer_input = torch.cat([torch.rand(1, 6, 16, 16), torch.ones(1, 1, 16, 16)], dim=1)
+    masks = torch.softmax(torch.randn(1, 3, 16, 16), dim=1)
+    blurs = [LayerBlur(1), LayerBlur(3), LayerBlur(5)]
+    assert blurs[0].identity and not blurs[1].identity
+    plain = [lambda x: x, blurs[1], blurs[2]]
+    with torch.no_grad():
+        assert torch.allclose(accumulate(None, blurs, masks, layer_input),
+                              accumulate(None, plain, list(masks.split(1, dim=1)), layer_input), atol=1e-7)

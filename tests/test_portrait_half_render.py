@@ -1,4 +1,4 @@
-"""The render track at half resolution (export-tflite --track render --render-scale 2, issue 21)
+"""The render track at reduced resolution (export-tflite --track render --render-scale 2, issue 21)
 on a real photo with its measured disparity: Middlebury 2014 "Motorcycle", from scikit-image's
 wheel. The exported model, run by LiteRT, is held to the full-resolution exact render."""
 from __future__ import annotations
