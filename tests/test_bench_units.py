@@ -503,15 +503,20 @@ def test_depth_renderer_stages_are_not_negative_and_its_defocus_net_is_absent(re
 
 
 def test_depth_renderer_flops_count_radiance_and_render_only(render_model_and_inputs):
+    import copy
     from bokehlite.benchmarks.flops import count_flops
     model, inputs = render_model_and_inputs
     flops = count_flops(model, inputs)
     assert flops["stages"]["defocus net"] is None
-    # Radiance: 1x1 convs 3 -> h -> h -> 1 on every pixel of the 64x96 image.
-    h = model.net.radiance.cfg.hidden
-    assert flops["stages"]["radiance"] == 2 * (3 * h + h * h + h) * 64 * 96
+    # Untrained, g(I) is a constant (model/radiance.py): no convolution runs.
+    assert flops["stages"]["radiance"] == 0
     assert flops["stages"]["render"] > 0
     assert flops["stages"]["radius/masks"] == 0        # element-wise only: not counted
+    # Trained: 1x1 convs 3 -> h -> h -> 1 on every pixel of the 64x96 image.
+    trained = copy.deepcopy(model)
+    torch.nn.init.constant_(trained.net.radiance.conv3.weight, 0.01)
+    h = trained.net.radiance.cfg.hidden
+    assert count_flops(trained, inputs)["stages"]["radiance"] == 2 * (3 * h + h * h + h) * 64 * 96
 
 
 def test_targets_ignore_the_render_track_and_never_name_an_absent_stage():
