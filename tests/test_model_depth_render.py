@@ -102,7 +102,7 @@ def test_multi_grid_render_puts_each_layer_on_the_coarsest_grid_its_radius_allow
     assert tuple(blur.kernel.shape) == (7, 7) and blur.factor == 1
 
 
-def test_multi_grid_render_keeps_a_focused_plane_sharp_and_matches_the_exact_render(net):
+def test_multi_grid_render_keeps_a_focused_plane_sharp_and_matches_the_exact_render():
     """Against the exact full-resolution render of the three planes: close everywhere, and
     the focused plane is the photo itself after Eq. 9."""
     image, disparity = plane_scene(H, W, highlights=False)
