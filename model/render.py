@@ -157,9 +157,12 @@ def _like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return t if t.dtype == x.dtype and t.device == x.device else t.to(dtype=x.dtype, device=x.device)
 
 
-def has_separable_form(size: int, mode: str) -> bool:
-    """Whether a layer of `size` can blur as separable terms: pyramid mode, kernel over 5x5 on its grid."""
-    return mode == "pyramid" and grid_kernel_size(size, _layer_factor(size, mode)) >= SEPARABLE_MIN_SIZE
+def has_separable_form(size: int, mode: str, grid: int | None = None) -> bool:
+    """Whether a layer of `size` can blur as separable terms: on a coarse grid (pyramid mode, or
+    the `grid` its caller pooled to), a kernel over 5x5 on that grid."""
+    if grid is None and mode != "pyramid":
+        return False
+    return grid_kernel_size(size, _layer_factor(size, mode) if grid is None else grid) >= SEPARABLE_MIN_SIZE
 
 
 def blur_separably(module: nn.Module) -> int:
@@ -263,9 +266,8 @@ class LayerBlur(nn.Module):
         # Non-persistent: derived from the config, so checkpoints never carry it.
         self.register_buffer("kernel", render_kernel(size, coarse), persistent=False)
         # The separable form, where there is one; used once `blur_separably` turns it on.
-        separable = grid_kernel_size(size, coarse) >= SEPARABLE_MIN_SIZE if grid is not None \
-            else has_separable_form(size, mode)
-        vertical, horizontal = render_terms(size, coarse) if separable else (None, None)
+        vertical, horizontal = (render_terms(size, coarse) if has_separable_form(size, mode, grid)
+                                else (None, None))
         self.register_buffer("vertical", vertical, persistent=False)
         self.register_buffer("horizontal", horizontal, persistent=False)
         self.separable = False
