@@ -247,6 +247,10 @@ def _main(argv: list[str] | None) -> int:
         if settings.device == "gpu":
             settings.adapter = find_gpu_adapter()
         check_sizes(settings)
+        if args.native is not None:      # never time a binary under emulation (qemu-user)
+            from .native import emulated
+            if (why := emulated(args.native)):
+                raise UsageError(why)
     except (UsageError, GpuUnavailable) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -24,6 +24,40 @@ from pathlib import Path
 
 import numpy as np
 
+# ELF e_machine of the programs this machine runs natively (platform.machine() names).
+_ELF_MACHINES = {"x86_64": 62, "amd64": 62, "aarch64": 183, "arm64": 183, "i386": 3, "i686": 3, "armv7l": 40,
+                 "riscv64": 243}
+_ELF_NAMES = {62: "x86-64", 183: "arm64 (aarch64)", 3: "x86", 40: "32-bit ARM", 243: "RISC-V"}
+
+
+class EmulatedBinary(RuntimeError):
+    """bokeh-native built for another CPU than this machine's: it would run under emulation."""
+
+
+def emulated(binary: Path) -> str | None:
+    """Why `binary` would run under emulation here (qemu-user, binfmt_misc), or None. Times
+    under emulation are not the device's (qemu-user runs arm64 code about 100x slower, and
+    not in proportion), so they are never timed: time an arm64 build on an arm64 machine."""
+    import platform
+    try:
+        with open(binary, "rb") as f:
+            head = f.read(65536)
+    except OSError:
+        return None
+    if head.startswith(b"#!"):                 # a wrapper script such as android/native/run-arm64
+        if b"qemu" in head:
+            return f"{binary} runs a program under qemu (emulation): times there are not the device's"
+        return None
+    if head[:4] != b"\x7fELF" or len(head) < 20:
+        return None
+    machine = int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
+    here = _ELF_MACHINES.get(platform.machine().lower())
+    if here is None or machine == here:
+        return None
+    return (f"{binary} is a {_ELF_NAMES.get(machine, f'e_machine {machine}')} program and this machine is "
+            f"{platform.machine()}: it would run under emulation, whose times are not the device's; "
+            f"time it on a machine of its own CPU")
+
 SIZES = ((1024, 1536), (3000, 4000))       # (H, W): the model's own size, and 12 MP
 HOST_SHARE_TARGET = 0.10                    # at 12 MP, 2 threads
 
@@ -100,7 +134,10 @@ def time_python(model: Path, photo: Path, threads: int, runs: int, work: Path) -
 
 
 def compare(binary: Path, model: Path, threads: int, runs: int = 3, sizes=SIZES, progress=None) -> list[dict]:
-    """Rows for each photo size: bokeh-render, then bokeh-native."""
+    """Rows for each photo size: bokeh-render, then bokeh-native. Refuses (EmulatedBinary) a
+    bokeh-native that would run under emulation."""
+    if (why := emulated(binary)):
+        raise EmulatedBinary(why)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-native-") as tmp:
         work = Path(tmp)
@@ -170,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--json", type=Path, help="write the rows to FILE")
     args = p.parse_args(argv)
+    if (why := emulated(args.binary)):
+        print(f"{p.prog}: error: {why}", file=sys.stderr)
+        return 2
     rows = compare(args.binary, args.model, args.threads, args.runs,
                    progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(to_text(rows))

@@ -52,7 +52,8 @@ def open_portrait(pipeline: str, threads: int, mode: str) -> Runner:
     """The pipeline in sidecar `pipeline`, opened as bokeh-render opens it; mode as in
     backends.open_litert, or "xnnpack-fullres" for the full-resolution pipeline. Its `parts`
     collects each call's split in ms."""
-    from ..runtime.portrait import MIN_PERSON, PortraitRenderer
+    from ..contract import MIN_PERSON
+    from ..runtime.portrait import PortraitRenderer
     from ..runtime.blend import blend_full_resolution
     from ..runtime.renderer import colour_view
     fullres = mode == "xnnpack-fullres"

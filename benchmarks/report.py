@@ -112,9 +112,14 @@ def precision_section(results: dict) -> Section:
             if photos and photos.get("worst"):
                 worst, gate = photos["worst"], photos.get("gate") or {}
                 psnr = "identical" if worst["bokeh_psnr"] is None else f"{worst['bokeh_psnr']:.1f} dB"
-                note += (f"; export gate on {photos['count']} held-out real photos vs float32 PyTorch: worst "
-                         f"bokeh PSNR {psnr}, defocus mean |err| {worst['defocus_mae']:.2g} (limits >= "
-                         f"{gate.get('min_bokeh_psnr', '-')} dB, <= {gate.get('max_defocus_mae', '-')})")
+                weights = photos.get("weights") or "unknown"
+                note += (f"; export gate on {photos['count']} held-out real photos vs float32 PyTorch, on "
+                         f"{weights} weights: worst bokeh PSNR {psnr}, defocus mean |err| "
+                         f"{worst['defocus_mae']:.2g} (limits >= {gate.get('min_bokeh_psnr', '-')} dB, <= "
+                         f"{gate.get('max_defocus_mae', '-')})")
+                if weights != "trained":
+                    note += (" (untrained weights: this says little about int8 on a trained model; "
+                             "docs/export.md has trained-weights figures)")
             notes.append(note + ".")
     if rows:
         notes.insert(0, "Ratio = median latency on the precision's export over the median on the track's own "

@@ -157,7 +157,8 @@ def ensure_artifacts(track: str, size: tuple[int, int], settings: Settings,
         out["quantization"] = {k: sidecar["quantization"].get(k)
                                for k in ("method", "weights", "activations", "calibration")}
         out["real_photos"] = {"count": len(photos.get("photos", [])), "worst": photos.get("worst"),
-                              "gate": sidecar.get("parity", {}).get("gate")}
+                              "gate": sidecar.get("parity", {}).get("gate"),
+                              "weights": photos.get("weights") or sidecar.get("weights")}
     return out
 
 

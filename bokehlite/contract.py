@@ -15,14 +15,26 @@ DEFAULT_SIZE = (1024, 1536)     # EBB! / AIM 2020 full resolution, (H, W)
 # (paper Table 1, stage 3). model/config.py checks that the kernels agree.
 MAX_BLUR_RADIUS = 34
 EQ9_ETA, EQ9_TAU = 20.0, 0.125  # Eq. 9 mask M = sigmoid(eta * (tau - D)), the paper's constants
+# The host steps' own numbers (docs/contract.md). Every sidecar and embedded contract carries
+# them under "host" (`host_parameters`), and both runtimes, Python and libbokeh, read them
+# from there: no front end keeps a copy.
+DEFAULT_APERTURE = 20.0         # photo pixels of blur per unit |disparity - focus| when none is given
 MIN_PERSON = 0.01               # portrait: a photo with less person than this is left unchanged
+FOCUS_WINDOW = 9                # tap to focus: the median of this many pixels square around the tap
+CENTRE_BOX = 0.1                # default focus: the median over the centred box this share of each side
+RATIO_TOLERANCE = 0.01          # a depth map whose aspect ratio differs by more is stretched, with a warning
 
 SIDECAR_FORMAT = "bokehlite-tflite"
-SIDECAR_VERSION = 1
+# 2: the "host" block and the preprocess "rules" (docs/contract.md); version 1 had neither.
+SIDECAR_VERSION = 2
 # Inside every export (TFLite Model Metadata, export/metadata.py): the sidecar as an associated
 # file, without the keys that describe the final file (its sha256 and size cannot be inside it).
 CONTRACT_FILE = "bokehlite_contract.json"
 EMBEDDED_OMITS = ("sha256", "size_bytes", "metadata")
+# The same embedded contract, also as a model metadata buffer under this key: LiteRT's C API
+# reads a buffer by key (LiteRtGetModelMetadata), so libbokeh opens a lone .tflite without
+# unpacking the ZIP that holds the associated file.
+CONTRACT_METADATA_KEY = "bokehlite_contract"
 # export-tflite --outputs: every output of the track, or the bokeh alone (one image in, one
 # out, which Android Studio's ML Model Binding wraps; no full-resolution Eq. 9 without defocus).
 OUTPUT_SETS = {"all": None, "bokeh": ("bokeh",)}
@@ -194,6 +206,34 @@ def postprocess(source: str, eta: float, tau: float) -> dict:
     return {"blend": "eq9", "source": source, "defocus": "defocus", "eta": float(eta), "tau": float(tau),
             "at": "the original photo's resolution",
             "formula": "M = sigmoid(eta*(tau - D)); out = M*I + (1-M)*B"}
+
+
+def host_parameters() -> dict:
+    """The host steps' numbers, as a sidecar's "host" block: what both runtimes read."""
+    return {"default_aperture": DEFAULT_APERTURE, "min_person": MIN_PERSON, "focus_window": FOCUS_WINDOW,
+            "centre_box": CENTRE_BOX, "ratio_tolerance": RATIO_TOLERANCE}
+
+
+# The rules of docs/contract.md, by number, that a track's host steps follow (the sidecar's
+# preprocess "rules"): R1-R3 fit the photo, R5-R6 blend at its resolution, R4 and R7-R10 are
+# the depth glue of the render track, R11 portrait's no-person rule, R12 the bokeh-only upsample.
+RULES = {
+    "fit": ("R1", "R2", "R3"),
+    "eq9": ("R5", "R6"),
+    "depth": ("R4", "R7", "R8", "R9", "R10"),
+    "portrait": ("R11",),
+    "upsample": ("R12",),
+}
+
+
+def track_rules(track: str, bokeh_only: bool = False) -> list[str]:
+    """The rule numbers of docs/contract.md that an export of `track` follows on the host."""
+    parts = ["fit", "upsample" if bokeh_only else "eq9"]
+    if track_contract(track).depth_guided:
+        parts.append("depth")
+    if track == "portrait":
+        parts.append("portrait")
+    return [rule for part in parts for rule in RULES[part]]
 
 
 def upsample_postprocess() -> dict:

@@ -27,6 +27,8 @@ import numpy as np
 from flatbuffers import encode, number_types as N, packer
 from flatbuffers.table import Table
 
+from .contract import CONTRACT_METADATA_KEY
+
 METADATA_NAME = "TFLITE_METADATA"
 IDENTIFIER = b"M001"
 SCHEMA_VERSION = "1.5.0"         # the metadata_schema.fbs these field slots follow
@@ -244,17 +246,18 @@ def _name(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def model_metadata_buffer(model: bytes) -> bytes | None:
-    """The bytes of the model's TFLITE_METADATA buffer, or None; read lazily (no unpacking)."""
+def model_metadata_buffer(model: bytes, name: str = METADATA_NAME) -> bytes | None:
+    """The bytes of the model's metadata buffer `name` (by default TFLITE_METADATA), or None;
+    read lazily (no unpacking)."""
     schema = _schema()
     try:
         root = schema.Model.GetRootAs(model, 0)
         for i in range(root.MetadataLength()):
             entry = root.Metadata(i)
-            if _name(entry.Name()) == METADATA_NAME:
+            if _name(entry.Name()) == name:
                 index = entry.Buffer()
                 if not 0 <= index < root.BuffersLength():
-                    raise MetadataError(f"the {METADATA_NAME} entry points at buffer {index}, "
+                    raise MetadataError(f"the {name} entry points at buffer {index}, "
                                         f"the model has {root.BuffersLength()}")
                 buf = root.Buffers(index)
                 if buf.Offset():
@@ -313,38 +316,47 @@ def repack(model: bytes) -> bytes:
     return _pack(_unpack(model))
 
 
-def with_metadata(model: bytes, metadata: bytes, files: dict[str, bytes] | None = None) -> bytes:
-    """`model` (a .tflite's bytes) with `metadata` as its TFLITE_METADATA buffer (replacing an
-    existing one in place, else appended as the last buffer) and `files` in a stored ZIP after it.
-    Any ZIP the model already carried is dropped: `files` is the whole new set."""
+def with_metadata(model: bytes, metadata: bytes, files: dict[str, bytes] | None = None,
+                  buffers: dict[str, bytes] | None = None) -> bytes:
+    """`model` (a .tflite's bytes) with `metadata` as its TFLITE_METADATA buffer and each of
+    `buffers` as a metadata buffer under its own name (each replacing an existing one in
+    place, else appended as the last buffers, in that order), and `files` in a stored ZIP
+    after it. Any ZIP the model already carried is dropped: `files` is the whole new set."""
     schema = _schema()
     tree = _unpack(model)
-    entry = next((m for m in tree.metadata or [] if _name(m.name) == METADATA_NAME), None)
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(metadata, np.uint8)
-    buffer.offset = buffer.size = 0
-    if entry is not None:
-        tree.buffers[entry.buffer] = buffer
-    else:
-        tree.buffers = [*(tree.buffers or []), buffer]
-        entry = schema.MetadataT()
-        entry.name, entry.buffer = METADATA_NAME, len(tree.buffers) - 1
-        tree.metadata = [*(tree.metadata or []), entry]
+    for name, data in {METADATA_NAME: metadata, **(buffers or {})}.items():
+        entry = next((m for m in tree.metadata or [] if _name(m.name) == name), None)
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(data, np.uint8)
+        buffer.offset = buffer.size = 0
+        if entry is not None:
+            tree.buffers[entry.buffer] = buffer
+        else:
+            tree.buffers = [*(tree.buffers or []), buffer]
+            entry = schema.MetadataT()
+            entry.name, entry.buffer = name, len(tree.buffers) - 1
+            tree.metadata = [*(tree.metadata or []), entry]
     packed = _pack(tree)
     return zip_after(packed, files) if files else packed
 
 
-def without_metadata(model: bytes) -> bytes:
-    """The model with its TFLITE_METADATA entry and buffer (the last one, as `with_metadata`
-    appends it) removed and no ZIP; MetadataError if it has none or it is not the last buffer."""
+def without_metadata(model: bytes, names: tuple[str, ...] | None = None) -> bytes:
+    """The model with the metadata entries `names` and their buffers (the last ones, as
+    `with_metadata` appends them) removed and no ZIP; MetadataError if one is missing or its
+    buffer is not among the last. By default: TFLITE_METADATA, and the embedded contract's
+    buffer where there is one."""
     tree = _unpack(model)
-    entries = [m for m in tree.metadata or [] if _name(m.name) == METADATA_NAME]
-    if not entries:
-        raise MetadataError(f"the model has no {METADATA_NAME} entry")
-    if entries[0].buffer != len(tree.buffers) - 1:
-        raise MetadataError(f"the {METADATA_NAME} buffer is not the model's last buffer")
-    tree.metadata = [m for m in tree.metadata if m is not entries[0]] or None
-    tree.buffers = tree.buffers[:-1]
+    if names is None:
+        present = {_name(m.name) for m in tree.metadata or []}
+        names = (METADATA_NAME,) + tuple(n for n in (CONTRACT_METADATA_KEY,) if n in present)
+    for name in reversed(names):
+        entries = [m for m in tree.metadata or [] if _name(m.name) == name]
+        if not entries:
+            raise MetadataError(f"the model has no {name} entry")
+        if entries[0].buffer != len(tree.buffers) - 1:
+            raise MetadataError(f"the {name} buffer is not the model's last buffer")
+        tree.metadata = [m for m in tree.metadata if m is not entries[0]] or None
+        tree.buffers = tree.buffers[:-1]
     return _pack(tree)
 
 

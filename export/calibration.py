@@ -21,7 +21,7 @@ import numpy as np
 
 from ..runtime.errors import BadImageError
 from ..runtime.fit import Letterbox
-from ..runtime.header import EXTENSIONS
+from ..runtime.header import EXTENSIONS, sniff
 from ..runtime.photo import read_photo
 from ..runtime.renderer import colour_view
 
@@ -46,10 +46,19 @@ def photo_files(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise ValueError(f"calibration folder not found: {folder}")
     suffixes = {s for exts in EXTENSIONS.values() for s in exts}
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes and _is_image(p))
     if len(files) < MIN_PHOTOS:
         raise ValueError(f"calibration needs at least {MIN_PHOTOS} photos, {folder} has {len(files)}")
     return files
+
+
+def _is_image(path: Path) -> bool:
+    """An image by its first bytes, not by its name: a text file called .jpg is no photo."""
+    try:
+        with open(path, "rb") as f:
+            return sniff(f.read(64)) is not None
+    except OSError:
+        return False
 
 
 def read_rgb(path: Path) -> tuple[np.ndarray, float]:

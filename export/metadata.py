@@ -108,13 +108,14 @@ def write_metadata(tflite: Path, sidecar: dict) -> dict:
     wanted = model_metadata(sidecar, model)
     meta = encode_metadata(wanted)
     inner = embedded_contract(sidecar)
-    out = with_metadata(model, meta, {contract.CONTRACT_FILE: inner})
+    out = with_metadata(model, meta, {contract.CONTRACT_FILE: inner}, {contract.CONTRACT_METADATA_KEY: inner})
     # Verified, not trusted: it decodes back, and without it the model is what it was.
     if decode_metadata(model_metadata_buffer(out)) != wanted:
         raise MetadataError("the metadata written does not decode back to what was meant")
     if without_metadata(out) != repack(model):
         raise MetadataError("adding the metadata changed something else in the model")
-    if associated_files(out) != {contract.CONTRACT_FILE: inner}:
+    if (associated_files(out) != {contract.CONTRACT_FILE: inner}
+            or model_metadata_buffer(out, contract.CONTRACT_METADATA_KEY) != inner):
         raise MetadataError("the embedded contract does not read back")
     atomic_write(tflite, out)
     return _entry(meta, {contract.CONTRACT_FILE: inner})

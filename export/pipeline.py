@@ -70,7 +70,7 @@ def _gate(label: str, precision: str, stats: dict, gates: dict) -> None:
         raise ExportError(f"parity gate failed ({label}, {precision}): " + "; ".join(failures))
 
 
-def _int8_gate(tflite: Path, model: TrackModel, size, gates: dict, progress, calib) -> dict:
+def _int8_gate(tflite: Path, model: TrackModel, size, gates: dict, progress, calib, trained: bool) -> dict:
     """Check in the flatbuffer that only what should be int8 is, then gate the model on held-out
     real photos against float32 PyTorch: {"quantization": ..., "real_photos": ...}.
     `calib`: (folder, photos) of a static export, None for dynamic range."""
@@ -86,11 +86,14 @@ def _int8_gate(tflite: Path, model: TrackModel, size, gates: dict, progress, cal
         photos = photo_gate.evaluate(tflite, model, size)
     except (FileNotFoundError, ValueError) as exc:
         raise ExportError(f"int8 gate: {exc}") from None
+    # On untrained weights the figure says little about int8 on a trained model: it says so
+    # wherever it is shown (the sidecar, the progress line, the bench report).
+    photos["weights"] = "trained" if trained else "untrained"
     if progress:
         worst = photos["worst"]
         psnr = "identical" if worst["bokeh_psnr"] is None else f"{worst['bokeh_psnr']:.1f} dB"
-        progress(f"int8 vs float32 PyTorch on {len(photos['photos'])} real photos: worst bokeh {psnr}, "
-                 f"worst defocus mean |err| {worst['defocus_mae']:.2g}")
+        progress(f"int8 vs float32 PyTorch on {len(photos['photos'])} real photos ({photos['weights']} weights): "
+                 f"worst bokeh {psnr}, worst defocus mean |err| {worst['defocus_mae']:.2g}")
     _gate("TFLite int8 vs float32 PyTorch on real photos", "int8", photos, gates)
     return {"quantization": quant, "real_photos": photos}
 
@@ -211,7 +214,7 @@ def export_track(track_name: str, size: tuple[int, int] = contract.DEFAULT_SIZE,
                         for r, n in zip(ref, names)])
         int8 = None
         if track.precision == "int8":       # gated on held-out real photos, not on the scenes above
-            int8 = _int8_gate(tflite, model, size, gates, progress, calib)
+            int8 = _int8_gate(tflite, model, size, gates, progress, calib, trained)
         else:
             _gate("TFLite vs PyTorch", track.precision, vs_torch, gates)
 
@@ -290,7 +293,9 @@ def _report(track: Track, size, tflite: Path, trained: bool, checkpoint, model: 
         "signature": lite.signatures(),
         "preprocess": {"resize_to": [h, w], "fit": "letterbox: aspect kept, borders mirrored",
                        "interpolation": "area (downscale) / bilinear (upscale)",
-                       "color": "RGB", "scale": "divide by 255 (8-bit) or 65535 (16-bit)"},
+                       "color": "RGB", "scale": "divide by 255 (8-bit) or 65535 (16-bit)",
+                       "rules": contract.track_rules(track.name, track.bokeh_only)},
+        "host": contract.host_parameters(),
         "postprocess": (contract.upsample_postprocess() if track.bokeh_only
                         else contract.postprocess(track.contract.blend_source, *model.eq9)),
         "weights": "trained" if trained else ("analytic" if track.preset is None else "untrained"),

@@ -157,12 +157,32 @@ def read_weights_file(path: str | os.PathLike, what: str) -> dict:
         first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
         # A text file or other foreign bytes makes the unpickler fail with a bare number or
         # a byte: say what the file is not, and keep torch's words only when they say something.
-        said = f" ({first_line})" if len(first_line) > 24 and not first_line.isdigit() else ""
+        # PyTorch's advice to reload with weights_only=False is wrong for a file that is no
+        # checkpoint at all, and unsafe for one from elsewhere: it is never passed on.
+        said = (f" ({first_line})" if len(first_line) > 24 and not first_line.isdigit()
+                and "weights_only" not in first_line else "")
+        kind = _foreign_kind(path)
+        if kind:
+            said = f" (it is {kind})"
         raise CheckpointError(f"cannot read {what} {path}: not a PyTorch weights file (torch.save), "
                               f"or a damaged one{said}") from None
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path} is not a {what} (a {type(payload).__name__}, not a dict)")
     return payload
+
+
+_MAGIC = {b"\xff\xd8\xff": "a JPEG photo", b"\x89PNG": "a PNG image", b"TFL3": "a TFLite model",
+          b"II*\x00": "a TIFF image", b"MM\x00*": "a TIFF image", b"RIFF": "a RIFF file (WebP?)"}
+
+
+def _foreign_kind(path: Path) -> str | None:
+    """What a file that is no checkpoint is, by its first bytes (a .tflite has TFL3 at 4)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return None
+    return next((kind for magic, kind in _MAGIC.items() if head.startswith(magic) or head[4:8] == magic), None)
 
 
 def _read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict | None]:

@@ -14,7 +14,8 @@ from .backends import BACKENDS
 from .depth import centre_focus, focus_at, load_disparity, read_disparity
 from .errors import BackendError, BadImageError, DepthError, ModelError, OutputError, RuntimeInputError
 from .photo import DEFAULT_MAX_PIXELS, Photo, read_photo, write_photo
-from .renderer import DEFAULT_APERTURE, BokehRenderer
+from ..contract import DEFAULT_APERTURE
+from .renderer import BokehRenderer
 
 __all__ = ["BokehRenderer", "BACKENDS", "Photo", "read_photo", "write_photo", "DEFAULT_MAX_PIXELS",
            "load_disparity", "read_disparity", "focus_at", "centre_focus", "DEFAULT_APERTURE",

@@ -16,17 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import DEFAULT_SIZE, MAX_BLUR_RADIUS, artifact_stem
+# The help text quotes the contract's defaults; a render uses its model's own (its sidecar's "host").
+from ..contract import (CENTRE_BOX, DEFAULT_APERTURE, DEFAULT_SIZE, FOCUS_WINDOW, MAX_BLUR_RADIUS, SEGMENTER_FILE,
+                        artifact_stem)
 from ..files import FolderNotWritable, ensure_writable_dir
 from ..host import peak_rss_mb
 from ..interrupt import run_cli
 from ..usage import OneLineParser
 from .backends import REGISTRY
-from .depth import CENTRE_BOX, FOCUS_WINDOW, centre_focus, fit_disparity, focus_at, read_disparity
+from .depth import centre_focus, fit_disparity, focus_at, read_disparity
 from .errors import DepthError, OutputError, RuntimeInputError
+from .header import is_output, note_output
 from .photo import DEFAULT_MAX_PIXELS, Photo, encode_photo, format_for_path, read_bytes, read_photo, write_all
 from .progress import Progress
-from .renderer import DEFAULT_APERTURE
+from .sidecar import HostParameters
 
 PROG = "bokeh-render"
 DEFAULT_MODEL = Path("artifacts") / f"{artifact_stem('gpu', DEFAULT_SIZE)}.tflite"
@@ -49,6 +52,8 @@ examples:
 INPUT may be files or folders (searched recursively for .jpg .png .tif .webp .bmp;
 the folder layout is kept under OUTDIR). Outputs keep the input's name and format, plus
 --suffix if given; with a suffix, OUTDIR may be the input folder (`-o photos/ --suffix _bokeh`).
+A file already there is replaced only if it is an earlier output of {PROG}, unchanged since
+(each output carries a note saying so); any other file in the way stops the run.
 Without -m the default GPU-track model {DEFAULT_MODEL} is used; make it with
 `export-tflite --track gpu`. A model needs no sidecar beside it: export-tflite embeds the
 contract in every .tflite (TFLite Model Metadata); a sidecar beside it is preferred, and its
@@ -127,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="photo files or folders")
     p.add_argument("-o", "--out", type=Path, metavar="OUTDIR",
-                   help="output folder (created if missing; required to render); inputs are never overwritten")
+                   help="output folder (created if missing; required to render); inputs, and files that "
+                        f"{PROG} did not write, are never overwritten")
     p.add_argument("--describe", type=Path, metavar="MODEL.tflite",
                    help="print what the model says it is and exit: its TFLite Model Metadata (name, "
                         "version, licence, tensors with shapes, ranges and normalisation) and its "
@@ -188,16 +194,17 @@ class DepthSettings:
     point: tuple[int, int] | None
     focus: float | None
     aperture: float
+    host: HostParameters                  # the model's focus window, centre box and ratio tolerance
 
     def for_photo(self, size: tuple[int, int]) -> tuple[np.ndarray, float, list[str]]:
         """(disparity at the photo's size, focal-plane disparity, notes) for one photo."""
-        disparity, notes = fit_disparity(self.disparity, size)
+        disparity, notes = fit_disparity(self.disparity, size, self.host.ratio_tolerance)
         if self.point is not None:
-            focus = focus_at(disparity, *self.point)
+            focus = focus_at(disparity, *self.point, window=self.host.focus_window)
         elif self.focus is not None:
             focus = self.focus
         else:
-            focus = centre_focus(disparity)
+            focus = centre_focus(disparity, self.host.centre_box)
         return disparity, focus, self.notes + notes
 
 
@@ -226,13 +233,33 @@ def depth_name(output: Path) -> Path:
     return output.with_name(f"{output.stem}{DEPTH_SUFFIX}.png")
 
 
+def replaceable(path: Path, source: Path | None = None) -> bool:
+    """Whether a run may replace this existing file: an output that bokeh-render wrote and
+    nobody has changed since (its note), or a byte-for-byte copy of `source`, the photo it is
+    rendered from (portrait mode writes a photo without a person unchanged): nothing is lost."""
+    try:
+        data = path.read_bytes()
+        return is_output(data) or (source is not None and data == source.read_bytes())
+    except OSError:
+        return False
+
+
+def earlier_output(f: Path, suffix: str) -> bool:
+    """In the input folder: a file with the suffix (or the depth map saved beside such a file)
+    that this command wrote. A photo of the user's that merely has the suffix is a photo."""
+    if f.stem.endswith(suffix + DEPTH_SUFFIX) and replaceable(f):
+        return True
+    return f.stem.endswith(suffix) and replaceable(f, f.with_name(f.stem[:-len(suffix)] + f.suffix))
+
+
 def collect_jobs(args_inputs: list[str], out_dir: Path, suffix: str = "", save_depth: bool = False) -> list[Job]:
     """One job per photo: files as given, folders searched recursively (outputs kept out).
 
-    Writing into an input folder needs a --suffix; files that already carry it, or are the
-    depth maps saved beside such outputs, are earlier outputs and are not rendered again.
+    Writing into an input folder needs a --suffix; earlier outputs there (files with it, or
+    the depth maps saved beside them, that this command wrote) are not rendered again.
     Every name a job will write (with `save_depth`, its depth map too) is checked against
-    the inputs and against every other job's.
+    the inputs and against every other job's; a file already at one of them that is not
+    ours to replace stops the whole run (OutputError) before anything is rendered.
     """
     jobs: list[Job] = []
     out_resolved = out_dir.resolve()
@@ -248,7 +275,7 @@ def collect_jobs(args_inputs: list[str], out_dir: Path, suffix: str = "", save_d
                 rel = f.relative_to(path)
                 if not (f.is_file() and format_for_path(f)) or any(p.startswith(".") for p in rel.parts):
                     continue
-                if beside and (f.stem.endswith(suffix) or f.stem.endswith(suffix + DEPTH_SUFFIX)):
+                if beside and earlier_output(f, suffix):
                     continue                       # an earlier output of this command, or its depth map
                 if not beside and f.resolve().is_relative_to(out_resolved):
                     continue                       # -o is a folder inside the input folder
@@ -256,10 +283,17 @@ def collect_jobs(args_inputs: list[str], out_dir: Path, suffix: str = "", save_d
         else:
             jobs.append(Job(path, out_dir / output_name(Path(path.name), suffix)))
     inputs = {j.input.resolve() for j in jobs}
-    claimed: dict[Path, Path] = {}
     for job in jobs:
         if save_depth:
             job.depth_output = depth_name(job.output)
+        for target, source in ((job.output, job.input), (job.depth_output, None)):
+            if (target is not None and target.is_file() and target.resolve() != job.input.resolve()
+                    and not replaceable(target, source)):
+                raise OutputError(f"{target} exists and is not an output of {PROG} (or was changed "
+                                  f"since): rendering {job.input} would replace it; choose another -o "
+                                  "or --suffix")
+    claimed: dict[Path, Path] = {}
+    for job in jobs:
         targets = [job.output] + ([job.depth_output] if save_depth else [])
         for target in targets:
             where = target.resolve()
@@ -291,7 +325,9 @@ def render_file(renderer, job: Job, max_pixels: int, depth: DepthSettings | None
     unchanged = False
     if portrait is not None:     # into the photo's own array, as below: one full-size array less
         result = portrait.render(photo.pixels, aperture, out=photo.pixels, disparity=save_depth)
-        pixels, disparity, job.warning, unchanged = result.pixels, result.disparity, result.warning, result.unchanged
+        pixels, disparity, unchanged = result.pixels, result.disparity, result.unchanged
+        if result.warning is not None:        # in a batch, the line must say which photo
+            job.warning = f"{job.input}: {result.warning}"
     elif depth is None:       # the photo's own pixels take the result: one full-size array less
         pixels = renderer.render(photo.pixels, out=photo.pixels)
     else:
@@ -307,12 +343,13 @@ def render_file(renderer, job: Job, max_pixels: int, depth: DepthSettings | None
     if unchanged:
         data = read_bytes(job.input)            # "left unchanged" means the very same bytes
     else:
-        data = encode_photo(Photo(pixels, photo.format, photo.lossless, photo.metadata), in_place=True)
+        data = note_output(encode_photo(Photo(pixels, photo.format, photo.lossless, photo.metadata),
+                                        in_place=True), photo.format)
     del pixels, photo
     written = {job.output: data}
-    if save_depth and disparity is not None:
+    if save_depth and disparity is not None and not unchanged:     # no person: no depth of one either
         depth16 = np.rint(np.clip(disparity, 0.0, 1.0) * 65535.0).astype(np.uint16)
-        written[job.depth_output] = encode_photo(Photo(depth16, "png"))
+        written[job.depth_output] = note_output(encode_photo(Photo(depth16, "png")), "png")
     else:
         job.depth_output = None
     write_all(written)          # both files, or neither
@@ -358,10 +395,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
-    if args.portrait:
-        given = {"--depth": args.depth, "-m": args.model, "--focus": args.focus,
-                 "--focus-disparity": args.focus_disparity, "--depth-is-depth": args.depth_is_depth}
+    if args.model is not None and args.model.name == SEGMENTER_FILE:
+        return fail(f"{args.model} is the person segmenter of a portrait pipeline, not a bokeh model; "
+                    "render portraits with --portrait --models DIR, or -m with the portrait model")
+    portrait_model = not args.portrait and args.model is not None and _is_portrait_model(args.model)
+    if args.portrait or portrait_model:
+        given = {"--depth": args.depth, "-m": None if portrait_model else args.model, "--focus": args.focus,
+                 "--focus-disparity": args.focus_disparity, "--depth-is-depth": args.depth_is_depth,
+                 "--models": args.models if portrait_model else None}
         clash = [flag for flag, value in given.items() if value not in (None, False)]
+        if clash and portrait_model:
+            return fail(f"{clash[0]} does not go with a portrait model: it derives the depth and the focus")
         if clash:
             return fail(f"{clash[0]} does not go with --portrait: the segmenter gives the depth, the "
                         "person is the focus, and the models come from --models DIR")
@@ -394,9 +438,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         check_out_dir(args.out)
         portrait = depth = None
-        if args.portrait:
+        if args.portrait or portrait_model:
             from .portrait import PortraitRenderer, find_pipeline
-            model = find_pipeline(model)
+            model = model if portrait_model else find_pipeline(model)
             portrait = PortraitRenderer(model, threads=args.threads, backend=args.backend, xnnpack=args.xnnpack)
             renderer = portrait.renderer
         else:
@@ -432,7 +476,8 @@ def _run(args: argparse.Namespace) -> int:
         report = _report(renderer, model, args.out, jobs, elapsed, depth)
         if portrait is not None:
             report["portrait"] = {"pipeline": str(model), "segmenter": portrait.spec["segmenter"]["file"],
-                                  "aperture": DEFAULT_APERTURE if args.aperture is None else args.aperture}
+                                  "aperture": (renderer.contract.host.default_aperture if args.aperture is None
+                                               else args.aperture)}
         print(json.dumps(report, indent=2))
     done = len(jobs) - len(failed)
     where = (f"on {renderer.adapter['name']}" if renderer.adapter is not None
@@ -441,11 +486,28 @@ def _run(args: argparse.Namespace) -> int:
                f"({renderer.backend}, {where})")
     if failed:
         summary += f"; {len(failed)} failed: " + ", ".join(str(j.input) for j in failed)
+    if renderer.contract.weights == "untrained" and done:
+        summary += f"; {UNTRAINED}"
     if len(jobs) > 1 or not failed:      # a single failure has already said everything
         print(summary, file=sys.stderr)
     if any(j.internal for j in failed):
         return EXIT_INTERNAL
     return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+# The summary line of every render with seeded untrained weights (docs/contract.md, F8).
+UNTRAINED = ("untrained weights: the model blurs the whole photo; export with --checkpoint "
+             "(train-bokeh) for a learned bokeh")
+
+
+def _is_portrait_model(model: Path) -> bool:
+    """-m with a portrait-track model renders a portrait, as --portrait does (and bokeh-native);
+    an unreadable contract is for the renderer to report."""
+    from .sidecar import read_sidecar
+    try:
+        return read_sidecar(model).get("track") == "portrait"
+    except RuntimeInputError:
+        return False
 
 
 def _depth_settings(args: argparse.Namespace, renderer, model: Path) -> DepthSettings | None:
@@ -460,9 +522,9 @@ def _depth_settings(args: argparse.Namespace, renderer, model: Path) -> DepthSet
     if args.depth is None:
         return None
     disparity, notes = read_disparity(args.depth, args.depth_is_depth, args.max_pixels)
-    aperture = DEFAULT_APERTURE if args.aperture is None else args.aperture
+    aperture = contract.host.default_aperture if args.aperture is None else args.aperture
     return DepthSettings(args.depth, args.depth_is_depth, disparity, notes, args.focus,
-                         args.focus_disparity, aperture)
+                         args.focus_disparity, aperture, contract.host)
 
 
 def _report(renderer, model: Path, out_dir: Path, jobs: list[Job], elapsed: float,
@@ -482,7 +544,7 @@ def _report(renderer, model: Path, out_dir: Path, jobs: list[Job], elapsed: floa
             entry["warning"] = j.warning
         files.append(entry)
     failed = sum(not f["ok"] for f in files)
-    report = {"model": str(model), "track": renderer.contract.track,
+    report = {"model": str(model), "track": renderer.contract.track, "weights": renderer.contract.weights,
               "input_size": list(renderer.input_size), "backend": renderer.backend,
               "threads": renderer.threads, "xnnpack": renderer.xnnpack,
               "adapter": renderer.adapter["name"] if renderer.adapter is not None else None,

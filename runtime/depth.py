@@ -22,14 +22,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# The defaults are bokehlite/contract.py's numbers; a renderer passes its model's own, from
+# the sidecar's "host" block.
+from ..contract import CENTRE_BOX, FOCUS_WINDOW, RATIO_TOLERANCE
 from .errors import BadImageError, DepthError
 from .header import sniff
 from .photo import DEFAULT_MAX_PIXELS, check_size, decode_photo
 
 NPY_MAGIC = b"\x93NUMPY"
-FOCUS_WINDOW = 9          # tap to focus: median of this many pixels square around the tap
-CENTRE_BOX = 0.1          # default focus: median over the middle 10% of each side
-RATIO_TOLERANCE = 0.01    # aspect ratios differing by more than this get a warning
 CONSTANT_DISPARITY = 0.5  # a constant map is one plane; put it mid-range
 
 
@@ -95,16 +95,17 @@ def to_disparity(raw: np.ndarray, is_depth: bool = False) -> tuple[np.ndarray, l
     return ((values - lo) / (hi - lo)).astype(np.float32), notes
 
 
-def fit_disparity(disparity: np.ndarray, photo_size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+def fit_disparity(disparity: np.ndarray, photo_size: tuple[int, int],
+                  ratio_tolerance: float = RATIO_TOLERANCE) -> tuple[np.ndarray, list[str]]:
     """Resize a disparity map to the photo's (H, W); notes say when its aspect ratio differs
-    by more than RATIO_TOLERANCE (it is stretched to fit all the same)."""
+    by more than `ratio_tolerance` (it is stretched to fit all the same)."""
     (hd, wd), (h0, w0) = disparity.shape[:2], photo_size
     notes = []
     off = (wd / hd) / (w0 / h0) - 1.0
-    if abs(off) > RATIO_TOLERANCE:
+    if abs(off) > ratio_tolerance:
         note = (f"its aspect ratio ({wd}x{hd}, {wd / hd:.3f}) differs from the photo's "
                 f"({w0}x{h0}, {w0 / h0:.3f}); stretched to fit")
-        if abs((hd / wd) / (w0 / h0) - 1.0) <= RATIO_TOLERANCE:
+        if abs((hd / wd) / (w0 / h0) - 1.0) <= ratio_tolerance:
             note += " (is it rotated?)"
         notes.append(note)
     if (hd, wd) == (h0, w0):

@@ -2,11 +2,14 @@
 
 Knowing the size first lets us refuse a 0x0 image or one over the pixel limit without
 letting the decoder allocate it. Also here: the EXIF orientation tag, read from the
-TIFF-structured EXIF block that OpenCV hands back.
+TIFF-structured EXIF block that OpenCV hands back; and the note that bokeh-render puts in
+each file it writes, so that a later run replaces its own outputs and nothing else.
 """
 from __future__ import annotations
 
+import hashlib
 import struct
+import zlib
 from dataclasses import dataclass
 
 FORMATS = ("jpeg", "png", "tiff", "webp", "bmp")
@@ -62,11 +65,61 @@ def exif_upright(exif: bytes) -> bytes:
         for i in range(count):
             at = offset + 2 + 12 * i
             tag, kind, n = struct.unpack(end + "HHI", data[at:at + 8])
-            if tag == 0x0112 and kind == 3 and n == 1:
-                data[at + 8:at + 10] = struct.pack(end + "H", 1)
+            if tag == 0x0112 and kind in (3, 4) and n == 1:      # SHORT or LONG, as tiff_tags reads it
+                value = struct.pack(end + ("H" if kind == 3 else "I"), 1)
+                data[at + 8:at + 8 + len(value)] = value
     except struct.error:            # cut short: leave it as it was
         return exif
     return prefix + bytes(data)
+
+
+# The note in every file bokeh-render writes: what wrote it, and the sha256 of the file as
+# encoded, before the note went in. A file whose note is missing, or whose digest no longer
+# matches (edited since), is not ours to replace.
+OUTPUT_NOTE = b"bokeh-render output; sha256 without this note: "
+_NOTE_LENGTH = len(OUTPUT_NOTE) + 64
+_PNG_KEYWORD = b"Comment\x00"
+
+
+def note_output(data: bytes, fmt: str) -> bytes:
+    """The encoded file with the note in it: a JPEG comment segment after the APPn segments, a
+    PNG tEXt chunk before IEND; past the image data in TIFF, WebP and BMP, whose readers go by
+    offsets and sizes and ignore it."""
+    note = OUTPUT_NOTE + hashlib.sha256(data).hexdigest().encode()
+    before, after = _note_frame(fmt, note)
+    at = len(data)
+    if fmt == "jpeg":
+        at = 2
+        while at + 4 <= len(data) and data[at] == 0xFF and 0xE0 <= data[at + 1] <= 0xEF:
+            at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    elif fmt == "png" and data[-8:-4] == b"IEND":
+        at -= 12
+    return data[:at] + before + note + after + data[at:]
+
+
+def is_output(data: bytes) -> bool:
+    """Whether bokeh-render wrote these bytes and nothing has changed them since: the note is
+    there and its digest matches the file without it."""
+    header = sniff(data)
+    at = data.rfind(OUTPUT_NOTE)
+    if header is None or at < 0:
+        return False
+    note = data[at:at + _NOTE_LENGTH]
+    before, after = (len(part) for part in _note_frame(header.format, note))
+    if at < before:
+        return False
+    rest = data[:at - before] + data[at + _NOTE_LENGTH + after:]
+    return hashlib.sha256(rest).hexdigest().encode() == note[len(OUTPUT_NOTE):]
+
+
+def _note_frame(fmt: str, note: bytes) -> tuple[bytes, bytes]:
+    """The bytes around the note that make it a JPEG segment or a PNG chunk."""
+    if fmt == "jpeg":
+        return b"\xff\xfe" + (2 + len(note)).to_bytes(2, "big"), b""
+    if fmt == "png":
+        body = _PNG_KEYWORD + note
+        return len(body).to_bytes(4, "big") + b"tEXt" + _PNG_KEYWORD, zlib.crc32(b"tEXt" + body).to_bytes(4, "big")
+    return b"", b""
 
 
 def tiff_tags(data: bytes, wanted: tuple[int, ...]) -> dict[int, int]:

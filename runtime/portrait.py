@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +32,9 @@ from . import backends
 from .blend import blend_full_resolution
 from .errors import ModelError
 from .fit import Letterbox
-from .renderer import DEFAULT_APERTURE, BokehRenderer, _check_finite, _check_image, _check_number, colour_view
+from .renderer import BokehRenderer, _check_finite, _check_image, colour_view, photo_aperture
+from .sidecar import read_sidecar
 
-MIN_PERSON = contract.MIN_PERSON
 
 
 @dataclass
@@ -50,19 +51,26 @@ class Portrait:
 
 
 def find_pipeline(models: str | os.PathLike) -> Path:
-    """The portrait model's sidecar in folder `models`: the default size if there, else the only one."""
+    """The portrait model in folder `models`, bokeh_portrait_<H>x<W>.tflite: the default size
+    if there, else the only one. Its sidecar .json is optional (the contract is inside the
+    model, R11 of docs/contract.md); its segmenter must be beside it."""
     folder = Path(models)
-    found = sorted(folder.glob("bokeh_portrait_*x*.json"))
+    found = sorted(p for p in folder.glob("bokeh_portrait_*x*.tflite") if _PORTRAIT_NAME.fullmatch(p.name))
     if not found:
+        for old in sorted(folder.glob("bokeh_portrait_*x*.json")):
+            _read_file(old)                 # the old two-model pipeline's sidecar: refused by name
         raise ModelError(f"no portrait pipeline in {folder}: make one with `export-tflite --track portrait"
                          f" -o {folder}` (or pass --models DIR)")
-    default = folder / f"{contract.portrait_stem(contract.DEFAULT_SIZE)}.json"
+    default = folder / f"{contract.portrait_stem(contract.DEFAULT_SIZE)}.tflite"
     if default in found:
         return default
     if len(found) > 1:
         raise ModelError(f"{folder} holds several portrait pipelines ({', '.join(p.name for p in found)}) "
                          f"and none at the default size; keep one, or use another --models folder")
     return found[0]
+
+
+_PORTRAIT_NAME = re.compile(r"bokeh_portrait_\d+x\d+\.tflite")
 
 
 class PortraitRenderer:
@@ -73,19 +81,18 @@ class PortraitRenderer:
     the segmenter always runs with XNNPACK.
     """
 
-    def __init__(self, sidecar: str | os.PathLike, threads: int | None = None, backend: str | None = None,
+    def __init__(self, model: str | os.PathLike, threads: int | None = None, backend: str | None = None,
                  xnnpack: bool = True):
-        self.sidecar_path = Path(sidecar)
-        spec = _read(self.sidecar_path)
-        folder = self.sidecar_path.parent
-        seg = folder / spec["segmenter"]["file"]
+        """model: the portrait model's .tflite (or its sidecar .json); its segmenter beside it."""
+        self.model_path = Path(model).with_suffix(".tflite")
+        spec = _check_spec(read_sidecar(self.model_path), self.model_path)
+        seg = self.model_path.parent / spec["segmenter"]["file"]
         if not seg.is_file():
-            raise ModelError(f"{self.sidecar_path}: {seg.name} is missing; copy the whole pipeline")
+            raise ModelError(f"{self.model_path}: its segmenter {seg.name} is missing; copy the whole pipeline")
         if sha256(seg) != spec["segmenter"]["sha256"]:
-            raise ModelError(f"{self.sidecar_path}: {seg.name} is not the file this pipeline was "
+            raise ModelError(f"{self.model_path}: {seg.name} is not the segmenter this model was "
                              "exported with (sha256 mismatch)")
-        self.renderer = BokehRenderer(self.sidecar_path.with_suffix(".tflite"), threads=threads,
-                                      backend=backend, xnnpack=xnnpack)
+        self.renderer = BokehRenderer(self.model_path, threads=threads, backend=backend, xnnpack=xnnpack)
         if self.renderer.contract.track != "portrait":
             raise ModelError(f"{self.renderer.model_path}: not a portrait-track model "
                              f"(track {self.renderer.contract.track!r})")
@@ -98,10 +105,7 @@ class PortraitRenderer:
         (1, 1), the photo's letterbox): the two fits and the aperture's scale."""
         x, box = self.renderer.prepare(image)
         seg_box = Letterbox.fit(self.renderer.input_size, self.segmenter_size)
-        largest = contract.INPUTS["aperture"].value_range[1] / box.scale
-        a = DEFAULT_APERTURE if aperture is None else _check_number(
-            "aperture", aperture, largest, f" photo pixels (the model's {contract.INPUTS['aperture'].value_range[1]:g} "
-            "at this photo's scale)")
+        a = photo_aperture(self.renderer.contract.host, box, aperture)
         return x, seg_box.to_model(x[0], 1.0), np.array([[a * box.scale]], np.float32), box
 
     def run(self, x: np.ndarray, seg_input: np.ndarray, aperture: np.ndarray) -> dict[str, np.ndarray]:
@@ -112,7 +116,7 @@ class PortraitRenderer:
     def render(self, image: np.ndarray, aperture: float | None = None, out: np.ndarray | None = None,
                disparity: bool = False) -> Portrait:
         """Portrait bokeh on a photo (any size, as BokehRenderer.render takes it); aperture in
-        photo pixels per unit of |disparity - focus| (default DEFAULT_APERTURE). out: where to
+        photo pixels per unit of |disparity - focus| (default: the contract's). out: where to
         write the result (the photo itself included, as BokehRenderer.render). disparity: also
         return the derived disparity at the photo's resolution (for --save-depth)."""
         _check_image(image)
@@ -126,7 +130,7 @@ class PortraitRenderer:
                       self.renderer.model_path.name)
         share = float(outputs["person_share"].reshape(-1)[0])
         depth = _sample(outputs["disparity"][0, :, :, 0], box) if disparity else None
-        if share < MIN_PERSON:
+        if share < c.host.min_person:
             if out is not None and out is not image:
                 out[...] = image
             return Portrait(image.copy() if out is None else out, depth, share,
@@ -152,13 +156,16 @@ def _sample(values: np.ndarray, box: Letterbox) -> np.ndarray:
     return full
 
 
-def _read(path: Path) -> dict:
+def _read_file(path: Path) -> dict:
+    """A portrait sidecar file; the old two-model pipeline's is refused with one line."""
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{path}: portrait pipeline not found") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ModelError(f"{path}: not a readable portrait pipeline ({exc})") from None
+    return _check_spec(spec, path)
+
+
+def _check_spec(spec, path: Path) -> dict:
     if isinstance(spec, dict) and spec.get("format") == contract.OLD_PORTRAIT_FORMAT:
         raise ModelError(f"{path}: an older portrait pipeline (segmenter + render track, version "
                          f"{spec.get('version')}), which this runtime no longer reads; re-export with "
@@ -167,7 +174,8 @@ def _read(path: Path) -> dict:
         raise ModelError(f"{path}: not a portrait pipeline (no format {contract.SIDECAR_FORMAT!r} with "
                          "track 'portrait')")
     seg = spec.get("segmenter")
-    if not isinstance(seg, dict) or "file" not in seg or "sha256" not in seg or "input" not in seg:
+    if (not isinstance(seg, dict) or not isinstance(seg.get("file"), str) or not isinstance(seg.get("sha256"), str)
+            or "/" in seg["file"] or "input" not in seg):
         raise ModelError(f"{path}: the pipeline has no segmenter file, sha256 and input")
     return spec
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import contract
 from . import backends
 from .blend import blend_full_resolution
 from .sidecar import INPUT_NAME, ModelContract, check_contract, check_identity, read_sidecar
@@ -32,7 +31,6 @@ from .fit import Letterbox
 # White level per accepted dtype: what 1.0 means.
 WHITE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
 # Depth-guided rendering: blur radius in photo pixels per unit of |disparity - focus|.
-DEFAULT_APERTURE = 20.0
 
 
 class BokehRenderer:
@@ -131,12 +129,10 @@ class BokehRenderer:
         same look at any photo size. Arguments as in `render`.
         """
         disparity = _check_disparity(disparity, box.photo_size)
-        focus = centre_focus(disparity) if focus is None else _check_number("focus", focus, 1.0)
-        # The contract's aperture range is in model pixels; the user's aperture is in photo pixels.
-        largest = contract.INPUTS["aperture"].value_range[1] / box.scale
-        aperture = DEFAULT_APERTURE if aperture is None else _check_number(
-            "aperture", aperture, largest, f" photo pixels (the model's {contract.INPUTS['aperture'].value_range[1]:g} "
-            f"at this photo's scale)")
+        host = self.contract.host
+        focus = (centre_focus(disparity, host.centre_box) if focus is None
+                 else _check_number("focus", focus, 1.0))
+        aperture = photo_aperture(host, box, aperture)
         return {"disparity": box.map_to_model(disparity), "focus": np.array([[focus]], np.float32),
                 "aperture": np.array([[aperture * box.scale]], np.float32)}
 
@@ -158,7 +154,7 @@ class BokehRenderer:
         focus: the in-focus disparity in [0, 1] (default: `depth.centre_focus`, the median
             over the middle 10% of each side; `depth.focus_at` for tap to focus);
         aperture: blur radius in photo pixels per unit of |disparity - focus| (default
-            DEFAULT_APERTURE); the model caps the radius at 34 pixels of its own resolution.
+            the contract's default_aperture, 20); the model caps the radius at 34 pixels of its own resolution.
         Raises DepthError when these do not match the model's track.
         """
         if out is not None and (out.shape != image.shape or out.dtype != image.dtype):
@@ -244,6 +240,15 @@ def _check_disparity(disparity, photo_size: tuple[int, int]) -> np.ndarray:
     if not (0.0 <= lo and hi <= 1.0):     # also false for NaN
         raise ValueError(f"expected disparity values in [0, 1], got range [{lo:g}, {hi:g}]")
     return disparity
+
+
+def photo_aperture(host, box: Letterbox, aperture: float | None) -> float:
+    """The aperture in photo pixels, checked: the contract's default when None; at most the
+    contract's largest, which is in model pixels, at this photo's scale."""
+    if aperture is None:
+        return host.default_aperture
+    return _check_number("aperture", aperture, host.max_aperture / box.scale,
+                         f" photo pixels (the model's {host.max_aperture:g} at this photo's scale)")
 
 
 def _check_number(name: str, value, upper: float, unit: str = "") -> float:

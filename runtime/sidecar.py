@@ -28,6 +28,19 @@ from .errors import ModelError
 
 
 @dataclass(frozen=True)
+class HostParameters:
+    """The host steps' numbers, as the model's sidecar gives them (its "host" block, written
+    from bokehlite/contract.py): libbokeh reads the same block, so neither runtime keeps a copy."""
+
+    default_aperture: float            # photo pixels per unit |disparity - focus| when none is given
+    min_person: float                  # portrait: less person than this and the photo is left unchanged
+    focus_window: int                  # tap to focus: the median of this many pixels square
+    centre_box: float                  # default focus: the median over this centred share of each side
+    ratio_tolerance: float             # depth maps of another aspect ratio beyond this get a warning
+    max_aperture: float                # the aperture input's range, in model pixels (0: no aperture input)
+
+
+@dataclass(frozen=True)
 class ModelContract:
     """What the runtime needs to know about one exported model."""
 
@@ -41,6 +54,7 @@ class ModelContract:
     tau: float
     precision: str
     weights: str                       # "trained" or "untrained"
+    host: HostParameters
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -75,13 +89,20 @@ def read_sidecar(model_path: str | Path) -> dict:
         return embedded
     except OSError as exc:
         raise ModelError(f"{path}: cannot read the sidecar JSON ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: sidecar is not valid JSON ({exc})") from None
+    data = _loads(text, f"{path}: sidecar")
     if not isinstance(data, dict):
         raise ModelError(f"{path}: sidecar must be a JSON object")
     return data
+
+
+def _loads(text: str, what: str):
+    """json.loads, refusing as libbokeh's cJSON does: deep nesting is not a traceback."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{what} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ModelError(f"{what} is not valid JSON (nested too deeply)") from None
 
 
 def embedded_sidecar(model_path: str | Path) -> dict | None:
@@ -108,9 +129,10 @@ def embedded_sidecar(model_path: str | Path) -> dict | None:
         raise ModelError(f"{where}: its metadata names {contract.CONTRACT_FILE}, but the model carries "
                          "no such file (the ZIP after the model is missing or cut off)")
     try:
-        data = json.loads(files[contract.CONTRACT_FILE].decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = files[contract.CONTRACT_FILE].decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ModelError(f"{where}: the embedded {contract.CONTRACT_FILE} is not valid JSON ({exc})") from None
+    data = _loads(text, f"{where}: the embedded {contract.CONTRACT_FILE}")
     if not isinstance(data, dict):
         raise ModelError(f"{where}: the embedded {contract.CONTRACT_FILE} must be a JSON object")
     return data
@@ -127,7 +149,7 @@ def check_identity(model_path: str | Path, sidecar: dict) -> bool:
         fail(f"sidecar format is {sidecar.get('format')!r}, expected {SIDECAR_FORMAT!r}")
     if sidecar.get("version") != SIDECAR_VERSION:
         fail(f"sidecar version {sidecar.get('version')!r} is not supported "
-             f"(this runtime reads version {SIDECAR_VERSION})")
+             f"(this runtime reads version {SIDECAR_VERSION}); export the model again")
     expected_sha = sidecar.get("sha256")
     if expected_sha is not None and sha256(model_path) != expected_sha:
         fail("the sidecar JSON belongs to a different .tflite (sha256 mismatch); "
@@ -177,6 +199,7 @@ def check_contract(model_path: str | Path, sidecar: dict, inputs: dict[str, Tens
             if _normal(spec.get(key)) != _normal(value):
                 what = "input" if name == INPUT_NAME else f"input {name!r}"
                 fail(f"{what} {key} is {spec.get(key)!r} in the sidecar, expected {value!r}")
+    host = _host(fail, sidecar, declared_inputs)
     if set(inputs) != set(expected_names):
         fail(f"signature inputs are {sorted(inputs)}, expected {sorted(expected_names)}")
     for name in expected_names:
@@ -184,7 +207,8 @@ def check_contract(model_path: str | Path, sidecar: dict, inputs: dict[str, Tens
 
     # Outputs: the sidecar's list and the signature must name the same tensors.
     declared = get(sidecar, "outputs", "outputs")
-    if not isinstance(declared, list) or not all(isinstance(o, dict) and "name" in o for o in declared):
+    if not isinstance(declared, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
+                                                 for o in declared):
         fail("sidecar outputs must be a list of objects with a name")
     names = [o["name"] for o in declared]
     if sorted(names) != sorted(outputs):
@@ -195,9 +219,9 @@ def check_contract(model_path: str | Path, sidecar: dict, inputs: dict[str, Tens
         if o.get("dtype") != "float32" or o.get("layout") != ("N1" if scalar else "NHWC"):
             fail(f"output {o['name']!r} must be float32 {'N1' if scalar else 'NHWC'}, the sidecar says "
                  f"{o.get('dtype')!r} {o.get('layout')!r}")
-        shape = o.get("shape")
+        shape = _whole(o.get("shape"))
         _check_tensor(fail, "output", o["name"], outputs[o["name"]], shape)
-        shapes[o["name"]] = tuple(int(s) for s in shape)
+        shapes[o["name"]] = tuple(shape)
 
     # Eq. 9 post-processing: which outputs, and mask parameters; or, for the bokeh-only
     # variant (export-tflite --outputs bokeh), none: its bokeh is sampled up to the photo.
@@ -211,13 +235,13 @@ def check_contract(model_path: str | Path, sidecar: dict, inputs: dict[str, Tens
         return ModelContract(track=track, input_size=size, inputs=expected_names, outputs=shapes,
                              blend_source="bokeh", defocus=None, eta=math.nan, tau=math.nan,
                              precision=str(sidecar.get("precision", "unknown")),
-                             weights=str(sidecar.get("weights", "unknown")))
+                             weights=str(sidecar.get("weights", "unknown")), host=host)
     if post.get("blend") != "eq9":
         fail(f"postprocess blend {post.get('blend')!r} is not supported (expected 'eq9', or 'none' "
              "for a bokeh-only model)")
     source, defocus = get(post, "source", "postprocess.source"), get(post, "defocus", "postprocess.defocus")
     for role, name, channels in (("source", source, 3), ("defocus", defocus, 1)):
-        if name not in shapes:
+        if not isinstance(name, str) or name not in shapes:
             fail(f"postprocess {role} {name!r} is not one of the outputs {sorted(shapes)}")
         shape = shapes[name]
         if len(shape) != 4 or shape[0] != 1 or shape[3] != channels:
@@ -232,7 +256,36 @@ def check_contract(model_path: str | Path, sidecar: dict, inputs: dict[str, Tens
                          blend_source=source,
                          defocus=defocus, eta=float(eta), tau=float(tau),
                          precision=str(sidecar.get("precision", "unknown")),
-                         weights=str(sidecar.get("weights", "unknown")))
+                         weights=str(sidecar.get("weights", "unknown")), host=host)
+
+
+def _host(fail, sidecar: dict, inputs: list[dict]) -> HostParameters:
+    """The sidecar's "host" block, checked as libbokeh checks it (android/native/src/contract.c)."""
+    host = sidecar.get("host")
+    if not isinstance(host, dict):
+        fail("the sidecar has no 'host' block (the host steps' numbers); export it again")
+
+    def number(key: str, lo: float, hi: float, what: str) -> float:
+        value = host.get(key)
+        if not (_is_number(value) and math.isfinite(value) and lo <= value <= hi):
+            fail(f"host {key} must be a number {what}, got {value!r}")
+        return float(value)
+
+    window = number("focus_window", 1, 1001, "from 1 to 1001")
+    if window != int(window) or int(window) % 2 == 0:
+        fail(f"host focus_window must be an odd integer from 1 to 1001, got {host.get('focus_window')!r}")
+    box = number("centre_box", 0, 1, "in (0, 1]")
+    if box <= 0:
+        fail(f"host centre_box must be a number in (0, 1], got {box!r}")
+    aperture = next((spec.get("range") for spec in inputs if spec.get("name") == "aperture"), [0.0, 0.0])
+    return HostParameters(default_aperture=number("default_aperture", 0, math.inf, ">= 0"),
+                          min_person=number("min_person", 0, 1, "in [0, 1]"), focus_window=int(window),
+                          centre_box=box, ratio_tolerance=number("ratio_tolerance", 0, math.inf, ">= 0"),
+                          max_aperture=float(aperture[1]))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_tensor(fail, kind: str, name: str, actual: TensorSpec, shape) -> None:
@@ -245,7 +298,16 @@ def _check_tensor(fail, kind: str, name: str, actual: TensorSpec, shape) -> None
              f"the sidecar says {list(shape)}")
 
 
+def _whole(value):
+    """A JSON list of whole numbers as ints (JSON does not tell 128 from 128.0, and cJSON,
+    libbokeh's reader, cannot either: both runtimes take both); anything else unchanged."""
+    if isinstance(value, list) and all(_is_number(v) and math.isfinite(v) and v == int(v) for v in value):
+        return [int(v) for v in value]
+    return value
+
+
 def _pair(value):
+    value = _whole(value)
     if (isinstance(value, list) and len(value) == 2
             and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
         return (value[0], value[1])

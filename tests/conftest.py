@@ -2,12 +2,19 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 from bokehlite.onednn import cap_isa_for_float16
 
 cap_isa_for_float16()      # before torch is imported: float16 convolutions stall on AVX512-FP16 CPUs
 
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+from native_support import JAVA_SRC, PORTRAIT_SIZE, cmake_build, java_tool  # noqa: E402
 
 TINY_SIZES = {"gpu": (128, 192), "cpu": (128, 256), "render": (128, 192)}
 
@@ -65,3 +72,88 @@ def gpu_adapter():
         if os.environ.get("BOKEHLITE_REQUIRE_GPU"):
             pytest.fail(f"BOKEHLITE_REQUIRE_GPU is set, but: {exc}")
         pytest.skip(str(exc))
+
+
+# --- the native library: one CMake build, photos, depth maps and tiny exports per session -------
+
+@pytest.fixture(scope="session")
+def build(tmp_path_factory) -> Path:
+    return cmake_build(tmp_path_factory.mktemp("native_build"))
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory) -> dict[str, Path]:
+    """astronaut, coffee, chelsea, rocket, an odd 451x300 size, a grey PNG and an RGBA PNG."""
+    import skimage.data
+
+    folder = tmp_path_factory.mktemp("native_photos")
+    astronaut = skimage.data.astronaut()
+    images = {"astronaut": astronaut[..., ::-1], "coffee": skimage.data.coffee()[..., ::-1],
+              "chelsea": skimage.data.chelsea()[..., ::-1], "rocket": skimage.data.rocket()[..., ::-1],
+              "odd": cv2.resize(skimage.data.coffee()[..., ::-1], (451, 300), interpolation=cv2.INTER_AREA),
+              "grey": skimage.data.camera()}
+    alpha = np.tile(np.linspace(0, 255, astronaut.shape[1]).astype(np.uint8), (astronaut.shape[0], 1))
+    images["rgba"] = np.dstack([astronaut[..., ::-1], alpha])
+    paths = {}
+    for name, pixels in images.items():
+        paths[name] = folder / f"{name}.png"
+        cv2.imwrite(str(paths[name]), pixels)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def depth_maps(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("native_depth")
+    rows = np.linspace(0.0, 1.0, 200)[:, None] * np.ones((1, 320))
+    cols = np.linspace(0.0, 1.0, 451)[None, :] * np.ones((300, 1))
+    maps = {"ramp16": (rows * 65535).astype(np.uint16),          # another size than the photo
+            "odd8": (cols * 255).astype(np.uint8),                # the odd photo's own size
+            "colour": np.dstack([(rows * 255).astype(np.uint8)] * 2 + [np.zeros((200, 320), np.uint8)])}
+    paths = {}
+    for name, values in maps.items():
+        paths[name] = folder / f"{name}.png"
+        cv2.imwrite(str(paths[name]), values)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def models(tiny_export, tmp_path_factory) -> dict[str, Path]:
+    """Every track the exporter makes, at a tiny size."""
+    from bokehlite.contract import artifact_stem
+    from bokehlite.export.pipeline import export_track
+    from bokehlite.model import BackboneConfig
+
+    found = {track: tiny_export(track)[0] for track in ("gpu", "cpu", "render")}
+    out = tmp_path_factory.mktemp("native_int8")
+    export_track("cpu", (128, 256), out, backbone=BackboneConfig.tiny(), precision="int8")
+    found["int8"] = out / f"{artifact_stem('cpu', (128, 256), 'int8')}.tflite"
+    return found
+
+
+@pytest.fixture(scope="session")
+def portrait(tmp_path_factory) -> Path:
+    """A portrait export at a tiny size, as export-tflite writes it: the folder with the
+    portrait model, its sidecar and the segmenter the sidecar names."""
+    folder = tmp_path_factory.mktemp("native_portrait")
+    proc = subprocess.run([sys.executable, "-m", "bokehlite.export.cli", "--track", "portrait", "--input-size",
+                           PORTRAIT_SIZE, "-o", str(folder)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"export-tflite --track portrait failed: {proc.stderr[-1500:]}"
+    return folder
+
+
+@pytest.fixture(scope="session")
+def java_classes(build, tmp_path_factory) -> Path:
+    assert (build / "libbokeh_jni.so").is_file(), "libbokeh_jni.so was not built (no JDK's jni.h found)"
+    out = tmp_path_factory.mktemp("java_classes")
+    sources = [str(p) for p in JAVA_SRC.rglob("*.java")]
+    proc = subprocess.run([java_tool("javac"), "-d", str(out), *sources], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def asan_build(tmp_path_factory) -> Path:
+    return cmake_build(tmp_path_factory.mktemp("native_asan"), "-DBOKEH_SANITIZE=ON",
+                       "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DBOKEH_BUILD_JNI=OFF")
+
+

@@ -233,6 +233,7 @@ def test_int8_is_exported_and_timed_beside_float32(run):
     art = track["extra_artifacts"]["int8"]
     assert art["precision"] == "int8" and art["tiny_backbone"] is True and art["onnx"].endswith("_int8.onnx")
     assert art["quantization"]["method"] == "dynamic-range" and art["real_photos"]["count"] == 5
+    assert art["real_photos"]["weights"] == "untrained"
     assert results["protocol"]["precisions"] == {"cpu": ["float32", "int8"]}
     int8, persistent, ort = [r for r in track["results"] if r.get("extra")]     # ORT's right after LiteRT's
     assert (int8["backend"], int8["precision"], int8["threads"]) == ("litert-xnnpack", "int8", 1)

@@ -93,6 +93,7 @@ def test_int8_sidecar_records_method_gate_and_per_photo_figures(int8_export):
     photos = sidecar["parity"]["real_photos"]
     assert [p["photo"] for p in photos["photos"]] == list(photo_gate.HELD_OUT)
     assert photos["held_out"] is True
+    assert photos["weights"] == sidecar["weights"] == "untrained"       # the figure says which weights it is on
     assert photos["worst"]["bokeh_psnr"] == min(p["bokeh_psnr"] for p in photos["photos"])
     assert photos["worst"]["defocus_mae"] == max(p["defocus_mae"] for p in photos["photos"])
     assert not parity.GATES["int8"].failures(photos)

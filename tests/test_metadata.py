@@ -95,7 +95,9 @@ def test_without_its_metadata_the_model_is_unchanged_and_the_writer_is_reproduci
     assert model_metadata_buffer(bare) is None and associated_files(bare) == {}
     assert repack(bare) == bare                  # the writer's packing is a fixed point
     meta, files = model_metadata_buffer(data), associated_files(data)
-    assert with_metadata(bare, meta, files) == data                  # same bytes again: no time stamps
+    key = contract.CONTRACT_METADATA_KEY
+    assert model_metadata_buffer(data, key) == files[contract.CONTRACT_FILE]     # one contract, two ways in
+    assert with_metadata(bare, meta, files, {key: files[contract.CONTRACT_FILE]}) == data   # no time stamps
     assert all(i.date_time == (1980, 1, 1, 0, 0, 0) and i.compress_type == zipfile.ZIP_STORED
                for i in zipfile.ZipFile(tiny_export(track)[0]).infolist())
     from ai_edge_litert import schema_py_generated as schema

@@ -4,7 +4,8 @@ The native code is built with CMake once per session into a temporary folder and
 a user runs it: the real binary, the real libLiteRt.so, and a Java main on the JVM. Every
 track is rendered by both runtimes on the same model and photo and gated: PSNR >= 50 dB
 and at most 0.5% of the 8-bit values off by more than 1. With BOKEH_NATIVE_FIGURES=FILE
-the measured figures are written there as JSON.
+the measured figures are written there as JSON. The build, photos and exports are session
+fixtures (conftest.py); running things is tests/native_support.py.
 """
 from __future__ import annotations
 
@@ -13,26 +14,16 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-import skimage.data
 
-ROOT = Path(__file__).resolve().parents[1]
-NATIVE = ROOT / "android" / "native"
-JAVA_SRC = ROOT / "android" / "java"
-PSNR_GATE, OFF_GATE = 50.0, 0.005
+from native_support import (NATIVE, OFF_GATE, PORTRAIT_SIZE, PSNR_GATE, agreement, asan_env, assert_clean, gpu_env,
+                            java, litert_dir, native, one_line, python_render, python_run, read)
+
 FP16_GATE = 40.0
-PORTRAIT_SIZE = "128x192"
 FIGURES: dict[str, dict] = {}
-
-
-def litert_dir() -> Path:
-    import ai_edge_litert
-    return Path(ai_edge_litert.__file__).parent
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -42,123 +33,10 @@ def _write_figures():
         Path(os.environ["BOKEH_NATIVE_FIGURES"]).write_text(json.dumps(FIGURES, indent=1))
 
 
-def cmake_build(build: Path, *flags: str) -> Path:
-    for cmd in (["cmake", "-S", str(NATIVE), "-B", str(build), f"-DLITERT_DIR={litert_dir()}",
-                 "-DCMAKE_BUILD_TYPE=Release", *flags],
-                ["cmake", "--build", str(build), "-j", "2"]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return build
-
-
-@pytest.fixture(scope="session")
-def build(tmp_path_factory) -> Path:
-    return cmake_build(tmp_path_factory.mktemp("native_build"))
-
-
-@pytest.fixture(scope="session")
-def photos(tmp_path_factory) -> dict[str, Path]:
-    """astronaut, coffee, chelsea, rocket, an odd 451x300 size, a grey PNG and an RGBA PNG."""
-    folder = tmp_path_factory.mktemp("native_photos")
-    astronaut = skimage.data.astronaut()
-    images = {"astronaut": astronaut[..., ::-1], "coffee": skimage.data.coffee()[..., ::-1],
-              "chelsea": skimage.data.chelsea()[..., ::-1], "rocket": skimage.data.rocket()[..., ::-1],
-              "odd": cv2.resize(skimage.data.coffee()[..., ::-1], (451, 300), interpolation=cv2.INTER_AREA),
-              "grey": skimage.data.camera()}
-    alpha = np.tile(np.linspace(0, 255, astronaut.shape[1]).astype(np.uint8), (astronaut.shape[0], 1))
-    images["rgba"] = np.dstack([astronaut[..., ::-1], alpha])
-    paths = {}
-    for name, pixels in images.items():
-        paths[name] = folder / f"{name}.png"
-        cv2.imwrite(str(paths[name]), pixels)
-    return paths
-
-
-@pytest.fixture(scope="session")
-def depth_maps(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("native_depth")
-    rows = np.linspace(0.0, 1.0, 200)[:, None] * np.ones((1, 320))
-    cols = np.linspace(0.0, 1.0, 451)[None, :] * np.ones((300, 1))
-    maps = {"ramp16": (rows * 65535).astype(np.uint16),          # another size than the photo
-            "odd8": (cols * 255).astype(np.uint8),                # the odd photo's own size
-            "colour": np.dstack([(rows * 255).astype(np.uint8)] * 2 + [np.zeros((200, 320), np.uint8)])}
-    paths = {}
-    for name, values in maps.items():
-        paths[name] = folder / f"{name}.png"
-        cv2.imwrite(str(paths[name]), values)
-    return paths
-
-
-@pytest.fixture(scope="session")
-def models(tiny_export, tmp_path_factory) -> dict[str, Path]:
-    """Every track the exporter makes, at a tiny size."""
-    from bokehlite.contract import artifact_stem
-    from bokehlite.export.pipeline import export_track
-    from bokehlite.model import BackboneConfig
-
-    found = {track: tiny_export(track)[0] for track in ("gpu", "cpu", "render")}
-    out = tmp_path_factory.mktemp("native_int8")
-    export_track("cpu", (128, 256), out, backbone=BackboneConfig.tiny(), precision="int8")
-    found["int8"] = out / f"{artifact_stem('cpu', (128, 256), 'int8')}.tflite"
-    return found
-
-
-@pytest.fixture(scope="session")
-def portrait(tmp_path_factory) -> Path:
-    """A portrait export at a tiny size, as export-tflite writes it: the folder with the
-    portrait model, its sidecar and the segmenter the sidecar names."""
-    folder = tmp_path_factory.mktemp("native_portrait")
-    proc = subprocess.run([sys.executable, "-m", "bokehlite.export.cli", "--track", "portrait", "--input-size",
-                           PORTRAIT_SIZE, "-o", str(folder)], capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"export-tflite --track portrait failed: {proc.stderr[-1500:]}"
-    return folder
-
-
-def native(build: Path, *args, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(build / "bokeh-native"), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
-
-
-def python_run(*args, out: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "bokehlite.runtime.cli", *map(str, args), "-o", str(out)],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc
-
-
-def python_render(*args, out: Path) -> Path:
-    python_run(*args, out=out)
-    return out
-
-
-def read(path: Path) -> np.ndarray:
-    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    assert pixels is not None, f"{path} is not a readable image"
-    return pixels
-
-
-def agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(PSNR in dB, share of 8-bit values off by more than 1)."""
-    assert a.shape == b.shape and a.dtype == b.dtype == np.uint8, (a.shape, b.shape)
-    diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
-    mse = float(np.mean(diff.astype(np.float64) ** 2))
-    return (float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)), float(np.mean(diff > 1))
-
-
 def gate(key: str, ours: Path, theirs: Path) -> None:
     psnr, off = agreement(read(ours), read(theirs))
     FIGURES[key] = {"psnr_db": round(psnr, 2), "off_by_more_than_1": round(off, 6)}
     assert psnr >= PSNR_GATE and off <= OFF_GATE, f"{key}: {psnr:.1f} dB, {off:.3%} of values off by > 1"
-
-
-def one_line(proc: subprocess.CompletedProcess) -> str:
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got {proc.stderr!r}"
-    return lines[0]
-
-
-def gpu_env(adapter) -> dict:
-    return dict(adapter.env)
 
 
 # --- the ABI header against the real library ------------------------------------------------
@@ -227,11 +105,8 @@ def test_portrait_model_matches_bokeh_render_and_leaves_a_photo_without_a_person
         reports[name] = json.loads(proc.stdout)
         assert reports[name]["track"] == "portrait"
         gate(f"portrait/cpu/{name}", ours, tmp_path / "py" / f"{name}.png")
-        # The focal plane is the graph's: reported when the model gives it, as bokeh-render does.
-        if "focus_disparity" in theirs[name]:
-            assert reports[name]["focus_disparity"] == pytest.approx(theirs[name]["focus_disparity"], abs=1e-4)
-        else:
-            assert reports[name]["focus_disparity"] is None
+        # The focal plane stays inside the portrait graph (no output gives it): never reported.
+        assert reports[name]["focus_disparity"] is None
         if name == "rocket":
             assert "no person found" in one_line(proc) and "no person found" in theirs[name]["warning"]
         else:
@@ -380,30 +255,6 @@ def test_full_size_gpu_track_fp16_against_fp32_on_the_gpu_accelerator(build, ful
 
 # --- the JNI bridge -----------------------------------------------------------------------------
 
-def java_tool(name: str) -> str:
-    for home in (os.environ.get("JAVA_HOME"), "/usr/lib/jvm/java-17-openjdk-amd64"):
-        if home and (Path(home) / "bin" / name).is_file():
-            return str(Path(home) / "bin" / name)
-    found = shutil.which(name)
-    assert found, f"{name} not found: install openjdk-17-jdk-headless"
-    return found
-
-
-@pytest.fixture(scope="session")
-def java_classes(build, tmp_path_factory) -> Path:
-    assert (build / "libbokeh_jni.so").is_file(), "libbokeh_jni.so was not built (no JDK's jni.h found)"
-    out = tmp_path_factory.mktemp("java_classes")
-    sources = [str(p) for p in JAVA_SRC.rglob("*.java")]
-    proc = subprocess.run([java_tool("javac"), "-d", str(out), *sources], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return out
-
-
-def java(build: Path, classes: Path, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([java_tool("java"), f"-Djava.library.path={build}", "-cp", str(classes), "RenderPng",
-                           *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.parametrize("photo", ["astronaut", "rgba"])
 def test_java_class_renders_the_same_pixels_as_the_cli(build, java_classes, models, photos, photo, tmp_path):
     cli, jvm = tmp_path / "cli.png", tmp_path / "java.png"
@@ -487,33 +338,6 @@ def test_bad_models_photos_and_depth_maps_exit_2_with_one_line_and_write_nothing
 
 
 # --- AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer ---------------------------
-
-@pytest.fixture(scope="session")
-def asan_build(tmp_path_factory) -> Path:
-    return cmake_build(tmp_path_factory.mktemp("native_asan"), "-DBOKEH_SANITIZE=ON",
-                       "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DBOKEH_BUILD_JNI=OFF")
-
-
-def asan_env(extra: dict | None = None) -> dict:
-    """LiteRT dlopens its GPU accelerator library when the environment is created and
-    dlcloses it when it is destroyed; memory that library's static constructors allocated
-    is then unreachable, and LeakSanitizer reports it against an unloaded module (LiteRT's
-    leak, not ours, and no suppression can name a module that is gone). Preloading the
-    library keeps it mapped to the end, so that memory stays reachable: no suppression
-    file is needed, and every other leak is still reported. libasan must come first."""
-    libasan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-    accelerator = litert_dir() / "libLiteRtWebGpuAccelerator.so"
-    return {"LD_PRELOAD": f"{libasan} {accelerator}", "BOKEH_NATIVE_VERBOSE": "1",
-            "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=99",
-            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=98", **(extra or {})}
-
-
-def assert_clean(proc: subprocess.CompletedProcess, what: str) -> None:
-    reports = [line for line in proc.stderr.splitlines()
-               if "Sanitizer" in line or "runtime error:" in line or "SUMMARY:" in line]
-    assert not reports and proc.returncode in (0, 2), f"{what}: rc {proc.returncode}\n" + "\n".join(reports[:20])
-
 
 def test_every_track_under_address_and_undefined_sanitizers_with_a_leak_check(asan_build, models, portrait, photos,
                                                                               depth_maps, tmp_path):

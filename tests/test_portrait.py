@@ -113,7 +113,16 @@ def test_a_photo_without_a_person_is_left_unchanged_byte_for_byte_with_one_warni
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "no person found" in warnings[0]
+    assert str(source) in warnings[0], "in a batch the warning must name the photo"
     assert (tmp_path / name).read_bytes() == source.read_bytes()
+
+
+def test_save_depth_writes_no_depth_map_for_a_photo_left_unchanged(pipeline, photos, tmp_path):
+    proc = render(photos / "rocket.png", photos / "astronaut.png", "--portrait", "--models", pipeline,
+                  "-o", tmp_path / "out", "--save-depth")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["astronaut.png", "astronaut_depth.png",
+                                                                   "rocket.png"]
 
 
 def test_save_depth_names_are_collision_checked_and_never_rendered_again(pipeline, photos, tmp_path):

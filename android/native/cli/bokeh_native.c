@@ -2,12 +2,14 @@
  * One photo in, one out; a report with --json. Exit codes: 0 rendered, 2 bad usage or
  * input (one line on stderr, nothing written), 1 internal error. */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,7 +40,8 @@ static const char USAGE[] =
     "  --runs N                render N times; the report's steady run is the mean of runs 2..N (default 2)\n"
     "  --json                  print a report on stdout\n"
     "\n"
-    "IN and OUT are 8-bit PNG or JPEG, format by extension. A GPU needs a Vulkan driver on\n"
+    "IN and OUT are PNG (8- or 16-bit) or JPEG (grey, colour or CMYK), format by extension; OUT is\n"
+    "never IN. The colour profile and EXIF go from IN into OUT. A GPU needs a Vulkan driver on\n"
     "desktop Linux (SwiftShader: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json).\n"
     "\n"
     "examples:\n"
@@ -84,13 +87,58 @@ static int bad(const char *fmt, const char *a, const char *b) {
     return EXIT_BAD_INPUT;
 }
 
-static int parse_long(const char *text, long long lo, long long hi, long long *out) {
+/* A number as Python's float() reads it (bokeh-render's arguments): surrounding white space,
+ * underscores between digits, inf and nan; no hexadecimal. */
+static int parse_number(const char *text, double *out) {
+    char clean[256];
+    size_t k = 0;
+    const char *s = text, *e = text + strlen(text);
+    while (s < e && isspace((unsigned char)*s)) s++;
+    while (e > s && isspace((unsigned char)e[-1])) e--;
+    for (const char *c = s; c < e; c++) {
+        if (*c == '_') {
+            if (c == s || c + 1 == e || !isdigit((unsigned char)c[-1]) || !isdigit((unsigned char)c[1])) return -1;
+            continue;
+        }
+        if (*c == 'x' || *c == 'X' || *c == '(' || k + 1 >= sizeof clean) return -1;
+        clean[k++] = *c;
+    }
+    clean[k] = 0;
     char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || *end || end == text || v != floor(v) || v < lo || v > hi) return -1;
+    double v = strtod(clean, &end);     /* out of range: +-inf or 0, as float() gives */
+    if (!k || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+/* A whole number as Python's int() reads it: white space, a sign, underscores between digits. */
+static int parse_int(const char *s, const char *e, long long *out) {
+    while (s < e && isspace((unsigned char)*s)) s++;
+    while (e > s && isspace((unsigned char)e[-1])) e--;
+    int negative = s < e && *s == '-';
+    if (s < e && (*s == '-' || *s == '+')) s++;
+    if (s == e) return -1;
+    long long v = 0;
+    for (const char *c = s; c < e; c++) {
+        if (*c == '_' && c > s && c + 1 < e && isdigit((unsigned char)c[-1]) && isdigit((unsigned char)c[1])) continue;
+        if (!isdigit((unsigned char)*c)) return -1;
+        v = v > (1LL << 40) ? v : v * 10 + (*c - '0');     /* saturates: any such value is refused */
+    }
+    *out = negative ? -v : v;
+    return 0;
+}
+
+static int parse_long(const char *text, long long lo, long long hi, long long *out) {
+    double v;
+    if (parse_number(text, &v) || v != floor(v) || !(v >= lo && v <= hi)) return -1;
     *out = (long long)v;
     return 0;
+}
+
+/* Whether a and b are the same file, by whichever paths (links included). */
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return a && b && !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 static double peak_rss_mb(void) {
@@ -124,12 +172,32 @@ static void json_ms(const char *key, double v, int last) {
     fprintf(output, last ? "\n" : ",\n");
 }
 
+/* A 16-bit photo is rendered from its 8-bit rounding (v / 257), libbokeh taking 8-bit pixels. */
+static uint8_t *to_8bit(const bk_image *img) {
+    size_t n = (size_t)img->width * img->height * img->channels;
+    const uint16_t *v = (const uint16_t *)img->pixels;
+    uint8_t *o = malloc(n ? n : 1);
+    for (size_t i = 0; o && i < n; i++) o[i] = (uint8_t)((v[i] + 128u) / 257u);
+    return o;
+}
+
+/* The result of a 16-bit photo, written 16-bit as bokeh-render writes it: each value times 257,
+ * and the photo's own alpha kept whole (libbokeh copies alpha through). */
+static uint16_t *to_16bit(const uint8_t *result, const bk_image *img) {
+    size_t n = (size_t)img->width * img->height * img->channels;
+    const uint16_t *photo = (const uint16_t *)img->pixels;
+    uint16_t *o = malloc(sizeof(uint16_t) * (n ? n : 1));
+    for (size_t i = 0; o && i < n; i++)
+        o[i] = img->channels == 4 && i % 4 == 3 ? photo[i] : (uint16_t)(result[i] * 257u);
+    return o;
+}
+
 /* The depth map (--depth) as disparity at the photo's size; 0, or the exit code. */
 static int read_depth(bokeh_pipeline *p, const char *path, long long max_pixels, int w, int h, float **out,
                       char *warning, size_t warning_size) {
     bk_image d;
     char why[512];
-    if (bk_image_read(path, max_pixels, 1, &d, why, sizeof why)) return bad("depth map %s: %s", path, why);
+    if (bk_image_read(path, max_pixels, &d, why, sizeof why)) return bad("depth map %s: %s", path, why);
     size_t n = (size_t)d.width * d.height;
     uint16_t *samples = malloc(sizeof(uint16_t) * n);
     *out = malloc(sizeof(float) * (size_t)w * h);
@@ -195,16 +263,12 @@ int main(int argc, char **argv) {
             focus_text = v;
         } else if (!strcmp(a, "--focus-disparity")) {
             VALUE();
-            char *end;
-            focus_disparity = strtod(v, &end);
-            if (*end || end == v || !(focus_disparity >= 0 && focus_disparity <= 1))
-                return bad("argument --focus-disparity: expected a number from 0 to 1, got '%s'%s", v, "");
+            if (parse_number(v, &focus_disparity) || !(focus_disparity >= 0 && focus_disparity <= 1))
+                return bad("argument --focus-disparity: expected a finite number from 0 to 1, got '%s'%s", v, "");
         } else if (!strcmp(a, "--aperture")) {
             VALUE();
-            char *end;
-            aperture = strtod(v, &end);
-            if (*end || end == v || !(aperture >= 0))
-                return bad("argument --aperture: expected a number from 0 to inf, got '%s'%s", v, "");
+            if (parse_number(v, &aperture) || !isfinite(aperture) || !(aperture >= 0))
+                return bad("argument --aperture: expected a finite number of at least 0, got '%s'%s", v, "");
         } else if (!strcmp(a, "--accelerator")) {
             VALUE();
             if (!strcmp(v, "auto")) opt.accelerator = BOKEH_ACCELERATOR_AUTO;
@@ -247,15 +311,20 @@ int main(int argc, char **argv) {
         return bad("argument --focus-disparity: not allowed with argument --focus%s%s", "", "");
     int fx = -1, fy = -1;
     if (focus_text) {
-        char *end;
-        long x = strtol(focus_text, &end, 10), y = -1;
-        if (*end == ',' && end != focus_text) y = strtol(end + 1, &end, 10);
-        if (*end || x < 0 || y < 0 || x > 1 << 30 || y > 1 << 30)
+        /* two whole numbers and one comma between them, as bokeh-render's --focus: "5," is no point */
+        const char *comma = strchr(focus_text, ',');
+        long long x = -1, y = -1;
+        if (!comma || strchr(comma + 1, ',') || parse_int(focus_text, comma, &x) ||
+            parse_int(comma + 1, comma + strlen(comma), &y) || x < 0 || y < 0 || x > 1 << 30 || y > 1 << 30)
             return bad("argument --focus: expected X,Y pixel coordinates (column,row), got '%s'%s", focus_text, "");
         fx = (int)x;
         fy = (int)y;
     }
     if (!bk_image_format(out)) return bad("%s: unknown output format (expected .png, .jpg or .jpeg)%s", out, "");
+    /* The output replaces whatever OUT names: never the photo, nor the depth map, by any path. */
+    if (same_file(out, in) || same_file(out, depth_path))
+        return bad("output %s would overwrite an input (%s); choose another OUT", out,
+                   same_file(out, in) ? in : depth_path);
     opt.threads = (int)threads;
     /* SwiftShader, a software Vulkan device, is reached by naming its ICD. */
     const char *icd = getenv("VK_ICD_FILENAMES") ? getenv("VK_ICD_FILENAMES") : getenv("VK_DRIVER_FILES");
@@ -283,6 +352,9 @@ int main(int argc, char **argv) {
     else if (!needs_depth && depth_path)
         code = bad("--depth needs a depth-guided model (export-tflite --track render); %s is not one%s",
                    model ? model : portrait, "");
+    else if (!needs_depth && !is_portrait && (focus_text || !isnan(focus_disparity) || !isnan(aperture)))
+        code = bad("%s goes with --depth FILE (a depth-guided model and the photo's disparity map); %s is not one",
+                   focus_text ? "--focus" : !isnan(focus_disparity) ? "--focus-disparity" : "--aperture", model);
     if (code) {
         bokeh_close(p);
         return code;
@@ -291,7 +363,7 @@ int main(int argc, char **argv) {
     double t0 = now_ms();
     bk_image img;
     char why[512];
-    if (bk_image_read(in, max_pixels, 0, &img, why, sizeof why)) {
+    if (bk_image_read(in, max_pixels, &img, why, sizeof why)) {
         bokeh_close(p);
         return bad("%s: %s", in, why);
     }
@@ -311,14 +383,18 @@ int main(int argc, char **argv) {
                                                                                        : BOKEH_FORMAT_RGBA8888;
     size_t stride = (size_t)img.width * img.channels;
     uint8_t *result = code ? NULL : malloc(stride * img.height);
-    if (!code && !result) {
+    const uint8_t *pixels = img.pixels;        /* what libbokeh renders: 8-bit */
+    uint8_t *narrow = NULL;
+    uint16_t *wide = NULL;
+    if (!code && img.bits == 16) pixels = narrow = to_8bit(&img);
+    if (!code && (!result || !pixels)) {
         fprintf(messages, PROG ": error: out of memory\n");
         code = EXIT_INTERNAL;
     }
     double steady = 0, pre = 0, post = 0;
     for (long long r = 0; r < runs && !code; r++) {
         int use_depth = needs_depth || (is_portrait && !isnan(aperture));
-        s = bokeh_render(p, img.pixels, img.width, img.height, stride, format, result, stride, use_depth ? &depth : NULL);
+        s = bokeh_render(p, pixels, img.width, img.height, stride, format, result, stride, use_depth ? &depth : NULL);
         if (s != BOKEH_OK) {
             code = s == BOKEH_ERROR_MEMORY || s == BOKEH_ERROR_RUNTIME ? EXIT_INTERNAL : EXIT_BAD_INPUT;
             fprintf(messages, PROG ": error: %s: %s\n", in, bokeh_message(p));
@@ -331,10 +407,20 @@ int main(int argc, char **argv) {
     }
     double encode_ms = NAN;
     if (!code) {
-        bk_image res = img;
+        bk_image res = img;        /* with the photo's colour profile and EXIF */
         res.pixels = result;
+        res.bits = 8;
         t0 = now_ms();
-        if (bk_image_write(out, &res, why, sizeof why)) code = bad("%s%s", why, "");
+        if (img.bits == 16 && !strcmp(bk_image_format(out), "png")) {
+            res.pixels = (uint8_t *)(wide = to_16bit(result, &img));
+            res.bits = 16;
+        }
+        if (!res.pixels) {
+            fprintf(messages, PROG ": error: out of memory\n");
+            code = EXIT_INTERNAL;
+        } else if (bk_image_write(out, &res, why, sizeof why)) {
+            code = bad("%s%s", why, "");
+        }
         encode_ms = now_ms() - t0;
     }
     if (!code && depth_warning[0]) fprintf(messages, PROG ": warning: depth map %s: %s\n", depth_path, depth_warning);
@@ -384,6 +470,8 @@ int main(int argc, char **argv) {
         fprintf(output, "%s\n", out);
     }
     free(result);
+    free(narrow);
+    free(wide);
     free(disparity);
     bk_image_free(&img);
     bokeh_close(p);

@@ -17,8 +17,9 @@
  * (the Python runtime) carries out, and gives the same pixels to within float rounding.
  *
  * Every function returns a status; the message of the last failure stays on the handle
- * (bokeh_message). Nothing aborts or exits. No global state: pipelines are independent,
- * and one pipeline is used by one thread at a time. */
+ * (bokeh_message). Nothing aborts or exits. Pipelines are independent (the one process-wide
+ * state is the software GPU's: see software_gpu), and one pipeline is used by one thread at
+ * a time. */
 #ifndef BOKEH_H
 #define BOKEH_H
 
@@ -70,8 +71,10 @@ typedef struct {
     int threads;                  /* CPU threads; 0: LiteRT's default */
     const char *library_dir;      /* folder of LiteRT's accelerator libraries; NULL: libLiteRt.so's own */
     int software_gpu;             /* 1: the GPU is a software device computing on this process's
-                                     threads (SwiftShader): wait for them to go idle before reading
-                                     outputs, since LiteRT's output lock gives up after 120 s */
+                                     threads (SwiftShader): wait for the threads it started to go
+                                     idle before reading outputs, since LiteRT's output lock gives
+                                     up after 120 s. Its worker threads are shared by every
+                                     pipeline on it, so runs on it take turns across the process */
 } bokeh_options;
 
 /* Depth-guided rendering (render track); a portrait model takes the aperture only. */
@@ -94,10 +97,11 @@ typedef struct {
     double first_run_ms, last_run_ms;   /* model time of the first and of the latest render */
     double pre_ms, post_ms;       /* host steps of the latest render: fit; sample + blend */
     int renders;
-    /* render: the latest render's focal plane. portrait: the latest render's person share
-     * (the model's person_share output) and whether it found a person (share >= 0.01;
-     * if not, the photo was returned unchanged); focus is the model's own focus output
-     * when it has one and found a person, else NaN */
+    /* render: the latest render's focal plane (NaN before the first render, and always NaN
+     * for the other tracks, portrait included: its focus stays inside its graph).
+     * portrait: the latest render's person share (the model's person_share output) and
+     * whether it found a person (share >= the sidecar's min_person; if not, the photo was
+     * returned unchanged) */
     double focus, person_share;
     int person_found;
 } bokeh_info;
@@ -110,7 +114,9 @@ BOKEH_API void bokeh_options_init(bokeh_options *options);
  * (its bokeh_portrait_<H>x<W>.json, the default size if there, else the only one). The old
  * two-model portrait pipeline (format "bokehlite-portrait") is refused: re-export it.
  * Like sqlite3_open, *pipeline is set even on failure (unless memory runs out), so that
- * bokeh_message can say why; bokeh_close it either way. options may be NULL. */
+ * bokeh_message can say why; bokeh_close it either way. After a failed open, every other
+ * call on it returns BOKEH_ERROR_ARGUMENT ("the pipeline is not open"; bokeh_needs_depth:
+ * 0). options may be NULL. */
 BOKEH_API bokeh_status bokeh_open(const char *path, const bokeh_options *options, bokeh_pipeline **pipeline);
 BOKEH_API void bokeh_close(bokeh_pipeline *pipeline);
 
@@ -121,14 +127,17 @@ BOKEH_API bokeh_status bokeh_get_info(const bokeh_pipeline *pipeline, bokeh_info
 BOKEH_API int bokeh_needs_depth(const bokeh_pipeline *pipeline);
 
 /* Render width x height pixels (stride: bytes per row; ints per row for ARGB_INT) into
- * out (same format, out_stride). out may be pixels itself. depth: required by a
+ * out (same format, out_stride). out may be pixels itself with out_stride == stride;
+ * any other overlap of out and pixels is refused (BOKEH_ERROR_ARGUMENT). depth: required by a
  * render-track model; a portrait model takes its aperture only (or NULL); refused by the
  * others (NULL). */
 BOKEH_API bokeh_status bokeh_render(bokeh_pipeline *pipeline, const void *pixels, int width, int height,
                                     size_t stride, bokeh_format format, void *out, size_t out_stride,
                                     const bokeh_depth *depth);
 
-/* Tap to focus: the median disparity of the 9 x 9 pixels around column x, row y. */
+/* Tap to focus: the median disparity of the 9 x 9 pixels around column x, row y (the
+ * sidecar's focus_window), cut at the edges. BOKEH_ERROR_DEPTH when the point is outside
+ * the photo or a value in that window is not in [0, 1] (NaN included). */
 BOKEH_API bokeh_status bokeh_focus_at(bokeh_pipeline *pipeline, const float *disparity, int width,
                                       int height, int x, int y, float *focus);
 

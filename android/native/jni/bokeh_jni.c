@@ -1,5 +1,8 @@
 /* JNI bridge for ai.bokehlite.BokehPipeline: argument passing only, all logic is libbokeh's.
- * A native failure becomes a BokehException carrying bokeh_message. */
+ * A native failure becomes a BokehException carrying bokeh_message. Values go through as
+ * they are (an infinite aperture too): libbokeh checks them and says what is wrong.
+ * BokehPipeline calls these under its monitor, one at a time per handle, and never with a
+ * handle it has closed: so a close never frees a pipeline that a render is using. */
 #include <jni.h>
 #include <math.h>
 #include <stdint.h>

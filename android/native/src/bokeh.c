@@ -20,9 +20,6 @@
 #include "litert_abi.h"
 #include "model.h"
 
-#define DEFAULT_APERTURE 20.0
-#define MIN_PERSON 0.01           /* the portrait model's person_share under which a photo is left alone */
-#define RATIO_TOLERANCE 0.01
 
 struct bokeh_pipeline {
     char message[1024];
@@ -32,12 +29,13 @@ struct bokeh_pipeline {
     bk_contract contract;
     bk_model *model;
     bk_model *segmenter;           /* portrait only: feeds the model's person input */
+    int open;                      /* set only at the end of a successful bokeh_open */
     int in_image, in_disparity, in_focus, in_aperture, in_person, out_source, out_defocus;
-    int out_share, out_focus;      /* portrait: person_share, and focus when the model gives it (else -1) */
+    int out_share;                 /* portrait: person_share */
     int seg_in, seg_out;
     float *input, *disparity_input, *source, *defocus;
     float *seg_input, *person;     /* portrait: the segmenter's input and its person output */
-    float share, focus;            /* portrait: the latest run's person_share and focus */
+    float share;                   /* portrait: the latest run's person_share */
     bokeh_info info;
 };
 
@@ -110,7 +108,7 @@ static bokeh_status open_segmenter(bokeh_pipeline *p) {
 
 /* One exported model and its sidecar; a portrait-track model brings its segmenter. */
 static bokeh_status open_track_model(bokeh_pipeline *p, const char *path) {
-    int r = bk_contract_read(path, &p->contract, p->message, sizeof p->message);
+    int r = bk_contract_read(p->env, path, &p->contract, p->message, sizeof p->message);
     if (r) return (bokeh_status)r;
     const bk_contract *c = &p->contract;
     char reason[512] = "";
@@ -132,13 +130,10 @@ static bokeh_status open_track_model(bokeh_pipeline *p, const char *path) {
     p->out_source = bk_model_find_output(p->model, c->source);
     p->out_defocus = bk_model_find_output(p->model, c->defocus);
     p->out_share = bk_model_find_output(p->model, "person_share");
-    p->out_focus = bk_model_find_output(p->model, "focus");
     if (c->portrait) {
         const bk_tensor_info *share = p->out_share >= 0 ? bk_model_output(p->model, p->out_share) : NULL;
-        const bk_tensor_info *focus = p->out_focus >= 0 ? bk_model_output(p->model, p->out_focus) : NULL;
         if (!share || share->count != 1)
             return fail(p, BOKEH_ERROR_MODEL, "%s: the portrait model has no output 'person_share' [1, 1]", path);
-        if (focus && focus->count != 1) p->out_focus = -1;      /* not the scalar focus: not reported */
     }
     p->input = malloc(sizeof(float) * tensor_count(p->model, 0, p->in_image));
     p->source = malloc(sizeof(float) * tensor_count(p->model, 1, p->out_source));
@@ -225,7 +220,14 @@ bokeh_status bokeh_open(const char *path, const bokeh_options *options, bokeh_pi
     i->load_ms = total - i->compile_ms;
     i->focus = NAN;
     p->message[0] = 0;
+    p->open = 1;
     return BOKEH_OK;
+}
+
+/* After a failed bokeh_open every call but bokeh_message and bokeh_close is refused: the
+ * pipeline may hold a model whose contract was not met, or none. */
+static bokeh_status not_open(bokeh_pipeline *p) {
+    return fail(p, BOKEH_ERROR_ARGUMENT, "the pipeline is not open");
 }
 
 void bokeh_close(bokeh_pipeline *p) {
@@ -243,12 +245,15 @@ void bokeh_close(bokeh_pipeline *p) {
 }
 
 bokeh_status bokeh_get_info(const bokeh_pipeline *p, bokeh_info *info) {
-    if (!p || !info || !p->model) return BOKEH_ERROR_ARGUMENT;
+    if (!p) return BOKEH_ERROR_ARGUMENT;
+    /* The handle was allocated writable; const only says that the info is not changed. */
+    if (!p->open) return not_open((bokeh_pipeline *)p);
+    if (!info) return fail((bokeh_pipeline *)p, BOKEH_ERROR_ARGUMENT, "NULL argument");
     *info = p->info;
     return BOKEH_OK;
 }
 
-int bokeh_needs_depth(const bokeh_pipeline *p) { return p && p->model && p->contract.depth_guided; }
+int bokeh_needs_depth(const bokeh_pipeline *p) { return p && p->open && p->contract.depth_guided; }
 
 /* ---- pixels ---------------------------------------------------------------------------- */
 
@@ -438,14 +443,11 @@ static bokeh_status render_portrait(bokeh_pipeline *p, const uint8_t *colour, co
     if (!r) r = bk_model_write(p->model, p->in_aperture, &a, p->message, sizeof p->message);
     if (!r) r = run_model(p, p->model, first, p->out_source, p->source, p->out_defocus, p->defocus);
     if (!r) r = bk_model_read(p->model, p->out_share, &p->share, p->message, sizeof p->message);
-    if (!r && p->out_focus >= 0) r = bk_model_read(p->model, p->out_focus, &p->focus, p->message, sizeof p->message);
     if (r) return (bokeh_status)r;
-    if (!isfinite(p->share) || (p->out_focus >= 0 && !isfinite(p->focus)))
-        return fail(p, BOKEH_ERROR_RUNTIME, "the model's output '%s' is not finite (NaN or infinity)",
-                    isfinite(p->share) ? "focus" : "person_share");
+    if (!isfinite(p->share))
+        return fail(p, BOKEH_ERROR_RUNTIME, "the model's output 'person_share' is not finite (NaN or infinity)");
     p->info.person_share = p->share;
-    p->info.person_found = p->share >= MIN_PERSON;
-    p->info.focus = p->info.person_found && p->out_focus >= 0 ? p->focus : NAN;
+    p->info.person_found = p->share >= p->contract.min_person;
     if (p->info.person_found) return blend_photo(p, &box, px, w, h, stride, l, out, out_stride);
     /* No person: the photo is left unchanged (bokeh-render warns). */
     for (int y = 0; y < h; y++)
@@ -457,7 +459,7 @@ static bokeh_status render_portrait(bokeh_pipeline *p, const uint8_t *colour, co
 bokeh_status bokeh_render(bokeh_pipeline *p, const void *pixels, int width, int height, size_t stride,
                           bokeh_format format, void *out, size_t out_stride, const bokeh_depth *depth) {
     if (!p) return BOKEH_ERROR_ARGUMENT;
-    if (!p->model) return fail(p, BOKEH_ERROR_ARGUMENT, "the pipeline is not open");
+    if (!p->open) return not_open(p);
     layout l;
     if (layout_of(format, &l)) return fail(p, BOKEH_ERROR_ARGUMENT, "unknown pixel format %d", (int)format);
     if (format == BOKEH_FORMAT_ARGB_INT) {
@@ -469,17 +471,18 @@ bokeh_status bokeh_render(bokeh_pipeline *p, const void *pixels, int width, int 
         return fail(p, BOKEH_ERROR_ARGUMENT, "image is %dx%d; both sides must be at least 2 pixels", width, height);
     if (stride < (size_t)width * l.step || out_stride < (size_t)width * l.step)
         return fail(p, BOKEH_ERROR_ARGUMENT, "a stride is under %d bytes per row", width * l.step);
-    if (out != pixels && (((const uint8_t *)out < (const uint8_t *)pixels + stride * height &&
-                           (const uint8_t *)pixels < (const uint8_t *)out + out_stride * height)))
+    /* In place, row y of out must be row y of the photo: the rows are blended in parallel,
+     * each from its own photo row only. */
+    if (out == pixels) {
+        if (out_stride != stride)
+            return fail(p, BOKEH_ERROR_ARGUMENT, "out is pixels itself but with another stride (%zu bytes per row, "
+                        "not %zu); rendering in place needs the same stride", out_stride, stride);
+    } else if ((const uint8_t *)out < (const uint8_t *)pixels + stride * height &&
+               (const uint8_t *)pixels < (const uint8_t *)out + out_stride * height) {
         return fail(p, BOKEH_ERROR_ARGUMENT, "out overlaps pixels without being them");
+    }
 
     float focus = NAN;
-    double aperture = DEFAULT_APERTURE;
-    if (depth && !isnan(depth->aperture)) {
-        if (!(depth->aperture >= 0.f))
-            return fail(p, BOKEH_ERROR_DEPTH, "expected aperture >= 0, got %g", (double)depth->aperture);
-        aperture = depth->aperture;
-    }
     if (p->contract.portrait) {
         if (depth && (depth->disparity || !isnan(depth->focus)))
             return fail(p, BOKEH_ERROR_DEPTH, "a portrait model takes an aperture only: it derives the depth and "
@@ -491,13 +494,24 @@ bokeh_status bokeh_render(bokeh_pipeline *p, const void *pixels, int width, int 
         bokeh_status s = check_disparity(p, depth->disparity, (size_t)width * height);
         if (s) return s;
         focus = depth->focus;
-        if (isnan(focus)) focus = bk_centre_focus(depth->disparity, height, width);
+        if (isnan(focus)) focus = bk_centre_focus(depth->disparity, height, width, p->contract.centre_box);
         else if (!(focus >= 0.f && focus <= 1.f))
             return fail(p, BOKEH_ERROR_DEPTH, "expected focus in [0, 1], got %g", (double)focus);
         p->info.focus = focus;
     } else if (depth) {
         return fail(p, BOKEH_ERROR_DEPTH, "this is a %s-track model and takes no disparity, focus or aperture; those "
                                           "need a render-track model (export-tflite --track render)", p->contract.track);
+    }
+    double aperture = p->contract.default_aperture;
+    if (depth && !isnan(depth->aperture)) {
+        /* The contract's largest aperture is in model pixels; the caller's is in photo pixels. */
+        bk_letterbox box;
+        bk_letterbox_fit(height, width, p->contract.height, p->contract.width, &box);
+        double largest = p->contract.max_aperture / bk_letterbox_scale(&box);
+        if (!(depth->aperture >= 0.f && depth->aperture <= largest))      /* also false for inf */
+            return fail(p, BOKEH_ERROR_DEPTH, "expected aperture in [0, %g] photo pixels (the model's %g at this "
+                        "photo's scale), got %g", largest, p->contract.max_aperture, (double)depth->aperture);
+        aperture = depth->aperture;
     }
 
     int first = p->info.renders == 0;
@@ -518,18 +532,31 @@ bokeh_status bokeh_render(bokeh_pipeline *p, const void *pixels, int width, int 
 }
 
 bokeh_status bokeh_focus_at(bokeh_pipeline *p, const float *d, int w, int h, int x, int y, float *focus) {
-    if (!p || !d || !focus) return p ? fail(p, BOKEH_ERROR_ARGUMENT, "NULL argument") : BOKEH_ERROR_ARGUMENT;
+    if (!p) return BOKEH_ERROR_ARGUMENT;
+    if (!p->open) return not_open(p);
+    if (!d || !focus) return fail(p, BOKEH_ERROR_ARGUMENT, "NULL argument");
     if (x < 0 || y < 0 || x >= w || y >= h)
         return fail(p, BOKEH_ERROR_DEPTH, "focus point %d,%d is outside the %dx%d photo (X is a column from 0 to %d, "
                                           "Y a row from 0 to %d)", x, y, w, h, w - 1, h - 1);
-    *focus = bk_focus_at(d, h, w, x, y);
+    /* The values the median is taken over (bk_focus_at's window, cut at the edges) must be
+     * disparities: a NaN would give a NaN focus, which bokeh_render takes for "not given". */
+    int r = p->contract.focus_window / 2;
+    int top = y - r < 0 ? 0 : y - r, left = x - r < 0 ? 0 : x - r;
+    int bottom = y + r + 1 > h ? h : y + r + 1, right = x + r + 1 > w ? w : x + r + 1;
+    for (int row = top; row < bottom; row++) {
+        bokeh_status s = check_disparity(p, d + (size_t)row * w + left, (size_t)(right - left));
+        if (s) return s;
+    }
+    *focus = bk_focus_at(d, h, w, x, y, p->contract.focus_window);
     return BOKEH_OK;
 }
 
 bokeh_status bokeh_disparity_from_map(bokeh_pipeline *p, const uint16_t *samples, int mw, int mh, int w, int h,
                                       float *disparity, char *warning, size_t warning_size) {
-    if (!p || !samples || !disparity || mw < 2 || mh < 2 || w < 2 || h < 2)
-        return p ? fail(p, BOKEH_ERROR_ARGUMENT, "bad depth map arguments") : BOKEH_ERROR_ARGUMENT;
+    if (!p) return BOKEH_ERROR_ARGUMENT;
+    if (!p->open) return not_open(p);
+    if (!samples || !disparity || mw < 2 || mh < 2 || w < 2 || h < 2)
+        return fail(p, BOKEH_ERROR_ARGUMENT, "bad depth map arguments");
     if (warning && warning_size) warning[0] = 0;
     size_t n = (size_t)mw * mh;
     float *map = mw == w && mh == h ? disparity : malloc(sizeof(float) * n);
@@ -538,11 +565,11 @@ bokeh_status bokeh_disparity_from_map(bokeh_pipeline *p, const uint16_t *samples
     char note[512] = "";
     if (constant) snprintf(note, sizeof note, "it is constant, so the whole photo is one plane (disparity 0.5)");
     double off = ((double)mw / mh) / ((double)w / h) - 1.0;
-    if (fabs(off) > RATIO_TOLERANCE) {
+    if (fabs(off) > p->contract.ratio_tolerance) {
         size_t k = strlen(note);
         snprintf(note + k, sizeof note - k, "%sits aspect ratio (%dx%d, %.3f) differs from the photo's (%dx%d, %.3f); "
                  "stretched to fit%s", k ? "; " : "", mw, mh, (double)mw / mh, w, h, (double)w / h,
-                 fabs(((double)mh / mw) / ((double)w / h) - 1.0) <= RATIO_TOLERANCE ? " (is it rotated?)" : "");
+                 fabs(((double)mh / mw) / ((double)w / h) - 1.0) <= p->contract.ratio_tolerance ? " (is it rotated?)" : "");
     }
     if (warning && warning_size) snprintf(warning, warning_size, "%s", note);
     if (map != disparity) {

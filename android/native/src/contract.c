@@ -16,10 +16,13 @@
 #include "sha256.h"
 
 #define SIDECAR_FORMAT "bokehlite-tflite"
-#define SIDECAR_VERSION 1
+#define SIDECAR_VERSION 2   /* bokehlite/contract.py SIDECAR_VERSION: the version this reader reads */
 /* The two-model pipeline sidecar of before the portrait model had its own track. */
 #define OLD_PORTRAIT_FORMAT "bokehlite-portrait"
-#define DEFAULT_PORTRAIT "bokeh_portrait_1024x1536.json"
+#define DEFAULT_PORTRAIT "bokeh_portrait_1024x1536.tflite"
+#define SEGMENTER_FILE "bokeh_portrait_segmenter.tflite"   /* bokehlite/contract.py SEGMENTER_FILE */
+/* bokehlite/contract.py CONTRACT_METADATA_KEY: the metadata buffer holding the embedded contract. */
+#define CONTRACT_KEY "bokehlite_contract"
 #define MAX_FILE (64 << 20)
 
 static int fail(char *msg, size_t n, const char *fmt, ...) {
@@ -30,8 +33,8 @@ static int fail(char *msg, size_t n, const char *fmt, ...) {
     return BOKEH_ERROR_MODEL;
 }
 
-/* The file's text, NUL-terminated; NULL with errno-style reason in `why`. */
-static char *read_text(const char *path, const char **why) {
+/* The file's text, NUL-terminated, and its size; NULL with errno-style reason in `why`. */
+static char *read_text(const char *path, const char **why, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         *why = "not found";
@@ -47,21 +50,19 @@ static char *read_text(const char *path, const char **why) {
         return NULL;
     }
     buf[n] = 0;
+    *size = n;
     return buf;
 }
 
-static cJSON *read_json(const char *path, char *msg, size_t n, int *status, const char *what) {
-    const char *why = "";
-    char *text = read_text(path, &why);
-    if (!text) {
-        *status = !strcmp(why, "not found")
-                      ? fail(msg, n, "%s: %s not found; export-tflite writes it next to the .tflite: copy both "
-                                     "files together", path, what)
-                      : fail(msg, n, "%s: cannot read the %s (%s)", path, what, why);
+/* JSON text -> an object, refused as Python's json.loads refuses it: a UTF-8 byte order mark
+ * is not JSON, and neither is nesting deeper than cJSON's limit. */
+static cJSON *parse_object(const char *text, size_t size, const char *path, char *msg, size_t n, int *status,
+                           const char *what) {
+    if (size >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) {
+        *status = fail(msg, n, "%s: %s is not valid JSON (it starts with a UTF-8 byte order mark)", path, what);
         return NULL;
     }
-    cJSON *json = cJSON_Parse(text);
-    free(text);
+    cJSON *json = cJSON_ParseWithLength(text, size);
     if (!json) {
         *status = fail(msg, n, "%s: %s is not valid JSON", path, what);
         return NULL;
@@ -71,6 +72,41 @@ static cJSON *read_json(const char *path, char *msg, size_t n, int *status, cons
         *status = fail(msg, n, "%s: %s must be a JSON object", path, what);
         return NULL;
     }
+    return json;
+}
+
+static cJSON *read_json(const char *path, char *msg, size_t n, int *status, const char *what) {
+    const char *why = "";
+    size_t size = 0;
+    char *text = read_text(path, &why, &size);
+    if (!text) {
+        *status = !strcmp(why, "not found")
+                      ? fail(msg, n, "%s: %s not found; export-tflite writes it next to the .tflite: copy both "
+                                     "files together", path, what)
+                      : fail(msg, n, "%s: cannot read the %s (%s)", path, what, why);
+        return NULL;
+    }
+    cJSON *json = parse_object(text, size, path, msg, n, status, what);
+    free(text);
+    return json;
+}
+
+/* A .tflite alone: the contract export-tflite put inside it, as the metadata buffer
+ * "bokehlite_contract" (the same JSON as its Model Metadata's associated file). NULL with
+ * *status 0 when the model carries none; NULL with an error status when it is unreadable. */
+static cJSON *embedded_json(LiteRtEnvironment env, const char *model, char *msg, size_t n, int *status) {
+    LiteRtModel m = NULL;
+    *status = 0;
+    if (LiteRtCreateModelFromFile(env, model, &m) != kLiteRtStatusOk) {
+        *status = fail(msg, n, "%s: not a readable TFLite model (LiteRT cannot parse it)", model);
+        return NULL;
+    }
+    const void *data = NULL;
+    size_t size = 0;
+    cJSON *json = NULL;
+    if (LiteRtGetModelMetadata(m, CONTRACT_KEY, &data, &size) == kLiteRtStatusOk && data)
+        json = parse_object(data, size, model, msg, n, status, "embedded contract");
+    LiteRtDestroyModel(m);
     return json;
 }
 
@@ -96,27 +132,60 @@ static int int_list(const cJSON *v, int *dims, int max) {
     return k;
 }
 
-static int number_pair(const cJSON *v, double a, double b) {
-    return cJSON_IsArray(v) && cJSON_GetArraySize(v) == 2 && cJSON_IsNumber(cJSON_GetArrayItem(v, 0)) &&
-           cJSON_IsNumber(cJSON_GetArrayItem(v, 1)) && cJSON_GetArrayItem(v, 0)->valuedouble == a &&
-           cJSON_GetArrayItem(v, 1)->valuedouble == b;
+/* A JSON [lo, hi] of finite numbers with lo < hi. */
+static int number_range(const cJSON *v, double *lo, double *hi) {
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2 || !cJSON_IsNumber(cJSON_GetArrayItem(v, 0)) ||
+        !cJSON_IsNumber(cJSON_GetArrayItem(v, 1)))
+        return 0;
+    *lo = cJSON_GetArrayItem(v, 0)->valuedouble;
+    *hi = cJSON_GetArrayItem(v, 1)->valuedouble;
+    return isfinite(*lo) && isfinite(*hi) && *lo < *hi;
+}
+
+/* A finite number in [lo, hi] under `key` of `obj`. */
+static int number_in(const cJSON *obj, const char *key, double lo, double hi, double *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi) return 0;
+    *out = v->valuedouble;
+    return 1;
+}
+
+/* The sidecar's "host" block: the numbers of the host steps (docs/contract.md). */
+static int check_host(const cJSON *j, const char *model, bk_contract *c, char *msg, size_t n) {
+    const cJSON *host = cJSON_GetObjectItemCaseSensitive(j, "host");
+    double window = 0;
+    if (!cJSON_IsObject(host))
+        return fail(msg, n, "%s: the sidecar has no 'host' block (the host steps' numbers); export it again", model);
+    if (!number_in(host, "default_aperture", 0, INFINITY, &c->default_aperture))
+        return fail(msg, n, "%s: host default_aperture must be a number >= 0", model);
+    if (!number_in(host, "min_person", 0, 1, &c->min_person))
+        return fail(msg, n, "%s: host min_person must be a number in [0, 1]", model);
+    if (!number_in(host, "centre_box", 0, 1, &c->centre_box) || c->centre_box <= 0)
+        return fail(msg, n, "%s: host centre_box must be a number in (0, 1]", model);
+    if (!number_in(host, "ratio_tolerance", 0, INFINITY, &c->ratio_tolerance))
+        return fail(msg, n, "%s: host ratio_tolerance must be a number >= 0", model);
+    if (!number_in(host, "focus_window", 1, 1001, &window) || window != floor(window) || !fmod(window, 2))
+        return fail(msg, n, "%s: host focus_window must be an odd integer from 1 to 1001", model);
+    c->focus_window = (int)window;
+    return 0;
 }
 
 static int string_is(const cJSON *v, const char *s) { return cJSON_IsString(v) && !strcmp(v->valuestring, s); }
 
+/* What the host code relies on for each input (shape and colour); the numbers, such as the
+ * aperture's range, come from the sidecar. */
 typedef struct {
     const char *name;
     int channels;        /* 0: a [1, 1] scalar */
-    double lo, hi;
     const char *color;
 } input_role;
 
 static const input_role ROLES[] = {
-    {"image", 3, 0.0, 1.0, "RGB"},
-    {"disparity", 1, 0.0, 1.0, NULL},
-    {"person", 1, 0.0, 1.0, NULL},      /* at the segmenter's output size, not the model's */
-    {"focus", 0, 0.0, 1.0, NULL},
-    {"aperture", 0, 0.0, 100.0, NULL},
+    {"image", 3, "RGB"},
+    {"disparity", 1, NULL},
+    {"person", 1, NULL},      /* at the segmenter's output size, not the model's */
+    {"focus", 0, NULL},
+    {"aperture", 0, NULL},
 };
 
 static const input_role *role(const char *name) {
@@ -187,8 +256,8 @@ static int check_segmenter(const cJSON *j, const char *model, bk_contract *c, ch
     return 0;
 }
 
-static int check_input_spec(const cJSON *spec, const input_role *r, int h, int w, const char *where, char *msg,
-                            size_t n) {
+static int check_input_spec(const cJSON *spec, const input_role *r, int h, int w, const char *where,
+                            bk_contract *c, char *msg, size_t n) {
     const char *what = !strcmp(r->name, "image") ? "input" : r->name;
     int dims[4], k = int_list(cJSON_GetObjectItemCaseSensitive(spec, "shape"), dims, 4);
     int ok = r->channels ? (k == 4 && dims[0] == 1 && dims[1] == h && dims[2] == w && dims[3] == r->channels)
@@ -198,8 +267,10 @@ static int check_input_spec(const cJSON *spec, const input_role *r, int h, int w
         return fail(msg, n, "%s: %s dtype in the sidecar is not 'float32'", where, what);
     if (!string_is(cJSON_GetObjectItemCaseSensitive(spec, "layout"), r->channels ? "NHWC" : "N1"))
         return fail(msg, n, "%s: %s layout in the sidecar is not '%s'", where, what, r->channels ? "NHWC" : "N1");
-    if (!number_pair(cJSON_GetObjectItemCaseSensitive(spec, "range"), r->lo, r->hi))
-        return fail(msg, n, "%s: %s range in the sidecar is not [%g, %g]", where, what, r->lo, r->hi);
+    double lo, hi;
+    if (!number_range(cJSON_GetObjectItemCaseSensitive(spec, "range"), &lo, &hi))
+        return fail(msg, n, "%s: %s range in the sidecar is not [lo, hi] with finite lo < hi", where, what);
+    if (!strcmp(r->name, "aperture")) c->max_aperture = hi;
     const cJSON *color = cJSON_GetObjectItemCaseSensitive(spec, "color");
     if (r->color ? !string_is(color, r->color) : color != NULL && !cJSON_IsNull(color))
         return fail(msg, n, "%s: %s color in the sidecar is not '%s'", where, what, r->color ? r->color : "none");
@@ -214,8 +285,8 @@ static int check_sidecar(const cJSON *j, const char *model, bk_contract *c, char
                     SIDECAR_FORMAT);
     v = cJSON_GetObjectItemCaseSensitive(j, "version");
     if (!is_int(v) || v->valuedouble != SIDECAR_VERSION)
-        return fail(msg, n, "%s: sidecar version is not supported (this runtime reads version %d)", model,
-                    SIDECAR_VERSION);
+        return fail(msg, n, "%s: sidecar version is not supported (this runtime reads version %d); export the "
+                            "model again", model, SIDECAR_VERSION);
     v = cJSON_GetObjectItemCaseSensitive(j, "sha256");
     if (v && !cJSON_IsNull(v)) {
         char hex[65];
@@ -257,7 +328,7 @@ static int check_sidecar(const cJSON *j, const char *model, bk_contract *c, char
         if (!found) return fail(msg, n, "%s: sidecar inputs do not match the %s track's", model, c->track);
         int h, w;
         input_size(c, name->valuestring, &h, &w);
-        int r = check_input_spec(spec, role(name->valuestring), h, w, model, msg, n);
+        int r = check_input_spec(spec, role(name->valuestring), h, w, model, c, msg, n);
         if (r) return r;
     }
 
@@ -313,19 +384,32 @@ static int check_sidecar(const cJSON *j, const char *model, bk_contract *c, char
     c->gpu_verified = cJSON_IsTrue(verified);
     snprintf(c->gpu_note, sizeof c->gpu_note, "%s",
              cJSON_IsString(reason) ? reason->valuestring : "the sidecar records no verified run");
-    return 0;
+    const cJSON *weights = cJSON_GetObjectItemCaseSensitive(j, "weights");
+    snprintf(c->weights, sizeof c->weights, "%s", cJSON_IsString(weights) ? weights->valuestring : "unknown");
+    if ((c->depth_guided || c->portrait) && !(c->max_aperture > 0))
+        return fail(msg, n, "%s: the sidecar gives the aperture input no range", model);
+    return check_host(j, model, c, msg, n);
 }
 
-int bk_contract_read(const char *model, bk_contract *c, char *msg, size_t n) {
+int bk_contract_read(LiteRtEnvironment env, const char *model, bk_contract *c, char *msg, size_t n) {
     struct stat st;
     if (stat(model, &st) || !S_ISREG(st.st_mode)) return fail(msg, n, "%s: model file not found", model);
     if (st.st_size == 0) return fail(msg, n, "%s: model file is empty", model);
+    const char *base = strrchr(model, '/') ? strrchr(model, '/') + 1 : model;
+    if (!strcmp(base, SEGMENTER_FILE))
+        return fail(msg, n, "%s is the person segmenter of a portrait pipeline, not a bokeh model; render portraits "
+                            "with --portrait DIR, or -m with the portrait model", model);
     char path[4096];
     sidecar_path(model, path, sizeof path);
-    int status = 0;
-    cJSON *j = read_json(path, msg, n, &status, "sidecar JSON");
+    int status = 0, embedded = stat(path, &st) != 0;
+    cJSON *j = embedded ? embedded_json(env, model, msg, n, &status) : read_json(path, msg, n, &status, "sidecar JSON");
+    if (!j && embedded && !status)
+        return fail(msg, n, "%s: sidecar JSON not found, and the model carries no embedded contract (metadata '%s'); "
+                            "export-tflite writes both: copy the .json with the .tflite, or export it again",
+                    path, CONTRACT_KEY);
     if (!j) return status;
     status = check_sidecar(j, model, c, msg, n);
+    c->embedded = embedded;
     cJSON_Delete(j);
     return status;
 }
@@ -365,20 +449,22 @@ int bk_contract_check(const bk_contract *c, const bk_model *m, const char *model
 
 /* ---- the portrait model in a folder ------------------------------------------------------ */
 
-static int portrait_name(const char *name) {
+static int portrait_name(const char *name, const char *suffix) {
     int h, w;
     char tail[8];
-    return sscanf(name, "bokeh_portrait_%dx%d%7s", &h, &w, tail) == 3 && !strcmp(tail, ".json");
+    return sscanf(name, "bokeh_portrait_%dx%d%7s", &h, &w, tail) == 3 && !strcmp(tail, suffix);
 }
 
-static int find_sidecar(const char *folder, char *out, size_t size, char *msg, size_t n) {
+/* The portrait model (.tflite) in `folder`; the old pipeline's sidecar is named when only that is there. */
+int bk_portrait_find(const char *folder, char *out, size_t size, char *msg, size_t n) {
     DIR *dir = opendir(folder);
     if (!dir) return fail(msg, n, "%s: portrait pipeline folder not found", folder);
     int found = 0, has_default = 0;
-    char first[1024] = "", all[2048] = "";
+    char first[1024] = "", all[2048] = "", old[1024] = "";
     struct dirent *e;
     while ((e = readdir(dir))) {
-        if (!portrait_name(e->d_name)) continue;
+        if (portrait_name(e->d_name, ".json") && !old[0]) snprintf(old, sizeof old, "%s", e->d_name);
+        if (!portrait_name(e->d_name, ".tflite")) continue;
         if (!strcmp(e->d_name, DEFAULT_PORTRAIT)) has_default = 1;
         if (!found || strcmp(e->d_name, first) < 0) snprintf(first, sizeof first, "%s", e->d_name);
         if (strlen(all) + strlen(e->d_name) + 3 < sizeof all) {
@@ -388,32 +474,23 @@ static int find_sidecar(const char *folder, char *out, size_t size, char *msg, s
         found++;
     }
     closedir(dir);
+    if (!found && old[0]) {          /* perhaps the old two-model pipeline: say so */
+        char sidecar[4096];
+        snprintf(sidecar, sizeof sidecar, "%s/%s", folder, old);
+        int status = 0;
+        cJSON *j = read_json(sidecar, msg, n, &status, "portrait sidecar");
+        int is_old = j && string_is(cJSON_GetObjectItemCaseSensitive(j, "format"), OLD_PORTRAIT_FORMAT);
+        cJSON_Delete(j);
+        if (is_old)
+            return fail(msg, n, "%s: an older portrait pipeline (segmenter + render track, format '%s'), which this "
+                                "runtime no longer reads; re-export with export-tflite --track portrait", sidecar,
+                        OLD_PORTRAIT_FORMAT);
+    }
     if (!found)
         return fail(msg, n, "no portrait pipeline in %s: make one with `export-tflite --track portrait -o %s`", folder,
                     folder);
     if (found > 1 && !has_default)
         return fail(msg, n, "%s holds several portrait pipelines (%s) and none at the default size; keep one", folder, all);
     snprintf(out, size, "%s/%s", folder, has_default ? DEFAULT_PORTRAIT : first);
-    return 0;
-}
-
-int bk_portrait_find(const char *folder, char *model, size_t size, char *msg, size_t n) {
-    char sidecar[4096];
-    int r = find_sidecar(folder, sidecar, sizeof sidecar, msg, n);
-    if (r) return r;
-    int status = 0;
-    cJSON *j = read_json(sidecar, msg, n, &status, "portrait sidecar");
-    if (!j) return status;
-    int old = string_is(cJSON_GetObjectItemCaseSensitive(j, "format"), OLD_PORTRAIT_FORMAT);
-    cJSON_Delete(j);
-    if (old)
-        return fail(msg, n, "%s: an older portrait pipeline (segmenter + render track, format '%s'), which this "
-                            "runtime no longer reads; re-export with export-tflite --track portrait", sidecar,
-                    OLD_PORTRAIT_FORMAT);
-    /* The sidecar is the portrait model's own: the model is its stem's .tflite. */
-    snprintf(model, size, "%s", sidecar);
-    char *dot = strrchr(model, '.');
-    if (dot) *dot = 0;
-    strncat(model, ".tflite", size - strlen(model) - 1);
     return 0;
 }

@@ -30,17 +30,25 @@ typedef struct {
     float eta, tau;
     int gpu_verified;           /* the export ran it right on LiteRT's GPU accelerator */
     char gpu_note[256];         /* why not, when it did not */
+    int embedded;               /* read from the model's own metadata: no sidecar JSON beside it */
+    char weights[16];           /* "trained", "untrained" or "analytic" ("unknown" if not said) */
+    /* The host steps' numbers, from the sidecar's "host" block (docs/contract.md); libbokeh
+     * keeps no copy of them. max_aperture is the aperture input's range, in model pixels. */
+    double default_aperture, max_aperture, min_person, centre_box, ratio_tolerance;
+    int focus_window;
 } bk_contract;
 
 /* Sidecar checks that need no model (and the sha256, so a damaged model is refused before
- * LiteRT parses it). 0, or BOKEH_ERROR_MODEL with msg. */
-int bk_contract_read(const char *model_path, bk_contract *c, char *msg, size_t n);
+ * LiteRT parses it). Without a sidecar JSON beside the model, the contract embedded in the
+ * model (its metadata buffer "bokehlite_contract") is read through LiteRT instead. 0, or
+ * BOKEH_ERROR_MODEL with msg. */
+int bk_contract_read(LiteRtEnvironment env, const char *model_path, bk_contract *c, char *msg, size_t n);
 /* The sidecar's tensors against the compiled model's signature. */
 int bk_contract_check(const bk_contract *c, const bk_model *m, const char *model_path, char *msg, size_t n);
 
-/* The portrait model in `folder`: its bokeh_portrait_<H>x<W>.json (the default size if
- * there, else the only one) -> the .tflite beside it, in `model`. A sidecar of the old
- * two-model pipeline (format "bokehlite-portrait") is refused. 0, or BOKEH_ERROR_MODEL. */
+/* The portrait model in `folder`: its bokeh_portrait_<H>x<W>.tflite (the default size if
+ * there, else the only one), in `model`. A folder holding only the old two-model pipeline's
+ * sidecar (format "bokehlite-portrait") is refused. 0, or BOKEH_ERROR_MODEL. */
 int bk_portrait_find(const char *folder, char *model, size_t size, char *msg, size_t n);
 
 #endif

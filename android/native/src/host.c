@@ -1,9 +1,10 @@
-/* Host steps of the contract; see host.h and android/README.md ("The contract, exactly").
+/* Host steps of the contract; see host.h and docs/contract.md (rules R1-R10).
  *
  * The Python runtime resizes with OpenCV, so the rules here are OpenCV's, written out:
  * INTER_AREA (with its integer-factor fast path), INTER_LINEAR (fixed point for 8-bit
- * samples), BORDER_REFLECT_101, and cv2.remap's bilinear sampling with positions rounded
- * to 1/32 pixel. Float operations follow numpy's float32 order where it matters. */
+ * samples), BORDER_REFLECT_101, and cv2.remap's bilinear sampling (OpenCV 5: at the exact
+ * position). Float operations follow numpy's float32 order where it matters. The golden
+ * vectors (tests/fixtures/golden) hold each function to the pinned OpenCV. */
 #include "host.h"
 
 #include <float.h>
@@ -14,8 +15,6 @@
 
 #define RESIZE_COEF_BITS 11
 #define RESIZE_COEF_SCALE (1 << RESIZE_COEF_BITS)
-#define TAB_BITS 5
-#define TAB_SIZE (1 << TAB_BITS)
 
 void bk_letterbox_fit(int photo_h, int photo_w, int model_h, int model_w, bk_letterbox *box) {
     double scale = fmin((double)model_h / photo_h, (double)model_w / photo_w);
@@ -429,16 +428,16 @@ int bk_fit_image_f32(const float *rgb, const bk_letterbox *b, float *out) {
 /* ---- sampling outputs back (cv2.remap, INTER_LINEAR, BORDER_REPLICATE) ---------------- */
 
 /* Photo pixel centre -> output coordinate, in float64 and then float32 as fit.py computes
- * it, then OpenCV's fixed point: round(v * 32), integer part and 5-bit fraction. */
+ * it. OpenCV 5's cv2.remap with float maps interpolates at that exact position (OpenCV 4
+ * rounded it to 1/32 pixel first: tests/fixtures/golden caught the change). */
 static void sample_axis(int n, int offset, int inside, int photo, int tensor, int model, int *i0,
-                        int *i1, uint8_t *frac) {
+                        int *i1, float *frac) {
     for (int i = 0; i < n; i++) {
         float v = (float)(((offset + (i + 0.5) * inside / photo) * tensor) / model - 0.5);
-        int fixed = (int)lrintf(v * (float)TAB_SIZE);
-        int p = fixed >> TAB_BITS;
-        frac[i] = (uint8_t)(fixed & (TAB_SIZE - 1));
-        i0[i] = clampi(p, 0, tensor - 1);
-        i1[i] = clampi(p + 1, 0, tensor - 1);
+        float p = floorf(v);
+        frac[i] = v - p;
+        i0[i] = clampi((int)p, 0, tensor - 1);
+        i1[i] = clampi((int)p + 1, 0, tensor - 1);
     }
 }
 
@@ -448,10 +447,10 @@ int bk_sampler_init(bk_sampler *s, const bk_letterbox *b, int th, int tw) {
     s->rows = b->photo_h;
     s->x0 = malloc(sizeof(int) * s->cols);
     s->x1 = malloc(sizeof(int) * s->cols);
-    s->fx = malloc(s->cols);
+    s->fx = malloc(sizeof(float) * s->cols);
     s->y0 = malloc(sizeof(int) * s->rows);
     s->y1 = malloc(sizeof(int) * s->rows);
-    s->fy = malloc(s->rows);
+    s->fy = malloc(sizeof(float) * s->rows);
     if (!s->x0 || !s->x1 || !s->fx || !s->y0 || !s->y1 || !s->fy) {
         bk_sampler_free(s);
         return -1;
@@ -468,12 +467,11 @@ void bk_sampler_free(bk_sampler *s) {
 }
 
 void bk_sample_row(const bk_sampler *s, const float *t, int cn, int y, float *out) {
-    static const float k = 1.f / TAB_SIZE;
     size_t stride = (size_t)s->tensor_w * cn;
     const float *r0 = t + (size_t)s->y0[y] * stride, *r1 = t + (size_t)s->y1[y] * stride;
-    float wy1 = (float)s->fy[y] * k, wy0 = 1.f - wy1;
+    float wy1 = s->fy[y], wy0 = 1.f - wy1;
     for (int x = 0; x < s->cols; x++) {
-        float wx1 = (float)s->fx[x] * k, wx0 = 1.f - wx1;
+        float wx1 = s->fx[x], wx0 = 1.f - wx1;
         /* cv2.remap's float table: products of the 1-D weights, summed left to right. */
         float w0 = wy0 * wx0, w1 = wy0 * wx1, w2 = wy1 * wx0, w3 = wy1 * wx1;
         const float *a = r0 + (size_t)s->x0[x] * cn, *b = r0 + (size_t)s->x1[x] * cn;
@@ -554,15 +552,15 @@ static float window_median(const float *d, int w, int top, int left, int bh, int
     return m;
 }
 
-float bk_centre_focus(const float *d, int h, int w) {
-    int bh = (int)nearbyint(h * 0.1), bw = (int)nearbyint(w * 0.1);
+float bk_centre_focus(const float *d, int h, int w, double fraction) {
+    int bh = (int)nearbyint(h * fraction), bw = (int)nearbyint(w * fraction);
     bh = bh < 1 ? 1 : bh;
     bw = bw < 1 ? 1 : bw;
     return window_median(d, w, (h - bh) / 2, (w - bw) / 2, bh, bw);
 }
 
-float bk_focus_at(const float *d, int h, int w, int x, int y) {
-    int r = 9 / 2;
+float bk_focus_at(const float *d, int h, int w, int x, int y, int window) {
+    int r = window / 2;
     int top = y - r < 0 ? 0 : y - r, left = x - r < 0 ? 0 : x - r;
     int bottom = y + r + 1 > h ? h : y + r + 1, right = x + r + 1 > w ? w : x + r + 1;
     return window_median(d, w, top, left, bottom - top, right - left);
@@ -583,3 +581,19 @@ int bk_to_disparity_u16(const uint16_t *values, size_t n, float *out) {
     return 0;
 }
 
+
+int bk_fit_disparity(const float *map, int mh, int mw, float *out, int h, int w, double tolerance) {
+    int aspect = BK_ASPECT_SAME;
+    if (fabs(((double)mw / mh) / ((double)w / h) - 1.0) > tolerance) {
+        aspect = BK_ASPECT_STRETCHED;
+        if (fabs(((double)mh / mw) / ((double)w / h) - 1.0) <= tolerance) aspect |= BK_ASPECT_ROTATED;
+    }
+    size_t n = (size_t)w * h;
+    if (mh == h && mw == w) {
+        memcpy(out, map, sizeof(float) * n);
+        return aspect;
+    }
+    if (bk_resize_f32(map, mh, mw, (size_t)mw, 1, out, h, w)) return -1;
+    for (size_t i = 0; i < n; i++) out[i] = out[i] < 0.f ? 0.f : out[i] > 1.f ? 1.f : out[i];
+    return aspect;
+}

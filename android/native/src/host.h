@@ -1,8 +1,10 @@
 /* The host-side steps of the export -> runtime contract, in plain C: the letterbox fit
  * (runtime/fit.py), sampling model outputs back onto the photo and the Eq. 9 blend
  * (runtime/blend.py), and the depth glue (runtime/depth.py). Portrait mode needs no glue
- * of its own: the portrait model computes disparity, focus and mask in its graph. Each function matches its Python counterpart to within float32
- * rounding; android/README.md ("The contract, exactly") writes the resizing rules down.
+ * of its own: the portrait model computes disparity, focus and mask in its graph. Each
+ * function matches its Python counterpart to within float32 rounding: docs/contract.md
+ * numbers the rules, and tests/test_contract_golden.py holds each function to golden
+ * vectors that the Python reference computed.
  * No state, no allocation that is not freed before return except where documented. */
 #ifndef BOKEH_HOST_H
 #define BOKEH_HOST_H
@@ -46,11 +48,11 @@ int bk_fit_map(const float *map, const bk_letterbox *box, float *model_input);
 int bk_fit_image_f32(const float *rgb, const bk_letterbox *box, float *model_input);
 
 /* Sampling positions of photo row y / column x in a model output of th rows / tw columns,
- * quantised to 1/32 pixel as cv2.remap does (fixed point: integer part and 5-bit fraction). */
+ * as cv2.remap (OpenCV 5, float maps) takes them: exact, not rounded to 1/32 pixel. */
 typedef struct {
     int *x0, *y0;          /* top-left source pixel, already clamped into the output */
     int *x1, *y1;          /* its right / lower neighbour, clamped (BORDER_REPLICATE) */
-    uint8_t *fx, *fy;      /* fraction in 1/32 */
+    float *fx, *fy;        /* the position's fraction past x0 / y0 */
     int cols, rows;
     int tensor_w;          /* columns of the output it samples */
 } bk_sampler;
@@ -71,11 +73,21 @@ void bk_blend_row(const uint8_t *pixels, int step, int r, int g, int b, int grey
  * values for even n, in float32). Reorders `values`. */
 float bk_median_f32(float *values, size_t n);
 
-/* runtime/depth.py: centre_focus and focus_at on an (h, w) disparity map. */
-float bk_centre_focus(const float *disparity, int h, int w);
-float bk_focus_at(const float *disparity, int h, int w, int x, int y);
+/* runtime/depth.py: centre_focus (the median over the centred box `fraction` of each side)
+ * and focus_at (the median of the window x window pixels around column x, row y, cut at the
+ * edges) on an (h, w) disparity map. */
+float bk_centre_focus(const float *disparity, int h, int w, double fraction);
+float bk_focus_at(const float *disparity, int h, int w, int x, int y, int window);
 
-/* runtime/depth.py to_disparity on integer samples: min-max to [0, 1] (constant: 0.5). */
+/* runtime/depth.py to_disparity on integer samples: min-max to [0, 1] (constant: 0.5).
+ * Returns 1 when the map is constant, else 0. */
 int bk_to_disparity_u16(const uint16_t *values, size_t n, float *out);
+
+/* runtime/depth.py fit_disparity: a disparity map (mh x mw, float32 in [0, 1]) -> the photo's
+ * h x w, resized as R2 says and clipped to [0, 1]. Returns -1 when out of memory, else
+ * BK_ASPECT_SAME, or BK_ASPECT_STRETCHED when the aspect ratios differ by more than
+ * `tolerance`, plus BK_ASPECT_ROTATED when the map's would fit rotated by a quarter turn. */
+enum { BK_ASPECT_SAME = 0, BK_ASPECT_STRETCHED = 1, BK_ASPECT_ROTATED = 2 };
+int bk_fit_disparity(const float *map, int mh, int mw, float *out, int h, int w, double tolerance);
 
 #endif

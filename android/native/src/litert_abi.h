@@ -133,6 +133,8 @@ LiteRtStatus LiteRtEnvironmentSupportsFP16(LiteRtEnvironment environment, bool *
 LiteRtStatus LiteRtCreateModelFromFile(LiteRtEnvironment environment, const char *filename,
                                        LiteRtModel *model);
 void LiteRtDestroyModel(LiteRtModel model);
+LiteRtStatus LiteRtGetModelMetadata(LiteRtModel model, const char *metadata_key, const void **metadata_buffer,
+                                    size_t *metadata_buffer_size);
 LiteRtStatus LiteRtGetNumModelSignatures(LiteRtModel model, LiteRtParamIndex *num_signatures);
 LiteRtStatus LiteRtGetModelSignature(LiteRtModel model, LiteRtParamIndex signature_index,
                                      LiteRtSignature *signature);

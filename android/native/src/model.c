@@ -11,10 +11,14 @@
 #define _POSIX_C_SOURCE 200809L
 #include "model.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "bokeh.h"
@@ -147,6 +151,167 @@ static LiteRtStatus compile(bk_model *m, int accelerators, const bk_model_option
     return s;
 }
 
+/* ---- a software GPU: waiting for its threads --------------------------------------------
+ *
+ * A software Vulkan device (SwiftShader) computes on threads it starts in this process, and
+ * LiteRT's output lock gives up after 120 s, which a full-size run on it can take: so before
+ * reading we wait for the device's threads to go idle (runtime/litert_gpu.py's rule: under a
+ * tenth of a core for four 50 ms polls in a row). Only those threads count, never the whole
+ * process: another pipeline rendering on the CPU, the app's own threads or this pipeline's
+ * host steps must not hold the wait up (a process-wide clock made a 0.4 s render take 6 s,
+ * and never end while another thread kept rendering).
+ *
+ * Which threads are the device's: the ones that appear while a GPU model compiles (measured
+ * with SwiftShader: one queue thread per device, and the workers "Thread<NN>", which every
+ * device in the process shares and which the first GPU compile starts). Compiles are
+ * serialised against a GPU compile (gpu_compile_lock), so threads that another pipeline's
+ * compile starts (XNNPACK's pool) are never taken for the device's. A thread is known by its
+ * id and its start time, so an id the kernel hands out again later is not mistaken for it.
+ * LiteRT's own events are no signal here: after LiteRtRunCompiledModelAsync the WebGPU
+ * outputs carry events that report "signaled" at once, while the lock still waits 200 ms.
+ *
+ * The workers are shared, so two runs on the software device at once would each see the
+ * other's work: runs on it are serialised in the process (gpu_run_lock), run and wait
+ * together. Those are the only process-wide state in libbokeh. */
+
+#define MAX_GPU_THREADS 64
+#define IDLE_POLL_MS 50
+#define IDLE_QUIET_POLLS 4
+#define IDLE_BUSY_MS 5.0          /* a tenth of a core over one poll */
+#define IDLE_GIVE_UP_MS 600000.0  /* a backstop: then read, and let LiteRT's lock wait */
+
+typedef struct {
+    pid_t tid;
+    unsigned long long start;      /* clock ticks after boot (/proc/self/task/TID/stat field 22) */
+} gpu_thread;
+
+static pthread_rwlock_t gpu_compile_lock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_mutex_t gpu_threads_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t gpu_run_lock = PTHREAD_MUTEX_INITIALIZER;
+static gpu_thread gpu_threads[MAX_GPU_THREADS];
+static int n_gpu_threads;
+
+/* The start time of thread `tid` of this process; 0 when it is gone (or /proc is not there). */
+static unsigned long long thread_start(pid_t tid) {
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t got = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[got] = 0;
+    char *p = strrchr(line, ')');           /* the name before it may hold spaces and ')' */
+    if (!p) return 0;
+    p++;
+    for (int field = 3; field < 22 && p; field++) p = strchr(p + 1, ' ');   /* to field 22 */
+    return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* This process's thread ids (malloc'd, *n of them); NULL when /proc/self/task is not there. */
+static pid_t *task_ids(int *n) {
+    *n = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return NULL;
+    int cap = 64;
+    pid_t *ids = malloc(sizeof(pid_t) * (size_t)cap);
+    struct dirent *e;
+    while (ids && (e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        if (*n == cap) {
+            pid_t *more = realloc(ids, sizeof(pid_t) * (size_t)(cap *= 2));
+            if (!more) {
+                free(ids);
+                ids = NULL;
+                break;
+            }
+            ids = more;
+        }
+        ids[(*n)++] = (pid_t)atoi(e->d_name);
+    }
+    closedir(d);
+    if (!ids) *n = 0;
+    return ids;
+}
+
+/* Keep the threads that are still the ones registered (gpu_threads_lock held). */
+static void prune_gpu_threads(void) {
+    int k = 0;
+    for (int i = 0; i < n_gpu_threads; i++)
+        if (thread_start(gpu_threads[i].tid) == gpu_threads[i].start) gpu_threads[k++] = gpu_threads[i];
+    n_gpu_threads = k;
+}
+
+/* The threads in `after` that are not in `before`: the device's, started by this compile. */
+static void register_gpu_threads(const pid_t *before, int n_before, const pid_t *after, int n_after) {
+    pthread_mutex_lock(&gpu_threads_lock);
+    prune_gpu_threads();
+    for (int i = 0; i < n_after; i++) {
+        int known = 0;
+        for (int j = 0; j < n_before && !known; j++) known = before[j] == after[i];
+        for (int j = 0; j < n_gpu_threads && !known; j++) known = gpu_threads[j].tid == after[i];
+        unsigned long long start = known ? 0 : thread_start(after[i]);
+        if (start && n_gpu_threads < MAX_GPU_THREADS) gpu_threads[n_gpu_threads++] = (gpu_thread){after[i], start};
+    }
+    pthread_mutex_unlock(&gpu_threads_lock);
+}
+
+/* CPU time thread `tid` of this process has used, in ms; < 0 when it is gone. The clock id
+ * is the kernel's per-thread CPU clock, as pthread_getcpuclockid makes it (glibc, bionic). */
+static double thread_cpu_ms(pid_t tid) {
+    clockid_t clock = (clockid_t)((~(unsigned)tid << 3) | 6u);   /* CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD */
+    struct timespec t;
+    if (clock_gettime(clock, &t)) return -1;
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+/* Return once the GPU device's threads have used under a tenth of a core for four polls in
+ * a row (gpu_run_lock held: no other run is on the device). */
+static void wait_until_idle(void) {
+    gpu_thread threads[MAX_GPU_THREADS];
+    double last[MAX_GPU_THREADS];
+    pthread_mutex_lock(&gpu_threads_lock);
+    prune_gpu_threads();
+    int n = n_gpu_threads;
+    memcpy(threads, gpu_threads, sizeof(gpu_thread) * (size_t)n);
+    pthread_mutex_unlock(&gpu_threads_lock);
+    if (!n) return;              /* no thread known: LiteRT's lock is the only wait */
+    for (int i = 0; i < n; i++) last[i] = thread_cpu_ms(threads[i].tid);
+    const struct timespec poll = {0, IDLE_POLL_MS * 1000000L};
+    double t0 = bk_now_ms();
+    for (int quiet = 0; quiet < IDLE_QUIET_POLLS && bk_now_ms() - t0 < IDLE_GIVE_UP_MS;) {
+        while (nanosleep(&poll, NULL) && errno == EINTR) {}
+        double busy = 0;
+        for (int i = 0; i < n; i++) {
+            if (last[i] < 0) continue;
+            double now = thread_cpu_ms(threads[i].tid);
+            if (now >= last[i]) busy += now - last[i];
+            last[i] = now;
+        }
+        quiet = busy < IDLE_BUSY_MS ? quiet + 1 : 0;
+    }
+}
+
+/* compile(), with the threads a GPU compile starts registered as the GPU device's; other
+ * compiles run together, but never beside a GPU compile. */
+static LiteRtStatus compile_registered(bk_model *m, int accelerators, const bk_model_options *opt, const char **what) {
+    if (!(accelerators & kLiteRtHwAcceleratorGpu)) {
+        pthread_rwlock_rdlock(&gpu_compile_lock);     /* CPU compiles may run together */
+        LiteRtStatus s = compile(m, accelerators, opt, what);
+        pthread_rwlock_unlock(&gpu_compile_lock);
+        return s;
+    }
+    pthread_rwlock_wrlock(&gpu_compile_lock);
+    int n_before = 0, n_after = 0;
+    pid_t *before = task_ids(&n_before);
+    LiteRtStatus s = compile(m, accelerators, opt, what);
+    pid_t *after = before ? task_ids(&n_after) : NULL;
+    if (after) register_gpu_threads(before, n_before, after, n_after);
+    pthread_rwlock_unlock(&gpu_compile_lock);
+    free(before);
+    free(after);
+    return s;
+}
+
 static int read_tensor(LiteRtTensor t, bk_tensor_info *info, LiteRtRankedTensorType *type, char *msg,
                        size_t n, const char *path) {
     if (LiteRtGetRankedTensorType(t, type) != kLiteRtStatusOk)
@@ -235,7 +400,7 @@ int bk_model_open(LiteRtEnvironment env, const char *path, const bk_model_option
     if (opt->accelerator == BOKEH_ACCELERATOR_AUTO && opt->cpu_reason)
         snprintf(m->fallback, sizeof m->fallback, "%s", opt->cpu_reason);
     else if (opt->accelerator != BOKEH_ACCELERATOR_CPU) {
-        s = compile(m, kLiteRtHwAcceleratorGpu, opt, &what);
+        s = compile_registered(m, kLiteRtHwAcceleratorGpu, opt, &what);
         bool fp16_ok = true;
         if (s == kLiteRtStatusOk && m->on_gpu && opt->gpu_fp16 &&
             (LiteRtEnvironmentSupportsFP16(env, &fp16_ok) != kLiteRtStatusOk || !fp16_ok)) {
@@ -244,7 +409,7 @@ int bk_model_open(LiteRtEnvironment env, const char *path, const bk_model_option
             release_compiled(m);
             bk_model_options fp32 = *opt;
             fp32.gpu_fp16 = 0;
-            s = compile(m, kLiteRtHwAcceleratorGpu, &fp32, &what);
+            s = compile_registered(m, kLiteRtHwAcceleratorGpu, &fp32, &what);
             snprintf(m->fallback, sizeof m->fallback, "fp16: this GPU has no float16 shaders, so fp32 runs");
         } else if (s == kLiteRtStatusOk) {
             m->fp16 = opt->gpu_fp16;
@@ -266,7 +431,7 @@ int bk_model_open(LiteRtEnvironment env, const char *path, const bk_model_option
         }
     }
     if (!m->compiled) {
-        s = compile(m, kLiteRtHwAcceleratorCpu, opt, &what);
+        s = compile_registered(m, kLiteRtHwAcceleratorCpu, opt, &what);
         if (s != kLiteRtStatusOk) {
             bk_model_close(m);
             return fail(msg, n, BOKEH_ERROR_MODEL, "%s: LiteRT cannot run it on the CPU: %s failed (%s)", path,
@@ -331,31 +496,14 @@ int bk_model_read(bk_model *m, int i, float *data, char *msg, size_t n) {
     return copy_buffer(m->out_buf[i], data, m->out[i].count * sizeof(float), 0, msg, n);
 }
 
-static double cpu_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-/* A software GPU computes on this process's threads: the run is done when they have used
- * less than a tenth of a core for four 50 ms polls in a row (runtime/litert_gpu.py's rule). */
-static void wait_until_idle(void) {
-    const struct timespec poll = {0, 50 * 1000000L};
-    double last = cpu_ms();
-    for (int quiet = 0; quiet < 4;) {
-        nanosleep(&poll, NULL);
-        double now = cpu_ms();
-        quiet = now - last < 5.0 ? quiet + 1 : 0;
-        last = now;
-    }
-}
-
 int bk_model_run(bk_model *m, char *msg, size_t n) {
+    if (m->on_gpu && m->software_gpu) pthread_mutex_lock(&gpu_run_lock);
     LiteRtStatus s = LiteRtRunCompiledModel(m->compiled, m->signature, (size_t)m->n_in, m->in_buf,
                                             (size_t)m->n_out, m->out_buf);
+    if (s == kLiteRtStatusOk && m->on_gpu && m->software_gpu) wait_until_idle();
+    if (m->on_gpu && m->software_gpu) pthread_mutex_unlock(&gpu_run_lock);
     if (s != kLiteRtStatusOk)
         return fail(msg, n, BOKEH_ERROR_RUNTIME, "LiteRT failed to run the model (%s)", status_name(s));
-    if (m->on_gpu && m->software_gpu) wait_until_idle();
     return 0;
 }
 

@@ -12,8 +12,17 @@ package ai.bokehlite;
  * }
  * </pre>
  *
- * Pixels are ARGB ints as {@code Bitmap.getPixels} gives them; alpha is kept. One pipeline
- * is used by one thread at a time. Native failures throw {@link BokehException}.
+ * Pixels are ARGB ints as {@code Bitmap.getPixels} gives them; alpha is kept. Native
+ * failures throw {@link BokehException}.
+ *
+ * <p>Threads: a pipeline may be shared between threads. Every method that reaches the native
+ * pipeline holds this object's monitor, so calls on one pipeline run one at a time: renders
+ * from two threads run one after the other, and {@link #close()} called while another thread
+ * renders (an {@code onDestroy} during a background render) waits for that render to finish,
+ * then frees the native pipeline. After {@code close()} every method but {@code close()}
+ * throws {@link BokehException} ("the pipeline is closed"); {@code close()} again does
+ * nothing. A render on a large photo can take seconds, so an activity that must not block its
+ * main thread closes the pipeline from the thread that renders, or after its render ends.
  *
  * A portrait model (export-tflite --track portrait) runs its person segmenter, then itself,
  * then the Eq. 9 blend; a photo without a person comes back unchanged, which
@@ -27,7 +36,7 @@ public final class BokehPipeline implements AutoCloseable {
         System.loadLibrary("bokeh_jni");
     }
 
-    private long handle;
+    private long handle;      // 0 once closed; read and written only under this object's monitor
 
     public BokehPipeline(String path) {
         this(path, Accelerator.AUTO, false, 0);
@@ -35,7 +44,10 @@ public final class BokehPipeline implements AutoCloseable {
 
     /** @param gpuFp16 GPU arithmetic in float16; @param threads CPU threads, 0: LiteRT's choice */
     public BokehPipeline(String path, Accelerator accelerator, boolean gpuFp16, int threads) {
-        handle = nativeOpen(path, accelerator.ordinal(), gpuFp16, threads);
+        long h = nativeOpen(path, accelerator.ordinal(), gpuFp16, threads);
+        synchronized (this) {
+            handle = h;
+        }
     }
 
     /** Render a cpu-, gpu-track or portrait pipeline; a new array of the same size. */
@@ -43,61 +55,71 @@ public final class BokehPipeline implements AutoCloseable {
         return render(argb, width, height, null, Float.NaN, Float.NaN, false);
     }
 
-    /** Portrait: with an aperture (blur radius in photo pixels per unit of disparity; NaN: 20). */
+    /**
+     * Portrait: with an aperture (blur radius in photo pixels per unit of disparity; NaN: the
+     * sidecar's default, 20). One that is negative, infinite or above the model's largest
+     * throws {@link BokehException} with libbokeh's message.
+     */
     public int[] render(int[] argb, int width, int height, float aperture) {
         return render(argb, width, height, null, Float.NaN, aperture, true);
     }
 
     /**
      * Render track: disparity is width * height values in [0, 1] (larger = nearer); focus the
-     * in-focus disparity and aperture in photo pixels, NaN for the defaults.
+     * in-focus disparity and aperture in photo pixels, NaN for the defaults (values outside
+     * their ranges, infinities included, throw {@link BokehException}).
      */
     public int[] render(int[] argb, int width, int height, float[] disparity, float focus, float aperture) {
         if (disparity == null) throw new BokehException("a render-track model needs a disparity map");
         return render(argb, width, height, disparity, focus, aperture, true);
     }
 
+    /** focus and aperture go to libbokeh as they are (NaN: its default), which checks them. */
     private int[] render(int[] argb, int width, int height, float[] disparity, float focus, float aperture,
                          boolean withDepth) {
-        long h = live();
         if (argb == null || width < 0 || height < 0 || argb.length < (long) width * height)
             throw new BokehException("expected " + width + " x " + height + " pixels");
         if (disparity != null && disparity.length < (long) width * height)
             throw new BokehException("expected " + width + " x " + height + " disparity values");
         int[] out = new int[argb.length];
-        nativeRender(h, argb, width, height, out, disparity, focus, aperture, withDepth);
+        synchronized (this) {
+            nativeRender(live(), argb, width, height, out, disparity, focus, aperture, withDepth);
+        }
         return out;
     }
 
     /** "gpu" or "cpu": where the model runs (portrait: the portrait model, not its segmenter). */
-    public String accelerator() {
+    public synchronized String accelerator() {
         return nativeAccelerator(live());
     }
 
-    public boolean needsDepth() {
+    public synchronized boolean needsDepth() {
         return nativeNeedsDepth(live());
     }
 
     /** Portrait: whether the latest render found a person; if not, the photo came back unchanged. */
-    public boolean personFound() {
+    public synchronized boolean personFound() {
         return nativePersonFound(live());
     }
 
     /** Portrait: the share of the photo the latest render took for the person; -1 before one. */
-    public float personShare() {
+    public synchronized float personShare() {
         return nativePersonShare(live());
     }
 
+    /** Frees the native pipeline, once a render in progress on another thread has ended. */
     @Override
-    public void close() {
+    public synchronized void close() {
         if (handle != 0) {
-            nativeClose(handle);
+            long h = handle;
             handle = 0;
+            nativeClose(h);
         }
     }
 
+    /** The native handle; the caller holds this object's monitor. */
     private long live() {
-        if (handle == 0) throw new IllegalStateException("the pipeline is closed");
+        if (handle == 0) throw new BokehException("the pipeline is closed");
         return handle;
     }
 
