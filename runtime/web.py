@@ -32,7 +32,7 @@ import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from ..usage import OneLineParser
 
@@ -184,8 +184,10 @@ class Site:
 
 
 class Handler(BaseHTTPRequestHandler):
-    server_version = "bokeh-web"
-    sys_version = ""
+    protocol_version = "HTTP/1.1"          # keep-alive: the page loads some twenty files
+
+    def version_string(self):
+        return PROG
     site: Site
     verbose = False
 
@@ -202,7 +204,7 @@ class Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse
 
     def _answer(self, body: bool):
-        path = urlsplit(self.path).path
+        path = self.path.split("?", 1)[0].split("#", 1)[0]     # the path as sent: no "//host" parsing
         if path == "/models/index.json":
             data = json.dumps({"models": self.site.model_list(), "folder": self.site.models.name}).encode()
             self._send(HTTPStatus.OK, TYPES[".json"], len(data), body and [data])

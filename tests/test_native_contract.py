@@ -66,7 +66,7 @@ def test_a_lone_portrait_model_with_its_segmenter_renders_in_every_front_end(bui
         assert_same_picture(ours, reference, f"bokeh-native {name}")
     jvm = tmp_path / "java.png"
     proc = java(build, java_classes, folder, photos["astronaut"], jvm, "cpu")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0 and "untrained weights" not in proc.stderr, proc.stderr     # portrait: analytic
     assert_same_picture(jvm, reference, "Java class")
     (folder / next(portrait.glob("*segmenter*.tflite")).name).unlink()
     for proc in (bokeh_render(photos["astronaut"], "-m", model, "-o", tmp_path / "none"),
@@ -81,6 +81,7 @@ def test_the_java_class_opens_a_lone_tflite(build, java_classes, models, photos,
     assert proc.returncode == 0, proc.stderr
     proc = java(build, java_classes, lone, photos["astronaut"], jvm, "cpu")
     assert proc.returncode == 0, proc.stderr
+    assert "untrained weights" in proc.stderr, "weights() gives the contract's (F8)"
     assert read(cli).tolist() == read(jvm).tolist()
 
 
@@ -171,3 +172,19 @@ def test_the_segmenter_given_as_the_model_is_refused_alike(build, portrait, phot
     for proc in (bokeh_render(photos["astronaut"], "-m", segmenter, "-o", tmp_path / "py"),
                  native(build, "-m", segmenter, photos["astronaut"], tmp_path / "out.png")):
         assert proc.returncode == 2 and "person segmenter" in one_line(proc), proc.stderr
+
+
+def test_an_untrained_model_says_so_on_every_render_in_both_front_ends(build, models, photos, depth_maps, tmp_path):
+    """Issue 35, case 3: seeded weights blur the whole photo; the render says so (F8)."""
+    proc = bokeh_render(photos["odd"], "-m", models["gpu"], "--json", "-o", tmp_path / "py")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["weights"] == "untrained", proc.stderr
+    assert "untrained weights" in proc.stderr.strip().splitlines()[-1]
+    proc = native(build, "-m", models["gpu"], "--accelerator", "cpu", "--json", photos["odd"], tmp_path / "c.png")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["weights"] == "untrained", proc.stderr
+    assert "untrained weights" in one_line(proc) and str(models["gpu"]) in one_line(proc)
+    render = ["-m", models["render"], "--depth", depth_maps["odd8"]]        # analytic: nothing to say
+    proc = bokeh_render(photos["odd"], *render, "--json", "-o", tmp_path / "py_render")
+    assert proc.returncode == 0 and "untrained weights" not in proc.stderr
+    assert json.loads(proc.stdout)["weights"] == "analytic"
+    proc = native(build, *render, "--accelerator", "cpu", photos["odd"], tmp_path / "r.png")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr

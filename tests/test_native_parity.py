@@ -109,6 +109,7 @@ def test_portrait_model_matches_bokeh_render_and_leaves_a_photo_without_a_person
         assert reports[name]["focus_disparity"] is None
         if name == "rocket":
             assert "no person found" in one_line(proc) and "no person found" in theirs[name]["warning"]
+            assert str(photos[name]) in one_line(proc) and str(photos[name]) in theirs[name]["warning"]
         else:
             assert proc.stderr.strip() == "", proc.stderr
     assert reports["astronaut"]["person_share"] > 0.1, reports["astronaut"]
@@ -296,8 +297,9 @@ def test_bad_models_photos_and_depth_maps_exit_2_with_one_line_and_write_nothing
     truncated = bad / "truncated.tflite"
     truncated.write_bytes(gpu.read_bytes()[:1000])
     shutil.copy(gpu.with_suffix(".json"), truncated.with_suffix(".json"))
-    no_sidecar = bad / "alone.tflite"
-    shutil.copy(gpu, no_sidecar)
+    no_sidecar = bad / "alone.tflite"          # no sidecar, and no contract inside either
+    from bokehlite.tflite_metadata import without_metadata
+    no_sidecar.write_bytes(without_metadata(gpu.read_bytes()))
     wrong_version = bad / "wrong_version.tflite"
     shutil.copy(gpu, wrong_version)
     sidecar = json.loads(gpu.with_suffix(".json").read_text())
@@ -309,7 +311,7 @@ def test_bad_models_photos_and_depth_maps_exit_2_with_one_line_and_write_nothing
     cases = {
         "missing model": (["-m", bad / "none.tflite", photos["astronaut"]], "model file not found"),
         "corrupt model": (["-m", truncated, photos["astronaut"]], "sha256 mismatch"),
-        "no sidecar": (["-m", no_sidecar, photos["astronaut"]], "sidecar JSON not found"),
+        "no contract": (["-m", no_sidecar, photos["astronaut"]], "no embedded contract"),
         "sidecar version": (["-m", wrong_version, photos["astronaut"]], "version"),
         "photo as the model": (["-m", photos["astronaut"], photos["astronaut"]], "not a TFLite model"),
         "missing photo": (["-m", gpu, bad / "none.png"], "no such file"),

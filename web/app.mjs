@@ -51,6 +51,7 @@ function showWarning(lines) {
 window.addEventListener('error', (e) => showError(`Something went wrong: ${e.message}`));
 window.addEventListener('unhandledrejection', (e) => showError(`Something went wrong: ${e.reason?.message || e.reason}`));
 
+const clean = (s) => String(s).replace(/[.\s]+$/, '');
 const ms = (v) => `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`;
 
 function describeAccelerator() {
@@ -67,11 +68,11 @@ function describeAccelerator() {
   }
   if (i.segmenterAccelerator) text += `; segmenter on ${where(i.segmenterAccelerator)}`;
   if (i.accelerator !== 'webgpu') {
-    text += `. Not WebGPU: ${i.fallback || 'wasm asked for'}`;
+    text += `. Not WebGPU: ${clean(i.fallback || 'wasm asked for')}`;
   } else if (i.segmenterAccelerator && i.segmenterAccelerator !== 'webgpu' && i.fallback) {
-    text += `. Segmenter not on WebGPU: ${i.fallback}`;
+    text += `. Segmenter not on WebGPU: ${clean(i.fallback)}`;
   }
-  if (!i.threaded && i.threadsReason && i.accelerator !== 'webgpu') text += `. Single-threaded: ${i.threadsReason}`;
+  if (!i.threaded && i.threadsReason && i.accelerator !== 'webgpu') text += `. Single-threaded: ${clean(i.threadsReason)}`;
   ui.acceleratorLine.textContent = text + '.';
 }
 

@@ -116,6 +116,9 @@ async function openWebGpu(limits) {
   return gpu;
 }
 
+// A WebGPU validation message's first part: Dawn appends the call chain (" - While ...").
+const firstPart = (message) => String(message).split(/\s+-\s+While /)[0].trim();
+
 // Errors the WebGPU device reported since `mark`, once the queue is idle and the events are in.
 async function gpuErrorsSince(gpu, mark) {
   try {
@@ -124,7 +127,7 @@ async function gpuErrorsSince(gpu, mark) {
     // a lost device: reported below
   }
   await new Promise((r) => setTimeout(r, 0));
-  const errors = gpu.errors.slice(mark);
+  const errors = gpu.errors.slice(mark).map(firstPart);
   if (gpu.lost) errors.push(gpu.lost);
   return errors;
 }
@@ -233,6 +236,44 @@ class Runner {
   delete() {
     if (this.model) this.model.delete();
     this.model = null;
+  }
+}
+
+/**
+ * Run one .tflite as it is, without a contract or host steps: the raw twin of
+ * BokehRenderer.run_model, for checks (export/webgpu_check.py drives it through web/check.html).
+ * inputs: {name: Float32Array}, or a function (input details [{name, shape}]) -> that.
+ * options: accelerator ('webgpu' default, or 'wasm'), threads, and initRuntime's options.
+ * Returns {outputs: {name: Float32Array}, shapes: {name: [..]}, accelerator, failure, compileMs,
+ * runMs, maxSampledTextures}: failure is why WebGPU did not run it correctly (a device error,
+ * a silent fallback to wasm, or NaN), else null. Nothing falls back: a check wants to know.
+ */
+export async function runModel(modelUrl, inputs, options = {}) {
+  const rt = await initRuntime(options);
+  const accelerator = options.accelerator || 'webgpu';
+  const url = new URL(modelUrl, globalThis.location?.href).href;
+  const name = decodeURIComponent(new URL(url).pathname.split('/').pop());
+  if (accelerator === 'webgpu' && !rt.webgpu) {
+    return {outputs: null, shapes: null, accelerator: null, failure: `no WebGPU here: ${rt.webgpuReason}`,
+      compileMs: 0, runMs: 0, maxSampledTextures: null};
+  }
+  const runner = new Runner(rt, name, await fetchBytes(url, name), {threads: rt.threaded ? options.threads : 1});
+  try {
+    const why = await runner.compile(accelerator);
+    const base = {accelerator: runner.accelerator, compileMs: runner.compileMs,
+      maxSampledTextures: rt.webgpu ? rt.webgpu.maxSampledTextures : null};
+    if (why) return {...base, outputs: null, shapes: null, failure: why, runMs: 0};
+    const inDetails = details(runner.model), outs = outDetails(runner.model);
+    const given = typeof inputs === 'function' ? inputs(inDetails) : inputs;
+    const feed = Object.fromEntries(inDetails.map((d) => [d.name, [given[d.name], d.shape]]));
+    const t0 = now();
+    const result = await runner.run(feed, outs.map((d) => d.name));
+    const runMs = now() - t0;
+    if (result.failure) return {...base, outputs: null, shapes: null, failure: result.failure, runMs};
+    return {...base, outputs: result.values, shapes: Object.fromEntries(outs.map((d) => [d.name, d.shape])),
+      failure: null, runMs};
+  } finally {
+    runner.delete();
   }
 }
 

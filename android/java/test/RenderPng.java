@@ -24,6 +24,7 @@ public final class RenderPng {
             result.setRGB(0, 0, w, h, out, 0, w);
             ImageIO.write(result, "png", new File(args[2]));
             if (pipeline.personShare() >= 0) System.out.println(pipeline.personFound() ? "person found" : "no person");
+            if ("untrained".equals(pipeline.weights())) System.err.println("warning: untrained weights");
             System.out.println(pipeline.accelerator());
         }
     }

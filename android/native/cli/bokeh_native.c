@@ -37,7 +37,7 @@ static const char USAGE[] =
     "  --gpu-precision fp32|fp16    GPU arithmetic (default fp32)\n"
     "  --threads N             CPU threads (default: LiteRT's)\n"
     "  --max-pixels N          refuse photos with more pixels (default 100000000)\n"
-    "  --runs N                render N times; the report's steady run is the mean of runs 2..N (default 2)\n"
+    "  --runs N                render N times; the report's steady run is the mean of runs 2..N (default 1)\n"
     "  --json                  print a report on stdout\n"
     "\n"
     "IN and OUT are PNG (8- or 16-bit) or JPEG (grey, colour or CMYK), format by extension; OUT is\n"
@@ -232,7 +232,7 @@ static int read_depth(bokeh_pipeline *p, const char *path, long long max_pixels,
 int main(int argc, char **argv) {
     const char *model = NULL, *portrait = NULL, *depth_path = NULL, *in = NULL, *out = NULL, *focus_text = NULL;
     double focus_disparity = NAN, aperture = NAN;
-    long long max_pixels = DEFAULT_MAX_PIXELS, threads = 0, runs = 2;
+    long long max_pixels = DEFAULT_MAX_PIXELS, threads = 0, runs = 1;
     int json = 0;
     bokeh_options opt;
     bokeh_options_init(&opt);
@@ -424,13 +424,19 @@ int main(int argc, char **argv) {
         encode_ms = now_ms() - t0;
     }
     if (!code && depth_warning[0]) fprintf(messages, PROG ": warning: depth map %s: %s\n", depth_path, depth_warning);
-    if (!code && is_portrait && !info.person_found)
-        fprintf(messages, PROG ": warning: no person found (%.1f%% of the photo); left unchanged\n", info.person_share * 100);
+    if (!code && is_portrait && !info.person_found)      /* in a batch, the line must say which photo */
+        fprintf(messages, PROG ": warning: %s: no person found (%.1f%% of the photo); left unchanged\n", in,
+                info.person_share * 100);
+    if (!code && info.weights && !strcmp(info.weights, "untrained"))      /* docs/contract.md, F8 */
+        fprintf(messages, PROG ": warning: %s: untrained weights: the model blurs the whole photo; export with "
+                "--checkpoint (train-bokeh) for a learned bokeh\n", model ? model : portrait);
     if (!code && json) {
         fprintf(output, "{\n  \"model\": ");
         json_string(model ? model : portrait);
         fprintf(output, ",\n  \"track\": ");
         json_string(info.track);
+        fprintf(output, ",\n  \"weights\": ");
+        json_string(info.weights);
         fprintf(output, ",\n  \"input_size\": [%d, %d],\n  \"accelerator\": ", info.input_height, info.input_width);
         json_string(info.accelerator);
         fprintf(output, ",\n  \"segmenter_accelerator\": ");

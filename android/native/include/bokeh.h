@@ -104,6 +104,8 @@ typedef struct {
      * returned unchanged) */
     double focus, person_share;
     int person_found;
+    const char *weights;          /* the contract's: "trained", "untrained" (seeded: the render blurs
+                                     the whole photo, so say so), "analytic" or "unknown" */
 } bokeh_info;
 
 typedef struct bokeh_pipeline bokeh_pipeline;

@@ -79,6 +79,13 @@ JNIEXPORT jstring JNICALL Java_ai_bokehlite_BokehPipeline_nativeAccelerator(JNIE
     return (*env)->NewStringUTF(env, info.accelerator);
 }
 
+JNIEXPORT jstring JNICALL Java_ai_bokehlite_BokehPipeline_nativeWeights(JNIEnv *env, jclass cls, jlong h) {
+    (void)cls;
+    bokeh_info info;
+    if (bokeh_get_info(handle(h), &info) != BOKEH_OK) return NULL;
+    return (*env)->NewStringUTF(env, info.weights);
+}
+
 JNIEXPORT jboolean JNICALL Java_ai_bokehlite_BokehPipeline_nativeNeedsDepth(JNIEnv *env, jclass cls, jlong h) {
     (void)env;
     (void)cls;

@@ -218,6 +218,7 @@ bokeh_status bokeh_open(const char *path, const bokeh_options *options, bokeh_pi
         if (!i->fallback[0]) i->fallback = bk_model_fallback_reason(p->segmenter);
     }
     i->load_ms = total - i->compile_ms;
+    i->weights = p->contract.weights;
     i->focus = NAN;
     p->message[0] = 0;
     p->open = 1;
@@ -561,23 +562,19 @@ bokeh_status bokeh_disparity_from_map(bokeh_pipeline *p, const uint16_t *samples
     size_t n = (size_t)mw * mh;
     float *map = mw == w && mh == h ? disparity : malloc(sizeof(float) * n);
     if (!map) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
-    int constant = bk_to_disparity_u16(samples, n, map);
+    int constant = bk_to_disparity_u16(samples, n, map);                    /* R7 */
+    int aspect = map == disparity ? BK_ASPECT_SAME                          /* R10 */
+                                  : bk_fit_disparity(map, mh, mw, disparity, h, w, p->contract.ratio_tolerance);
+    if (map != disparity) free(map);
+    if (aspect < 0) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
     char note[512] = "";
     if (constant) snprintf(note, sizeof note, "it is constant, so the whole photo is one plane (disparity 0.5)");
-    double off = ((double)mw / mh) / ((double)w / h) - 1.0;
-    if (fabs(off) > p->contract.ratio_tolerance) {
+    if (aspect & BK_ASPECT_STRETCHED) {
         size_t k = strlen(note);
         snprintf(note + k, sizeof note - k, "%sits aspect ratio (%dx%d, %.3f) differs from the photo's (%dx%d, %.3f); "
                  "stretched to fit%s", k ? "; " : "", mw, mh, (double)mw / mh, w, h, (double)w / h,
-                 fabs(((double)mh / mw) / ((double)w / h) - 1.0) <= p->contract.ratio_tolerance ? " (is it rotated?)" : "");
+                 aspect & BK_ASPECT_ROTATED ? " (is it rotated?)" : "");
     }
     if (warning && warning_size) snprintf(warning, warning_size, "%s", note);
-    if (map != disparity) {
-        int r = bk_resize_f32(map, mh, mw, (size_t)mw, 1, disparity, h, w);
-        free(map);
-        if (r) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
-        for (size_t i = 0; i < (size_t)w * h; i++)
-            disparity[i] = disparity[i] < 0.f ? 0.f : disparity[i] > 1.f ? 1.f : disparity[i];
-    }
     return BOKEH_OK;
 }

@@ -93,6 +93,12 @@ public final class BokehPipeline implements AutoCloseable {
         return nativeAccelerator(live());
     }
 
+    /** The model's weights, from its contract: "trained", "untrained" (seeded: a render blurs the
+     *  whole photo, so tell the user), "analytic" (the render and portrait tracks) or "unknown". */
+    public synchronized String weights() {
+        return nativeWeights(live());
+    }
+
     public synchronized boolean needsDepth() {
         return nativeNeedsDepth(live());
     }
@@ -128,6 +134,7 @@ public final class BokehPipeline implements AutoCloseable {
     private static native void nativeRender(long handle, int[] in, int width, int height, int[] out,
                                             float[] disparity, float focus, float aperture, boolean withDepth);
     private static native String nativeAccelerator(long handle);
+    private static native String nativeWeights(long handle);
     private static native boolean nativeNeedsDepth(long handle);
     private static native boolean nativePersonFound(long handle);
     private static native float nativePersonShare(long handle);
