@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -113,13 +114,13 @@ def webgpu_check(model: str | os.PathLike, *, seed: int = 0, gate_psnr: float = 
         work = Path(tmp)
         folder = work / "models"
         folder.mkdir()
-        os.link(model, folder / "check.tflite") if _same_device(model, folder) else shutil.copy2(
-            model, folder / "check.tflite")
-        server = make_server(folder, "127.0.0.1", 0)
+        name = model.name if model.suffix == ".tflite" and not model.name.startswith(".") else "model.tflite"
+        shutil.copy2(model, folder / name)
+        server = make_server(folder, "127.0.0.1", 0, require_models=False)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
-            url = (f"{url_of(server)}check.html?model=models/check.tflite&accelerator=webgpu&seed={seed}"
+            url = (f"{url_of(server)}check.html?model=models/{quote(name)}&accelerator=webgpu&seed={seed}"
                    f"&limits={limits}")
             plan = {"browser": CHROMIUM, "timeout": int(timeout * 1000), "steps": [
                 {"goto": url}, {"waitState": ["done", "error"]},
@@ -170,13 +171,6 @@ def webgpu_check(model: str | os.PathLike, *, seed: int = 0, gate_psnr: float = 
         result["reason"] = (f"WebGPU gave wrong numbers with no error: output {bad!r} at "
                             f"{result['outputs'][bad]:.1f} dB against the Python interpreter (gate {gate_psnr:g} dB)")
     return result
-
-
-def _same_device(a: Path, folder: Path) -> bool:
-    try:
-        return a.stat().st_dev == folder.stat().st_dev
-    except OSError:
-        return False
 
 
 def _drive(plan: dict, work: Path) -> dict:

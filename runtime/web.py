@@ -108,7 +108,7 @@ class Site:
         self.models = Path(os.path.realpath(models))
         self.web = Path(os.path.realpath(web))
 
-    def check(self) -> None:
+    def check(self, require_models: bool = True) -> None:
         """SetupError when --models or the page is unusable."""
         if not self.models.exists():
             raise SetupError(f"--models {self.models}: no such folder")
@@ -118,7 +118,7 @@ class Site:
             listed = self.model_list()
         except OSError as exc:
             raise SetupError(f"--models {self.models}: cannot read it ({exc.strerror or exc})") from None
-        if not listed:
+        if not listed and require_models:
             raise SetupError(f"--models {self.models}: holds no bokeh model (.tflite); export one with "
                              f"`export-tflite -o {self.models}`")
         if not (self.web / "index.html").is_file():
@@ -254,11 +254,12 @@ class Server(ThreadingHTTPServer):
 
 
 def make_server(models: str | os.PathLike, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                web: str | os.PathLike = WEB_DIR, verbose: bool = False) -> Server:
+                web: str | os.PathLike = WEB_DIR, verbose: bool = False, require_models: bool = True) -> Server:
     """A checked, bound server (not yet serving: call serve_forever, in a thread if need be).
-    SetupError with one line when the folders or the address are unusable."""
+    SetupError with one line when the folders or the address are unusable (or, unless
+    require_models is False, when the models folder lists no bokeh model)."""
     site = Site(Path(models), Path(web))
-    site.check()
+    site.check(require_models)
     handler = type("BoundHandler", (Handler,), {"site": site, "verbose": verbose})
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     server_class = type("BoundServer", (Server,), {"address_family": family})

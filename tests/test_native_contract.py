@@ -188,3 +188,20 @@ def test_an_untrained_model_says_so_on_every_render_in_both_front_ends(build, mo
     assert json.loads(proc.stdout)["weights"] == "analytic"
     proc = native(build, *render, "--accelerator", "cpu", photos["odd"], tmp_path / "r.png")
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_malformed_sidecars_and_a_lone_tflite_under_the_sanitizers(asan_build, models, photos, tmp_path):
+    """Issue 31, build item 8: the bad-input cases under ASan, UBSan and LeakSanitizer, not only a missing file."""
+    from native_support import asan_env, assert_clean
+    gpu = models["gpu"]
+    runs = {"lone": (alone(gpu, tmp_path / "lone"), 0)}
+    for i, (name, (edit, _)) in enumerate(SIDECAR_EDITS.items()):
+        runs[name] = (edited(gpu, tmp_path / f"e{i}", edit), 2)
+    text = json.dumps(json.loads(gpu.with_suffix(".json").read_text()))
+    for i, (name, (change, _)) in enumerate(SIDECAR_TEXTS.items()):
+        runs[name] = (edited(gpu, tmp_path / f"t{i}", text=change(text)), 2)
+    for i, (name, (model, code)) in enumerate(runs.items()):
+        out = tmp_path / f"out{i}.png"
+        proc = native(asan_build, "-m", model, "--accelerator", "cpu", photos["odd"], out, env=asan_env())
+        assert_clean(proc, name)
+        assert proc.returncode == code and out.exists() == (code == 0), (name, proc.stderr[-1500:])
