@@ -123,7 +123,7 @@ class Site:
                              f"`export-tflite -o {self.models}`")
         if not (self.web / "index.html").is_file():
             raise SetupError(f"the page is missing ({self.web}/index.html): bokeh-web serves the web/ folder of a "
-                             "bokehlite checkout")
+                             "bokehlite checkout (give it with --web DIR)")
         if not (self.web / LITERT / "core" / "wasm").is_dir() or not (self.web / LITERT / "wasm-utils").is_dir():
             raise SetupError(f"LiteRT.js is not installed in {self.web}: run `npm ci --prefix {self.web}`")
 
@@ -293,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: every interface, "
                         "so that a phone on the same network can open the page: anyone there can then fetch "
                         "the page and the models)")
+    p.add_argument("--web", type=Path, default=WEB_DIR, metavar="DIR",
+                   help="the page's folder, with LiteRT.js installed in it by `npm ci --prefix DIR` (default: "
+                        "the web/ folder of this checkout)")
     p.add_argument("--verbose", action="store_true", help="log every request on stderr")
     return p
 
@@ -303,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: --port must be from 0 to 65535, got {args.port}", file=sys.stderr)
         return 2
     try:
-        server = make_server(args.models, args.host, args.port, verbose=args.verbose)
+        server = make_server(args.models, args.host, args.port, web=args.web, verbose=args.verbose)
     except SetupError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

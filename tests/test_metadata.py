@@ -103,8 +103,9 @@ def test_without_its_metadata_the_model_is_unchanged_and_the_writer_is_reproduci
     from ai_edge_litert import schema_py_generated as schema
     a = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
     b = schema.ModelT.InitFromPackedBuf(bytearray(bare), 0)
-    assert [m.name for m in a.metadata][-1] == METADATA_NAME.encode() and len(a.buffers) == len(b.buffers) + 1
-    assert [(m.name, m.buffer) for m in a.metadata][:-1] == [(m.name, m.buffer) for m in b.metadata or []]
+    added = [METADATA_NAME.encode(), contract.CONTRACT_METADATA_KEY.encode()]
+    assert [m.name for m in a.metadata][-2:] == added and len(a.buffers) == len(b.buffers) + 2
+    assert [(m.name, m.buffer) for m in a.metadata][:-2] == [(m.name, m.buffer) for m in b.metadata or []]
 
 
 def test_buffers_keep_their_16_byte_alignment(tiny_export):
@@ -123,14 +124,14 @@ def test_the_export_refuses_a_writer_that_changes_anything_else(tiny_export, tmp
     bare.write_bytes(without_metadata(path.read_bytes()))
     real = metadata.with_metadata
 
-    def careless(model, meta, files):        # a writer that also changes the model's description
+    def careless(model, meta, files, buffers=None):     # a writer that also changes the model's description
         import flatbuffers
         from ai_edge_litert import schema_py_generated as schema
         tree = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
         tree.description = b"changed"
         builder = flatbuffers.Builder(1 << 16)
         builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
-        return real(bytes(builder.Output()), meta, files)
+        return real(bytes(builder.Output()), meta, files, buffers)
 
     monkeypatch.setattr(metadata, "with_metadata", careless)
     before = bare.read_bytes()

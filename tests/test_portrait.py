@@ -238,7 +238,7 @@ def test_half_resolution_portrait_is_within_36_db_of_the_full_resolution_exact_r
     from bokehlite.model.depth_render import DepthRenderNet
     from bokehlite.runtime import backends
     from bokehlite.runtime.fit import Letterbox
-    from bokehlite.runtime.renderer import DEFAULT_APERTURE
+    from bokehlite.contract import DEFAULT_APERTURE
     size = (512, 768)
     segmenter = backends.open_model(pipeline / "bokeh_portrait_segmenter.tflite", "litert")
     box = Letterbox.fit((512, 512), size)

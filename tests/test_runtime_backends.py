@@ -147,7 +147,7 @@ def test_model_of_another_track_is_refused(gpu_model, tiny_export, tmp_path):
     (lambda s: s["outputs"].pop(), "the sidecar declares"),
     (lambda s: s["postprocess"].update(source="mask"), "postprocess source 'mask'"),
     (lambda s: s["postprocess"].update(eta="20"), "eta and tau must be finite numbers"),
-    (lambda s: s.update(version=2), "version 2 is not supported"),
+    (lambda s: s.update(version=1), "version 1 is not supported"),
     (lambda s: s.update(format="something-else"), "sidecar format"),
     (lambda s: s.update(sha256="0" * 64), "sha256 mismatch"),
     (lambda s: s.update(track="video"), "track 'video' is not supported"),
@@ -168,7 +168,7 @@ def test_sidecar_that_is_not_json_is_refused(gpu_model, tmp_path):
 
 @pytest.mark.parametrize("edit, message", [
     (lambda s: s.update(sha256="0" * 64), "sha256 mismatch"),
-    (lambda s: s.update(version=2), "version 2 is not supported"),
+    (lambda s: s.update(version=1), "version 1 is not supported"),
 ])
 @pytest.mark.parametrize("backend", ["litert", "litert-gpu"])
 def test_a_mismatched_sidecar_is_refused_before_any_interpreter_opens_the_file(gpu_model, tmp_path, edit,

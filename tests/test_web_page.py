@@ -145,14 +145,19 @@ ERROR_PROBES = [{"eval": "document.body.dataset.state", "as": "state"},
                 {"text": "#error", "as": "message"}]
 
 
-def test_webgpu_failure_is_one_clear_message(site, web_models, tmp_path):
+def test_webgpu_failure_is_one_clear_message(site, web_models, photos, tmp_path):
     """accelerator=webgpu (no fallback) on the portrait model, over WebGPU's default limit."""
     model = model_file(web_models, "portrait")
-    steps = [{"goto": page_url(site, model.name, "webgpu")}, {"waitState": ["error", "ready"]}, *ERROR_PROBES]
-    message = error_of(finish(drive(steps, tmp_path), site))
+    steps = [{"goto": page_url(site, model.name, "webgpu")}, {"waitState": ["error", "ready"]}, *ERROR_PROBES,
+             {"setFiles": ["#photo", [str(photos["astronaut"])]]}, {"waitState": ["error"]},
+             {"text": "#error", "as": "after_photo"}, {"eval": "window.bokehPage.renders", "as": "renders"}]
+    values = finish(drive(steps, tmp_path), site)
+    message = error_of(values)
     assert message.startswith("WebGPU failed compiling bokeh_portrait_"), message
     assert "sampled textures (17)" in message and "no fallback" in message
     assert "\n" not in message
+    # A photo chosen after it gets the same message, not a blank result.
+    assert values["after_photo"] == message and values["renders"] == 0
 
 
 def test_text_file_as_photo_is_one_clear_message(site, web_models, tmp_path):

@@ -19,7 +19,7 @@ const ui = {
 
 // What the page holds; window.bokehPage lets a test (or a curious user) look.
 const page = {
-  pipeline: null, photo: null, photoName: null, disparity: null, depthWarnings: [], focus: null,
+  pipeline: null, openError: null, photo: null, photoName: null, disparity: null, depthWarnings: [], focus: null,
   aperture: null, result: null, error: null, renders: 0, models: [],
 };
 window.bokehPage = page;
@@ -121,10 +121,12 @@ async function openSelected() {
   if (params.get('threads')) options.threads = Number(params.get('threads'));
   if (params.get('limits')) options.limits = params.get('limits');
   if (params.get('wasm-threads') === '0') options.threads = false;
+  page.openError = null;
   try {
     page.pipeline = await openPipeline(m.url, options);
   } catch (e) {
     ui.acceleratorLine.textContent = '';
+    page.openError = e.message;
     showError(e.message);
     return;
   }
@@ -217,7 +219,12 @@ function requestRender() {
 
 async function renderOnce() {
   const p = page.pipeline;
-  if (!p || !page.photo) return;
+  if (!page.photo) return;
+  if (!p) {
+    // The model did not open (its message stays), or is still opening (it renders when open).
+    if (page.openError) showError(page.openError);
+    return;
+  }
   if (p.needsDepth && !page.disparity) {
     setState('ready');
     ui.hint.textContent = 'Render track: choose the photo\'s depth map to render (a grey 8- or 16-bit PNG).';

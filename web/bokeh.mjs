@@ -16,7 +16,7 @@
 // Never a silent wrong picture: on WebGPU the device's `uncapturederror` events and the
 // outputs' finiteness are checked after every run; on a failure `auto` runs the model again
 // on wasm and says why (info.fallback), and `webgpu` fails with the reason.
-import {loadLiteRt, loadAndCompile, setWebGpuDevice, supportsFeature, Tensor} from '@litertjs/core';
+import {getGlobalLiteRt, loadAndCompile, loadLiteRt, setWebGpuDevice, supportsFeature, Tensor} from '@litertjs/core';
 import {loadHost} from './host.mjs';
 import {checkContract, ContractError, readContract} from './contract.mjs';
 import {decodeDepthSamples} from './png.mjs';
@@ -404,7 +404,7 @@ class Pipeline {
       loadMs,
       runtimeLoadMs: rt.loadMs,
       threaded: rt.threaded,
-      threads: rt.threaded ? (this.options.threads || navigator.hardwareConcurrency || 1) : 1,
+      threads: rt.threaded ? (this.options.threads || getGlobalLiteRt().liteRtWasm.getThreadCount()) : 1,
       threadsReason: rt.threadsReason,
       adapter: rt.webgpu ? rt.webgpu.adapter : null,
       maxSampledTextures: rt.webgpu ? rt.webgpu.maxSampledTextures : null,
