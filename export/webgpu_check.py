@@ -97,7 +97,7 @@ def webgpu_check(model: str | os.PathLike, *, seed: int = 0, gate_psnr: float = 
     unless limits="adapter") and compare with the Python LiteRT interpreter.
 
     Returns {"ran", "ok", "psnr" (the lowest over the outputs, dB; None when it did not run
-    through), "reason" (one line: why not ok, or why it did not run; "" when ok), "outputs"
+    through, or when every output was identical), "reason" (one line: why not ok, or why it did not run; "" when ok), "outputs"
     ({name: psnr}), "adapter", "max_sampled_textures", "limits", "compile_ms", "run_ms"}.
     """
     from bokehlite.runtime.web import make_server, url_of
@@ -152,24 +152,25 @@ def webgpu_check(model: str | os.PathLike, *, seed: int = 0, gate_psnr: float = 
             server.server_close()
         data = np.fromfile(work / "outputs.bin", np.float32)
     at = 0
-    worst = math.inf
+    values = {}
     for name in check["names"]:
         shape = tuple(check["shapes"][name])
         n = int(np.prod(shape))
-        got = data[at:at + n].reshape(shape)
+        values[name] = psnr(reference[name], data[at:at + n].reshape(shape))
         at += n
-        value = psnr(reference[name], got)
-        result["outputs"][name] = value
-        worst = min(worst, value) if not math.isnan(value) else math.nan
     if at != data.size or set(check["names"]) != set(reference):
         result["reason"] = f"the outputs came back as {sorted(check['names'])}, expected {sorted(reference)}"
         return result
-    result["psnr"] = worst
+    # JSON-safe, as the export's parity figures: None for identical outputs (the sidecar is
+    # written with allow_nan=False).
+    result["outputs"] = {k: None if math.isinf(v) else v for k, v in values.items()}
+    worst = min(values.values(), key=lambda v: -1.0 if math.isnan(v) else v)
+    result["psnr"] = None if math.isinf(worst) or math.isnan(worst) else worst
     result["ok"] = not math.isnan(worst) and worst >= gate_psnr
     if not result["ok"]:
-        bad = min(result["outputs"], key=lambda k: -1 if math.isnan(result["outputs"][k]) else result["outputs"][k])
-        result["reason"] = (f"WebGPU gave wrong numbers with no error: output {bad!r} at "
-                            f"{result['outputs'][bad]:.1f} dB against the Python interpreter (gate {gate_psnr:g} dB)")
+        bad = min(values, key=lambda k: -1.0 if math.isnan(values[k]) else values[k])
+        result["reason"] = (f"WebGPU gave wrong numbers with no error: output {bad!r} at {values[bad]:.1f} dB "
+                            f"against the Python interpreter (gate {gate_psnr:g} dB)")
     return result
 
 
@@ -188,4 +189,4 @@ if __name__ == "__main__":          # python -m bokehlite.export.webgpu_check MO
     import sys
 
     for path in sys.argv[1:]:
-        print(json.dumps({"model": path, **webgpu_check(path)}, default=str))
+        print(json.dumps({"model": path, **webgpu_check(path)}, allow_nan=False))

@@ -27,7 +27,7 @@ import pytest
 import golden_vectors
 from arm64_support import (CORES, ONE_THREAD, TRIPLET, android_abi_missing, check_android_abi, cross_build,
                            elf_machine, litert_imports, needed, require_android, require_tools, run_arm64)
-from native_support import OFF_GATE, PSNR_GATE, agreement, python_render, python_run, read
+from native_support import OFF_GATE, PSNR_GATE, agreement, python_render, read
 
 FIGURES: dict[str, dict] = {}
 IMAGE_PHOTOS = ("astronaut", "coffee", "chelsea")
@@ -186,15 +186,18 @@ def full_size_int8(litert_arm64, tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_full_size_int8_cpu_track_on_arm64_matches_bokeh_render_on_x86(arm64_build, litert_arm64, full_size_int8,
                                                                        photos, tmp_path):
-    """int8 kernels are where arm64 differs most: the paper-size cpu track, int8, on the i8mm
-    core (`max`), against bokeh-render on x86."""
+    """The paper-size int8 cpu track on a Cortex-A76 (dotprod), against bokeh-render on x86: about
+    50 s under qemu. Not on `max`: qemu's max core has SME, where XNNPACK takes its SME kernels
+    for int8 (activations quantized on the fly); measured there by hand: 31.9 dB against x86
+    with 57% of values off by more than 1 (85.8 dB with sme=off), see android/README.md."""
     ref = python_render(photos["astronaut"], "-m", full_size_int8, "--backend", "litert", "--threads", "1",
                         out=tmp_path / "py")
     ours = tmp_path / "astronaut.png"
     proc = run_arm64(arm64_build / "bokeh-native", "-m", full_size_int8, *ONE_THREAD, "--json", photos["astronaut"],
-                     ours, cpu="max", litert=litert_arm64, timeout=1500)
+                     ours, cpu="cortex-a76", litert=litert_arm64, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    gate("int8-full/max/astronaut", ours, ref / "astronaut.png")
+    assert json.loads(proc.stdout)["input_size"] == [1024, 1536]
+    gate("int8-full/cortex-a76/astronaut", ours, ref / "astronaut.png")
 
 
 # --- the Android ABI ------------------------------------------------------------------------------

@@ -13,14 +13,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-COMMANDS = ("export-tflite", "bokeh-render", "bench-runtime", "train-bokeh")
+COMMANDS = ("export-tflite", "bokeh-render", "bench-runtime", "train-bokeh", "bokeh-web")
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "android" / "README.md"]
 # The command each page is the manual of: a flag on a line that names no command is its.
 PAGE_COMMAND = {"training.md": "train-bokeh", "export.md": "export-tflite", "runtime.md": "bokeh-render",
-                "portrait.md": "bokeh-render", "gpu.md": "bokeh-render", "bench-runtime.md": "bench-runtime"}
+                "portrait.md": "bokeh-render", "gpu.md": "bokeh-render", "bench-runtime.md": "bench-runtime",
+                "web.md": "bokeh-web"}
 # Flags of other tools that the docs quote (pip, apt, torchrun, benchmark_model, cmake, python).
 EXTERNAL = {"--no-deps", "--no-install-recommends", "--nproc_per_node", "--use_gpu", "--build", "--help",
-            "--count", "--size", "--seed"}
+            "--count", "--size", "--seed", "--prefix", "--enable-unsafe-webgpu"}
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9_-]*")
 GENERATED = ROOT / "docs" / "benchmarks.md"
 

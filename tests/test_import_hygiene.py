@@ -13,7 +13,8 @@ import pytest
 
 HEAVY = ("torch", "tensorflow", "onnx2tf", "onnxruntime", "onnx", "tf_keras")
 CLIS = {"bokeh-render": "bokehlite.runtime.cli", "export-tflite": "bokehlite.export.cli",
-        "bench-runtime": "bokehlite.benchmarks.cli", "train-bokeh": "bokehlite.model.train_cli"}
+        "bench-runtime": "bokehlite.benchmarks.cli", "train-bokeh": "bokehlite.model.train_cli",
+        "bokeh-web": "bokehlite.runtime.web"}
 PROBE = """
 import json, sys
 from {module} import main
@@ -38,6 +39,7 @@ CASES = [
     ("export-tflite", ["--track", "cpu", "--input-size", "100x100"], 2),
     ("export-tflite", ["--input-size", "big"], 2),
     ("bench-runtime", ["--help"], 0), ("bench-runtime", ["--runs", "0"], 2),
+    ("bokeh-web", ["--help"], 0), ("bokeh-web", [], 2), ("bokeh-web", ["--models", "no_such_dir"], 2),
     ("bench-runtime", ["--track", "cpu", "--size", "100x100"], 2),
     ("train-bokeh", ["--help"], 0), ("train-bokeh", ["--stage", "4", "--out", "run"], 2),
     ("train-bokeh", ["ebb", "--stage", "1", "--out", "run", "--crop", "100"], 2),

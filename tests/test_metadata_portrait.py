@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 
 import pytest
 
 from bokehlite import contract
 from bokehlite.tflite_metadata import (associated_files, decode_metadata, model_metadata_buffer, signature_io,
                                        without_metadata)
+from native_support import PORTRAIT_SIZE
 
-SIZE = "128x192"
+SIZE = PORTRAIT_SIZE
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    out = tmp_path_factory.mktemp("portrait_meta")
-    proc = subprocess.run([sys.executable, "-m", "bokehlite.export.cli", "--track", "portrait", "--input-size",
-                           SIZE, "-o", str(out)], capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"export-tflite --track portrait failed: {proc.stderr[-1500:]}"
-    return out
+def pipeline(portrait):
+    """The session's tiny portrait export (conftest.py), as export-tflite --track portrait writes it."""
+    return portrait
 
 
 def test_portrait_models_both_carry_metadata(pipeline):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 
 import numpy as np
+import pytest
 
 from web_support import require_browser
 
@@ -53,3 +54,14 @@ def test_missing_browser_says_so_in_one_line(tiny_export, monkeypatch):
     result = check.webgpu_check(tiny_export("gpu")[0])
     assert result["ran"] is False and result["ok"] is False and result["psnr"] is None
     assert result["reason"] == "WebGPU check not run: no Chromium at /nonexistent/chromium (apt-get install chromium)"
+
+
+@pytest.mark.slow
+def test_full_size_gpu_track_over_the_texture_limit_is_caught(full_size_export):
+    require_browser()
+    from bokehlite.export.webgpu_check import webgpu_check
+
+    model = full_size_export("gpu")[0]
+    result = webgpu_check(model)
+    assert result["ran"] and not result["ok"], result
+    assert "The number of sampled textures (29)" in result["reason"], result["reason"]

@@ -19,11 +19,16 @@ from web_support import assert_ran, copy_models, drive, local_only, require_brow
 PHONE = {"viewport": [390, 844], "mobile": True, "scale": 2}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def browser():
+    """Skip (or, in CI, fail) before any export is made when the browser cannot run."""
+    require_browser()
+
+
 @pytest.fixture(scope="module")
 def web_models(tiny_export, portrait, tmp_path_factory) -> Path:
     """One folder, as export-tflite -o writes it: the tiny gpu and render models with their
     sidecars, and the portrait model with its sidecar and segmenter."""
-    require_browser()
     folder = copy_models(tmp_path_factory.mktemp("web_models"), tiny_export("gpu")[0], tiny_export("render")[0])
     for f in portrait.iterdir():
         if f.suffix in (".tflite", ".json"):
@@ -223,3 +228,27 @@ def test_phone_touch_and_screenshot(site, web_models, photos, depth_maps, tmp_pa
     target = os.environ.get("BOKEHLITE_WEB_SCREENSHOT")
     if target:
         shutil.copy2(shot, target)
+
+
+@pytest.mark.slow
+def test_full_size_gpu_track_over_the_limit_runs_on_wasm_and_matches(full_size_export, tmp_path):
+    """The 1024x1536 gpu track needs 29 sampled textures on WebGPU (default limit 16): under auto
+    the page says so, runs it on wasm, and its picture matches bokeh-render's."""
+    import cv2
+    import skimage.data
+
+    model = full_size_export("gpu")[0]
+    folder = copy_models(tmp_path / "full", model)
+    photo = tmp_path / "chelsea.png"
+    cv2.imwrite(str(photo), cv2.resize(skimage.data.chelsea()[..., ::-1], (1536, 1024), interpolation=cv2.INTER_LINEAR))
+    with serve(folder) as base:
+        steps = [{"goto": page_url(base, model.name, "auto")}, {"waitState": ["ready", "error"]},
+                 {"setFiles": ["#photo", [str(photo)]]}, {"waitRenders": 1},
+                 {"download": ["#save", str(tmp_path / "web.png")]}, {"text": "#accelerator-line", "as": "line"},
+                 {"text": "#timing-line", "as": "timing"}]
+        values = finish(drive(steps, tmp_path, timeout=1500), base)
+    assert values["line"].startswith("Ran on wasm"), values["line"]
+    assert "sampled textures (29)" in values["line"]
+    print(f"timing: gpu 1024x1536 wasm: {values['timing']}")
+    ref = python_render(photo, "-m", model, out=tmp_path / "py") / photo.name
+    check_parity(tmp_path / "web.png", ref, "gpu track 1024x1536, auto (wasm)")

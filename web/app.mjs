@@ -242,7 +242,7 @@ async function renderOnce() {
   try {
     result = await p.render(page.photo, options);
   } catch (e) {
-    showError(e.message);
+    if (page.pipeline === p) showError(e.message);    // else another model was chosen meanwhile
     return;
   }
   if (page.pipeline !== p) return;       // another model was chosen meanwhile

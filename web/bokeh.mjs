@@ -72,8 +72,9 @@ async function startRuntime(options) {
   rt.threaded = threads;
   if (options.webgpu !== false) {
     try {
-      rt.webgpu = await openWebGpu(options.limits || 'default');
-      setWebGpuDevice(rt.webgpu.device);
+      const gpu = await openWebGpu(options.limits || 'default');
+      setWebGpuDevice(gpu.device);
+      rt.webgpu = gpu;
     } catch (e) {
       rt.webgpuReason = e.message;
     }
