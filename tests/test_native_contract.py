@@ -74,8 +74,9 @@ def test_a_lone_portrait_model_with_its_segmenter_renders_in_every_front_end(bui
         assert proc.returncode == 2 and "segmenter" in one_line(proc) and "missing" in one_line(proc), proc.stderr
 
 
-def test_the_java_class_opens_a_lone_tflite(build, java_classes, models, photos, tmp_path):
-    lone = alone(models["gpu"], tmp_path / "alone")
+@pytest.mark.parametrize("track", ["gpu", "cpu", "int8"])
+def test_the_java_class_opens_a_lone_tflite(build, java_classes, models, photos, track, tmp_path):
+    lone = alone(models[track], tmp_path / "alone")
     cli, jvm = tmp_path / "cli.png", tmp_path / "java.png"
     proc = native(build, "-m", lone, "--accelerator", "cpu", "--runs", "1", photos["astronaut"], cli)
     assert proc.returncode == 0, proc.stderr
