@@ -94,11 +94,7 @@ def photos(tmp_path_factory) -> dict[str, Path]:
               "grey": skimage.data.camera()}
     alpha = np.tile(np.linspace(0, 255, astronaut.shape[1]).astype(np.uint8), (astronaut.shape[0], 1))
     images["rgba"] = np.dstack([astronaut[..., ::-1], alpha])
-    paths = {}
-    for name, pixels in images.items():
-        paths[name] = folder / f"{name}.png"
-        cv2.imwrite(str(paths[name]), pixels)
-    return paths
+    return write_pngs(folder, images)
 
 
 @pytest.fixture(scope="session")
@@ -109,10 +105,14 @@ def depth_maps(tmp_path_factory) -> dict[str, Path]:
     maps = {"ramp16": (rows * 65535).astype(np.uint16),          # another size than the photo
             "odd8": (cols * 255).astype(np.uint8),                # the odd photo's own size
             "colour": np.dstack([(rows * 255).astype(np.uint8)] * 2 + [np.zeros((200, 320), np.uint8)])}
-    paths = {}
-    for name, values in maps.items():
-        paths[name] = folder / f"{name}.png"
-        cv2.imwrite(str(paths[name]), values)
+    return write_pngs(folder, maps)
+
+
+def write_pngs(folder: Path, images: dict[str, np.ndarray]) -> dict[str, Path]:
+    """Each image as folder/<name>.png (OpenCV's BGR order); name -> path."""
+    paths = {name: folder / f"{name}.png" for name in images}
+    for name, pixels in images.items():
+        cv2.imwrite(str(paths[name]), pixels)
     return paths
 
 

@@ -541,9 +541,8 @@ bokeh_status bokeh_focus_at(bokeh_pipeline *p, const float *d, int w, int h, int
                                           "Y a row from 0 to %d)", x, y, w, h, w - 1, h - 1);
     /* The values the median is taken over (bk_focus_at's window, cut at the edges) must be
      * disparities: a NaN would give a NaN focus, which bokeh_render takes for "not given". */
-    int r = p->contract.focus_window / 2;
-    int top = y - r < 0 ? 0 : y - r, left = x - r < 0 ? 0 : x - r;
-    int bottom = y + r + 1 > h ? h : y + r + 1, right = x + r + 1 > w ? w : x + r + 1;
+    int top, left, bottom, right;
+    bk_focus_window(h, w, x, y, p->contract.focus_window, &top, &left, &bottom, &right);
     for (int row = top; row < bottom; row++) {
         bokeh_status s = check_disparity(p, d + (size_t)row * w + left, (size_t)(right - left));
         if (s) return s;

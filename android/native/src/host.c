@@ -559,10 +559,17 @@ float bk_centre_focus(const float *d, int h, int w, double fraction) {
     return window_median(d, w, (h - bh) / 2, (w - bw) / 2, bh, bw);
 }
 
-float bk_focus_at(const float *d, int h, int w, int x, int y, int window) {
+void bk_focus_window(int h, int w, int x, int y, int window, int *top, int *left, int *bottom, int *right) {
     int r = window / 2;
-    int top = y - r < 0 ? 0 : y - r, left = x - r < 0 ? 0 : x - r;
-    int bottom = y + r + 1 > h ? h : y + r + 1, right = x + r + 1 > w ? w : x + r + 1;
+    *top = y - r < 0 ? 0 : y - r;
+    *left = x - r < 0 ? 0 : x - r;
+    *bottom = y + r + 1 > h ? h : y + r + 1;
+    *right = x + r + 1 > w ? w : x + r + 1;
+}
+
+float bk_focus_at(const float *d, int h, int w, int x, int y, int window) {
+    int top, left, bottom, right;
+    bk_focus_window(h, w, x, y, window, &top, &left, &bottom, &right);
     return window_median(d, w, top, left, bottom - top, right - left);
 }
 

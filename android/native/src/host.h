@@ -78,6 +78,8 @@ float bk_median_f32(float *values, size_t n);
  * edges) on an (h, w) disparity map. */
 float bk_centre_focus(const float *disparity, int h, int w, double fraction);
 float bk_focus_at(const float *disparity, int h, int w, int x, int y, int window);
+/* The rows [*top, *bottom) and columns [*left, *right) that bk_focus_at takes its median over. */
+void bk_focus_window(int h, int w, int x, int y, int window, int *top, int *left, int *bottom, int *right);
 
 /* runtime/depth.py to_disparity on integer samples: min-max to [0, 1] (constant: 0.5).
  * Returns 1 when the map is constant, else 0. */

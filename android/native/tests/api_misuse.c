@@ -78,14 +78,22 @@ static void failed_open(const char *model) {
     bokeh_close(p);
 }
 
-static void in_place(const char *model) {
+/* A pipeline that opened on the CPU, or NULL (after a failed CHECK) when it did not. */
+static bokeh_pipeline *opened(const char *model) {
     bokeh_status s;
     bokeh_pipeline *p = open_cpu(model, &s);
     CHECK(s == BOKEH_OK, "open: %s", bokeh_message(p));
     if (s) {
         bokeh_close(p);
-        return;
+        return NULL;
     }
+    return p;
+}
+
+static void in_place(const char *model) {
+    bokeh_status s;
+    bokeh_pipeline *p = opened(model);
+    if (!p) return;
     enum { W = 64, H = 48, PAD = 16 };
     size_t stride = W * 4, wide = W * 4 + PAD;
     uint8_t *ref = malloc(stride * H), *a = malloc(stride * H), *b = malloc(wide * H), *b0 = malloc(wide * H);
@@ -119,12 +127,8 @@ static void in_place(const char *model) {
 
 static void focus_nan(const char *model) {
     bokeh_status s;
-    bokeh_pipeline *p = open_cpu(model, &s);
-    CHECK(s == BOKEH_OK, "open: %s", bokeh_message(p));
-    if (s) {
-        bokeh_close(p);
-        return;
-    }
+    bokeh_pipeline *p = opened(model);
+    if (!p) return;
     CHECK(bokeh_needs_depth(p) == 1, "not a render-track model");
     enum { W = 40, H = 30 };
     static float d[W * H];
