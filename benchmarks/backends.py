@@ -6,7 +6,7 @@ window: LiteRT takes NHWC (the contract), ONNX Runtime and PyTorch take NCHW (th
 ONNX graph is PyTorch's). Every backend computes all of the track's outputs.
 Heavy imports happen inside the openers, so a LiteRT child never loads torch.
 `litert-gpu` is the runtime's backend of the same name: LiteRT's GPU accelerator, GPU-only,
-on the Vulkan adapter runtime/litert_gpu.py finds (a GPU driver, or SwiftShader).
+on the Vulkan adapter runtime/gpu_adapter.py finds (a GPU driver, or SwiftShader).
 The portrait track is a pipeline of two .tflite models, opened as bokeh-render opens
 it (portrait.py); LiteRT alone runs it.
 """
@@ -42,11 +42,11 @@ def nchw(x: np.ndarray) -> np.ndarray:
 
 
 def find_gpu_adapter():
-    """The Vulkan adapter LiteRT's GPU accelerator runs on here (a runtime.litert_gpu.Adapter,
+    """The Vulkan adapter LiteRT's GPU accelerator runs on here (a runtime.gpu_adapter.Adapter,
     found once by the parent so that no worker probes inside its timed init); GpuUnavailable
     with one line otherwise."""
     from ..runtime.errors import BackendError
-    from ..runtime.litert_gpu import find_adapter
+    from ..runtime.gpu_adapter import find_adapter
     try:
         return find_adapter()
     except BackendError as exc:

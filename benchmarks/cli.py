@@ -16,6 +16,7 @@ from .large_photo import LARGE_PHOTO_SIZE
 from .peak import GEMM_SIZE
 from .report import sections, to_text, write_json, write_markdown, write_plot
 from .suite import EXTRA_PRECISIONS, FULL_SIZE, SWEEP_SIZES, BenchError, Settings, Suite, own_precision
+from .targets import LOAD_LIMIT_PER_CORE, withhold_ratios
 from .timing import Protocol
 
 PROG = "bench-runtime"
@@ -56,11 +57,18 @@ export-tflite --track portrait if missing.
 
 --precision int8 adds LiteRT XNNPACK rows (low memory, persistent) on each track's int8
 export (bokeh_<track>_<H>x<W>_int8.tflite, exported if missing), and beside them an ONNX
-Runtime int8 row: that export's ONNX graph through ONNX Runtime's static QDQ quantizer
-(convolutions, per channel), calibrated on --calibration DIR (default: a built-in set of
-32 crops of real photos from the scikit-image and matplotlib wheels, none of the int8
-gate's). The report gives int8/float32 median ratios, LiteRT int8 / ORT int8 and the int8
-targets. PyTorch stays float32.
+Runtime int8 row: that export's ONNX graph through ONNX Runtime's static QDQ quantizer in
+its fastest x86 configuration, U8S8 (convolutions, uint8 activations per tensor, int8
+weights per channel), calibrated on --calibration DIR (default: a built-in set of 32 crops
+of real photos from the scikit-image and matplotlib wheels, none of the int8 gate's). The
+report gives int8/float32 median ratios, LiteRT int8 / ORT int8 and the int8 targets.
+PyTorch stays float32.
+
+The report gives the 1-minute load average before and after the timed rows and the core
+count. Where the load of others (the larger of before, and after less the bench's own
+threads) is above {LOAD_LIMIT_PER_CORE:g} per core, it prints the rows but states no ratio between
+runtimes (TFLite/ORT, TFLite/PyTorch, LiteRT/ORT) and no target on one: contention slows
+runtimes unequally. Rerun on an idle machine, once the exports exist.
 """
 
 
@@ -259,6 +267,7 @@ def _main(argv: list[str] | None) -> int:
         if args.native is not None:      # its rows become a section of every report below
             from .native import add_native
             add_native(results, args.native, settings, lambda m: print(m, file=sys.stderr, flush=True))
+        withhold_ratios(results)         # on a loaded machine, no report states a ratio between runtimes
         print(to_text(sections(results)))
         for path, write in ((args.json, write_json), (args.markdown, write_markdown), (args.plot, write_plot)):
             if path is not None:

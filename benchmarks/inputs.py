@@ -40,7 +40,7 @@ def read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
     from ..runtime.errors import BadImageError
     from ..runtime.fit import Letterbox
     from ..runtime.photo import read_photo
-    from ..runtime.renderer import colour_view
+    from ..runtime.host_steps import colour_view
     try:
         pixels = read_photo(path).pixels
     except BadImageError as exc:

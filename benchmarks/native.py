@@ -22,8 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 # ELF e_machine of the programs this machine runs natively (platform.machine() names).
 _ELF_MACHINES = {"x86_64": 62, "amd64": 62, "aarch64": 183, "arm64": 183, "i386": 3, "i686": 3, "armv7l": 40,
                  "riscv64": 243}
@@ -106,9 +104,9 @@ def time_python(model: Path, photo: Path, threads: int, runs: int, work: Path) -
         ms, _ = _wall([sys.executable, "-m", "bokehlite.runtime.cli", str(photo), "-m", str(model), "-o", str(out),
                        "--backend", "litert", "--threads", str(threads)])
         walls.append(ms)
-    from ..runtime.blend import blend_full_resolution
+    from ..runtime.host_steps import blend_photo
     from ..runtime.photo import read_photo
-    from ..runtime.renderer import BokehRenderer, colour_view
+    from ..runtime.renderer import BokehRenderer
     renderer = BokehRenderer(model, threads=threads, backend="litert")
     pixels = read_photo(photo).pixels
     fits, blends, models = [], [], []
@@ -119,10 +117,7 @@ def time_python(model: Path, photo: Path, threads: int, runs: int, work: Path) -
         t1 = time.perf_counter()
         outputs = renderer.run_model(x)
         t2 = time.perf_counter()
-        out = np.empty_like(pixels)
-        color, scale = colour_view(pixels)
-        blend_full_resolution(color, scale, outputs[c.blend_source][0], outputs[c.defocus][0, :, :, 0], box,
-                              c.eta, c.tau, out)
+        blend_photo(pixels, outputs[c.blend_source][0], outputs[c.defocus][0, :, :, 0], box, c)
         t3 = time.perf_counter()
         fits.append((t1 - t0) * 1e3)
         models.append((t2 - t1) * 1e3)

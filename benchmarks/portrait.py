@@ -52,10 +52,8 @@ def open_portrait(pipeline: str, threads: int, mode: str) -> Runner:
     """The pipeline in sidecar `pipeline`, opened as bokeh-render opens it; mode as in
     backends.open_litert, or "xnnpack-fullres" for the full-resolution pipeline. Its `parts`
     collects each call's split in ms."""
-    from ..contract import MIN_PERSON
+    from ..runtime.host_steps import blend_photo
     from ..runtime.portrait import PortraitRenderer
-    from ..runtime.blend import blend_full_resolution
-    from ..runtime.renderer import colour_view
     fullres = mode == "xnnpack-fullres"
     pr = PortraitRenderer(pipeline, threads=threads, backend="litert-gpu" if mode == "gpu" else "litert",
                           xnnpack=mode != "builtin")
@@ -72,13 +70,10 @@ def open_portrait(pipeline: str, threads: int, mode: str) -> Runner:
         out = pr.renderer.run_model(x, person=person, aperture=aperture)
         t2 = clock()
         c = pr.renderer.contract
-        result = np.empty_like(image)
-        color, scale = colour_view(image)
-        blend_full_resolution(color, scale, out[c.blend_source][0], out[c.defocus][0, :, :, 0], box, c.eta,
-                              c.tau, result)
+        result = blend_photo(image, out[c.blend_source][0], out[c.defocus][0, :, :, 0], box, c)
         t3 = clock()
         parts.append({"segmenter": (t1 - t0) * 1e3, "model": (t2 - t1) * 1e3, "blend": (t3 - t2) * 1e3,
-                      "person": float(out["person_share"].reshape(-1)[0]) >= MIN_PERSON})
+                      "person": float(out["person_share"].reshape(-1)[0]) >= c.host.min_person})
         return result
 
     return Runner(prepare=lambda x: np.ascontiguousarray(x["image"][0], dtype=np.float32), run=run,
@@ -87,7 +82,8 @@ def open_portrait(pipeline: str, threads: int, mode: str) -> Runner:
 
 def _full_resolution(pr, pipeline: str, threads: int, parts: list[dict]) -> Runner:
     from ..runtime.fit import Letterbox
-    from ..runtime.renderer import BokehRenderer, colour_view
+    from ..runtime.host_steps import colour_view
+    from ..runtime.renderer import BokehRenderer
     render = BokehRenderer(full_resolution_model(pipeline), threads=threads, backend="litert")
     clock = time.perf_counter
 

@@ -14,8 +14,9 @@ from ..files import atomic_write
 from .backends import HEADLINE
 from .efficiency import find
 from .inputs import describe
+from .ort_int8 import BACKEND as ORT_INT8, CONFIG as ORT_INT8_CONFIG
 from .paper import HARDWARE_NOTE, NO_PAPER_ROW, OUR_PAPER_TEAM, PAPER_TABLES, TABLE9_PYTORCH_GPU_S
-from .targets import TARGETS
+from .targets import NOT_STATED, TARGETS, load_verdict
 
 
 @dataclass
@@ -43,6 +44,31 @@ def _backend(r: dict) -> str:
     return r["backend"] + (f" {r['precision']}" if r.get("extra") else "")
 
 
+def _precision(r: dict, track: dict) -> str:
+    """The row's precision; ONNX Runtime's int8 row also names its configuration ('int8 U8S8')."""
+    config = (track.get("ort_int8") or {}).get("config")
+    if r["backend"] == ORT_INT8 and r.get("extra") and r.get("precision") == "int8" and config:
+        return f"int8 {config}"
+    return r.get("precision", "-")
+
+
+def _withheld(results: dict) -> str | None:
+    """Why cross-runtime ratios are not stated (targets.judge_load), or None."""
+    load = load_verdict(results)
+    return load["not_stated"] if load and load["loaded"] else None
+
+
+def _ratio(x, why: str | None) -> str:
+    return NOT_STATED if why else _f(x, 2)
+
+
+def _withheld_note(results: dict, why: str) -> str:
+    limit = load_verdict(results)["limit_per_core"]
+    return (f"Cross-runtime ratios {NOT_STATED}: {why}, above {limit:g} per core beside this bench's own "
+            "threads. Contention slows runtimes unequally, so a ratio measured under load is not the idle "
+            "one; the latencies stay. Rerun on an idle machine.")
+
+
 def latency_section(results: dict) -> Section:
     header = ["Track", "Backend", "Precision", "Threads", "Init ms", "First ms", "Count", "Min", "Max", "Avg",
               "Std", "Median", "p95", "Peak RSS MB", "PSNR vs PyTorch"]
@@ -52,7 +78,7 @@ def latency_section(results: dict) -> Section:
             st = r["stats"]
             psnr = (r.get("vs_pytorch") or {}).get("psnr", "n/a")
             psnr = "identical" if psnr is None else psnr if isinstance(psnr, str) else f"{psnr:.1f} dB"
-            rows.append([f"{name} {_size(track)}", r["backend"], r.get("precision", "-"), str(r["threads"]),
+            rows.append([f"{name} {_size(track)}", r["backend"], _precision(r, track), str(r["threads"]),
                          _f(r["init_ms"]),
                          _f(r["first_ms"]), str(st["count"]), _f(st["min"]), _f(st["max"]), _f(st["avg"]),
                          _f(st["std"]), _f(st["median"]), _f(st["p95"]), _f(r["peak_rss_mb"], 0), psnr])
@@ -80,17 +106,20 @@ def latency_section(results: dict) -> Section:
 def ratio_section(results: dict) -> Section:
     header = ["Track", "Threads", "TFLite ms", "XNNPACK off ms", "Persistent ms", "ORT ms", "PyTorch ms",
               "TFLite/ORT", "Persistent/ORT", "TFLite/PyTorch"]
-    rows = []
+    rows, why = [], _withheld(results)
     for name, track in results["tracks"].items():
         for r in track.get("ratios", []):
             off = find(track, "litert-builtin", r["threads"])
             off = off and off["stats"]["avg"]
             rows.append([f"{name} {_size(track)}", str(r["threads"]), _f(r["tflite_ms"]), _f(off),
                          _f(r.get("persistent_ms")), _f(r["ort_ms"]), _f(r["pytorch_ms"]),
-                         _f(r["tflite_ort"], 2), _f(r.get("persistent_ort"), 2), _f(r["tflite_pytorch"], 2)])
+                         _ratio(r["tflite_ort"], why), _ratio(r.get("persistent_ort"), why),
+                         _ratio(r["tflite_pytorch"], why)])
     notes = ["TFLite = LiteRT with XNNPACK as bokeh-render runs it, in low memory (transient indirection "
              "buffers); Persistent = XNNPACK's default, which keeps them for the whole run (more memory, "
              "less time). Ratios of avg latencies measured in this run; below 1 means TFLite is faster."]
+    if why:
+        notes.append(_withheld_note(results, why))
     return Section("Headline: TFLite vs ONNX Runtime and PyTorch", header, rows, notes)
 
 
@@ -124,32 +153,43 @@ def precision_section(results: dict) -> Section:
     if rows:
         notes.insert(0, "Ratio = median latency on the precision's export over the median on the track's own "
                         "export, same backend and thread count, this run; below 1 means faster. PyTorch runs "
-                        "float32; ONNX Runtime's int8 row is its static QDQ copy of the int8 export's ONNX graph "
-                        "(next section); PSNR vs PyTorch is in the latency table.")
+                        f"float32; ONNX Runtime's int8 row is its static QDQ {ORT_INT8_CONFIG} copy of the int8 "
+                        "export's ONNX graph (next section); PSNR vs PyTorch is in the latency table.")
     return Section("Precision: extra exports vs the track's own", header, rows, notes)
 
 
 def int8_section(results: dict) -> Section:
     """LiteRT's int8 beside ONNX Runtime's (ort_int8.py), medians of this run."""
-    header = ["Track", "Threads", "LiteRT int8 ms", "Persistent int8 ms", "ORT int8 ms", "LiteRT/ORT",
-              "Persistent/ORT", "LiteRT peak RSS MB", "ORT peak RSS MB"]
-    rows, notes = [], []
+    rows, notes, why, configs = [], [], _withheld(results), set()
     for name, track in results["tracks"].items():
         for r in track.get("int8_ratios", []):
             rows.append([f"{name} {_size(track)}", str(r["threads"]), _f(r["litert_ms"]), _f(r["persistent_ms"]),
-                         _f(r["ort_ms"]), _f(r["litert_ort"], 2), _f(r.get("persistent_ort"), 2),
+                         _f(r["ort_ms"]), _ratio(r["litert_ort"], why), _ratio(r.get("persistent_ort"), why),
                          _f(r["litert_peak_rss_mb"], 0), _f(r["ort_peak_rss_mb"], 0)])
         q = track.get("ort_int8")
         if q and track.get("int8_ratios"):
+            configs.add(q.get("config"))
             lite = ((track.get("extra_artifacts") or {}).get("int8") or {}).get("quantization") or {}
-            notes.append(f"{name}: ORT int8 = {q['tool']} ({q['format']}, {', '.join(q['op_types'])} only, "
-                         f"weights {q['weights']}, activations {q['activations']}, {q['calibration']}) on the int8 "
-                         f"export's ONNX graph, calibrated on {q['photos']} photos ({q['source']}) in "
-                         f"{q['seconds']:.0f} s; LiteRT int8 = {lite.get('method', 'the int8 export')}.")
+            kind = f"{q['format']} {q['config']}" if q.get("config") else q["format"]
+            notes.append(f"{name}: ORT int8 = {q['tool']} ({kind}, {', '.join(q['op_types'])} only, "
+                         f"activations {q['activations']}, weights {q['weights']}, "
+                         f"{q['calibration']}) on the int8 export's ONNX graph, calibrated on {q['photos']} photos "
+                         f"({q['source']}) in {q['seconds']:.0f} s; LiteRT int8 = "
+                         f"{lite.get('method', 'the int8 export')}.")
+    # One configuration across tracks (the usual case) is named in the header too.
+    config = configs.pop() if len(configs) == 1 else None
+    ort = f"ORT int8 {config} ms" if config else "ORT int8 ms"
+    header = ["Track", "Threads", "LiteRT int8 ms", "Persistent int8 ms", ort, "LiteRT/ORT", "Persistent/ORT",
+              "LiteRT peak RSS MB", "ORT peak RSS MB"]
     if rows:
         notes.insert(0, "LiteRT int8 = litert-xnnpack on the int8 export, low memory (what bokeh-render ships); "
                         "Persistent = the same with XNNPACK's persistent buffers. Ratios of medians measured in "
-                        "this run; below 1 means LiteRT is faster.")
+                        "this run; below 1 means LiteRT is faster."
+                        + (f" ORT int8 is ONNX Runtime at its fastest int8 on x86: QDQ {config}, uint8 "
+                           "activations and int8 per-channel weights (ort_int8.py)." if config == ORT_INT8_CONFIG
+                           else ""))
+        if why:
+            notes.append(_withheld_note(results, why))
     return Section("int8: LiteRT vs ONNX Runtime", header, rows, notes)
 
 
@@ -362,7 +402,8 @@ def paper_sections(results: dict) -> list[Section]:
 def target_section(results: dict) -> Section:
     rows = []
     for t in results["targets"]:
-        met = "not evaluated" if t["met"] is None else "met" if t["met"] else "NOT MET"
+        met = ("met" if t["met"] else "NOT MET") if t["met"] is not None else \
+            NOT_STATED if t["note"].startswith(NOT_STATED) else "not evaluated"
         stage = t["costliest_stage"]
         stage = (f"{stage['name']} ({stage['percent']:.0f}%, {stage['backend']}, {_threads(stage['threads'])})"
                  if stage else "-")
@@ -391,12 +432,24 @@ def _gemm_peak(g: dict) -> str:
             + "".join(f"; {x}" for x in losers) + ")")
 
 
+def _load_judgement(load: dict | None) -> str:
+    """The machine section's verdict on the load (targets.judge_load)."""
+    if load is None:
+        return "not judged: no load recorded"
+    judged = (f"load {load['load']:.2f} on {load['cores']} cores ({load['per_core']:.2f} per core, limit "
+              f"{load['limit_per_core']:g}; the larger of before and after less this bench's own "
+              f"{_threads(load['own_threads'])})")
+    return f"{NOT_STATED.upper()}: machine loaded, {judged}" if load["loaded"] else f"stated: {judged}"
+
+
 def machine_section(results: dict) -> Section:
     m, p = results["machine"], results["protocol"]
     rows = [["Measured", f"{results.get('created', '?')} (UTC)"], ["Commit", results.get("commit", "unknown")],
             ["Command", " ".join(results.get("command", []))],
             ["CPU", f"{m['cpu_model']} ({m['cores']} cores)"], ["Platform", m["platform"]],
-            ["Load average (1 min)", f"{m['load_avg_before']:.2f} before, {m['load_avg_after']:.2f} after"],
+            ["Load average (1 min)", f"{m['load_avg_before']:.2f} before, {m['load_avg_after']:.2f} after the "
+             f"timed rows, on {m['cores']} cores"],
+            ["Cross-runtime ratios", _load_judgement(load_verdict(results))],
             ["Device", results["device"]], ["Input size", f"{p['size'][0]}x{p['size'][1]}"],
             ["Threads", ", ".join(map(str, p["threads"]))],
             ["Versions", ", ".join(f"{k} {v}" for k, v in m["versions"].items())],

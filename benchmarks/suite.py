@@ -26,8 +26,10 @@ import numpy as np
 
 from ..compare import compare
 from ..contract import DEFAULT_SIZE, PRECISIONS, TRACKS, artifact_stem, portrait_stem, track_contract
+from ..export.plan import ExportPlan
 from ..export.tracks import INT8_TRACKS, get_track
 from ..host import default_threads, source_commit, tool_versions
+from ..model.config import BackboneConfig
 from .backends import BACKENDS, CPU_BACKENDS, HEADLINE, PERSISTENT
 from .efficiency import efficiency, find, over_peak_warning, precision_ratios, ratios
 from .inputs import track_inputs
@@ -131,14 +133,13 @@ def ensure_artifacts(track: str, size: tuple[int, int], settings: Settings,
     label = f"{track} track" + (f" {precision}" if extra else "")
     if not all(p.exists() for p in paths.values()):
         from ..export.pipeline import export_track
-        from ..model import BackboneConfig
         progress(f"{label}: no {'/'.join(base.name + '.' + s for s in paths if s != 'json')} in "
                  f"{settings.artifacts}; exporting (takes minutes)")
         try:
             # Absolute: the converter chdirs into its work folder, so a relative one breaks it.
-            export_track(track, size, settings.artifacts.resolve(), checkpoint=settings.checkpoint,
-                         backbone=BackboneConfig.tiny() if settings.tiny else None, precision=precision,
-                         progress=lambda m: progress(f"  export {label}: {m}"))
+            plan = ExportPlan.build(track, size, precision=precision, checkpoint=settings.checkpoint,
+                                    backbone=BackboneConfig.tiny() if settings.tiny else None)
+            export_track(plan, settings.artifacts.resolve(), lambda m: progress(f"  export {label}: {m}"))
         except Exception as exc:   # noqa: BLE001 - ExportError, CheckpointError, OSError
             raise BenchError(f"exporting the {label} failed: {exc}".splitlines()[0]) from None
     sidecar = json.loads(paths["json"].read_text())
@@ -176,7 +177,8 @@ def ensure_portrait(size: tuple[int, int], settings: Settings, progress: Callabl
         progress(f"portrait track: no complete {path.name} pipeline in {settings.artifacts}; "
                  "exporting (takes minutes)")
         try:
-            spec = export_portrait(size, settings.artifacts.resolve(), checkpoint=settings.checkpoint,
+            spec = export_portrait(ExportPlan.build("portrait", size, checkpoint=settings.checkpoint),
+                                   settings.artifacts.resolve(),
                                    progress=lambda m: progress(f"  export portrait: {m}"))
         except Exception as exc:   # noqa: BLE001 - SegmenterUnavailable, ExportError, OSError
             raise BenchError(f"exporting the portrait track failed: {exc}".splitlines()[0]) from None

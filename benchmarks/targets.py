@@ -10,6 +10,11 @@ Where a target is missed, the track's costliest stage is named. The render track
 targets; the portrait track's (issue 21) are the whole portrait step's median and peak RSS. The
 defocus-efficiency targets are not evaluated when something ran faster than the
 measured GEMM peak: the peak is then known to be too low, and % of peak overstated.
+
+Cross-runtime ratios (LiteRT over ONNX Runtime or PyTorch) and their targets are stated only
+on a quiet machine (`judge_load`): contention slows the runtimes unequally (issue 32: LiteRT
+int8 / ORT int8 was 1.01 idle and 0.69 loaded, ORT's spinning thread pool losing more), so a
+ratio measured under load is not the one a user would see.
 """
 from __future__ import annotations
 
@@ -20,6 +25,11 @@ from .efficiency import find, peak_contradicted
 
 FULL_SIZE = [1024, 1536]
 LARGE_PHOTO_MEGAPIXELS = 48.0      # issue 12: a 48 MP photo under 1.5 GB
+# Above this 1-minute load average per core, from processes other than the bench's own timed
+# threads, cross-runtime ratios and targets are not stated. 0.5 on 2 cores is one other busy
+# thread on average: enough to turn issue 32's idle LiteRT/ORT int8 ratio of 1.01 into 0.69.
+LOAD_LIMIT_PER_CORE = 0.5
+NOT_STATED = "not stated"
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,7 @@ class Target:
     unit: str
     at_most: bool = True          # False: the measured value must be at least the limit
     full_size: bool = False       # only meaningful on 1024x1536 frames and the full model
+    cross_runtime: bool = False   # a ratio between runtimes: not stated on a loaded machine
 
 
 TARGETS = (
@@ -43,19 +54,19 @@ TARGETS = (
     Target("cpu-int8-peak-rss", "cpu", "CPU track int8, LiteRT XNNPACK low memory, all cores, peak RSS", 500.0,
            "MB", full_size=True),
     Target("cpu-int8-litert-ort", "cpu", "CPU track, LiteRT int8 (low memory) / ORT int8 median (all cores)",
-           0.7, "x"),
+           0.7, "x", cross_runtime=True),
     Target("gpu-int8-litert-ort", "gpu", "GPU track, LiteRT int8 (low memory) / ORT int8 median (all cores)",
-           0.7, "x"),
+           0.7, "x", cross_runtime=True),
     Target("gpu-int8-on-cpu-latency", "gpu", "GPU track int8 on the CPU (LiteRT XNNPACK low memory, all cores), "
            "median", 1000.0, "ms", full_size=True),
     Target("gpu-large-photo-peak-rss", "gpu", "48 MP JPEG through bokeh-render (gpu track, LiteRT), peak RSS",
            1500.0, "MB", full_size=True),
     Target("gpu-on-cpu-latency", "gpu", "GPU-track model run on the CPU (LiteRT XNNPACK, all cores), avg",
            1500.0, "ms", full_size=True),
-    Target("cpu-tflite-ort", "cpu", "CPU track, TFLite/ORT (all cores)", 1.0, "x"),
-    Target("cpu-tflite-pytorch", "cpu", "CPU track, TFLite/PyTorch (all cores)", 0.5, "x"),
-    Target("gpu-tflite-ort", "gpu", "GPU track, TFLite/ORT (all cores)", 1.0, "x"),
-    Target("gpu-tflite-pytorch", "gpu", "GPU track, TFLite/PyTorch (all cores)", 0.5, "x"),
+    Target("cpu-tflite-ort", "cpu", "CPU track, TFLite/ORT (all cores)", 1.0, "x", cross_runtime=True),
+    Target("cpu-tflite-pytorch", "cpu", "CPU track, TFLite/PyTorch (all cores)", 0.5, "x", cross_runtime=True),
+    Target("gpu-tflite-ort", "gpu", "GPU track, TFLite/ORT (all cores)", 1.0, "x", cross_runtime=True),
+    Target("gpu-tflite-pytorch", "gpu", "GPU track, TFLite/PyTorch (all cores)", 0.5, "x", cross_runtime=True),
     Target("cpu-defocus-efficiency", "cpu", "CPU track, defocus net GFLOP/s as % of GEMM peak", 50.0, "%",
            at_most=False),
     Target("gpu-defocus-efficiency", "gpu", "GPU track, defocus net GFLOP/s as % of GEMM peak", 50.0, "%",
@@ -65,6 +76,60 @@ TARGETS = (
     Target("portrait-peak-rss", "portrait", "Portrait step, LiteRT XNNPACK, all cores, peak RSS", 600.0, "MB",
            full_size=True),
 )
+
+
+def judge_load(before: float, after: float, cores: int, own_threads: int,
+               limit: float = LOAD_LIMIT_PER_CORE) -> dict:
+    """Was the machine loaded by others while the rows were timed?
+
+    `before` and `after` are the 1-minute load averages just before the first timed row and
+    after the last; `after` counts this bench's own timed threads (up to `own_threads`, the
+    most it ran), so they are taken off it. The load judged is the larger of the two, and the
+    machine is loaded when it exceeds `limit` per core; `not_stated` then says why, else None.
+    """
+    if cores < 1 or own_threads < 0:
+        raise ValueError(f"expected cores >= 1 and own_threads >= 0, got {cores} and {own_threads}")
+    others = max(before, after - own_threads, 0.0)
+    loaded = others / cores > limit
+    return {"load_avg_before": before, "load_avg_after": after, "cores": cores, "own_threads": own_threads,
+            "load": others, "per_core": others / cores, "limit_per_core": limit, "loaded": loaded,
+            "not_stated": f"machine loaded (load {others:.2f} on {cores} cores)" if loaded else None}
+
+
+def load_verdict(results: dict) -> dict | None:
+    """judge_load on what the suite recorded (results["load"] once the CLI has stored it);
+    None where no load was recorded (hand-made results), which is then not judged."""
+    if results.get("load"):
+        return results["load"]
+    m = results.get("machine") or {}
+    if m.get("load_avg_before") is None or m.get("load_avg_after") is None or not m.get("cores"):
+        return None
+    threads = (results.get("protocol") or {}).get("threads") or [m["cores"]]
+    return judge_load(m["load_avg_before"], m["load_avg_after"], m["cores"], max(threads))
+
+
+# The cross-runtime fields of each track's ratio entries (efficiency.ratios, ort_int8.int8_ratios).
+CROSS_RUNTIME_FIELDS = {"ratios": ("tflite_ort", "persistent_ort", "tflite_pytorch"),
+                        "int8_ratios": ("litert_ort", "persistent_ort")}
+
+
+def withhold_ratios(results: dict) -> dict:
+    """Store the load verdict as results["load"] and, on a loaded machine, blank every
+    cross-runtime ratio (None, with `not_stated` saying why) so that no report states it;
+    the rows' own latencies stay. Returns `results`."""
+    load = results["load"] = load_verdict(results)
+    if load and load["loaded"]:
+        for track in results["tracks"].values():
+            for key, fields in CROSS_RUNTIME_FIELDS.items():
+                for r in track.get(key) or []:
+                    r.update(dict.fromkeys(fields), not_stated=load["not_stated"])
+    return results
+
+
+def _withheld(target: Target, track: dict, threads: int) -> bool:
+    """Whether withhold_ratios blanked the ratio this target reads."""
+    key = "int8_ratios" if target.id.endswith("litert-ort") else "ratios"
+    return any(r.get("not_stated") and r["threads"] == threads for r in track.get(key) or [])
 
 
 def _measured(target: Target, track: dict) -> float | None:
@@ -129,6 +194,7 @@ def costliest_stage(track: dict) -> dict | None:
 
 def evaluate_targets(results: dict) -> list[dict]:
     out = []
+    load = load_verdict(results)
     for target in TARGETS:
         row = {"id": target.id, "track": target.track, "target": target.text, "limit": target.limit,
                "unit": target.unit, "comparison": "<=" if target.at_most else ">=",
@@ -148,6 +214,9 @@ def evaluate_targets(results: dict) -> list[dict]:
             why = _unmeasurable(target, track)
             if why:
                 row["value"], row["note"] = None, why
+            elif target.cross_runtime and load and load["loaded"] and (
+                    row["value"] is not None or _withheld(target, track, threads)):
+                row["value"], row["note"] = None, f"{NOT_STATED}: {load['not_stated']}"
             elif row["value"] is None and "large-photo" in target.id:
                 row["note"] = "not evaluated: needs --large-photo (48 MP or more)"
             elif row["value"] is None and target.id.endswith("litert-ort") and find(track, HEADLINE, threads, "int8"):

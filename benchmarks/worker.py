@@ -12,8 +12,9 @@ SPEC (JSON) tasks:
            focus N x 1, aperture N x 1), protocol, output (.npy for the first 'bokeh'),
            analyse (PyTorch only: stage timing + FLOP count), stage_runs
   profile: tflite, threads, runs: LiteRT's op profile of one export (op_profile.py)
-  ort-int8: onnx, out, calibration, size: ONNX Runtime's static QDQ int8 copy of `onnx`,
-           calibrated on the photos in `calibration` (ort_int8.py)
+  ort-int8: onnx, out, calibration, size: ONNX Runtime's static QDQ int8 copy of `onnx` in its
+           fast x86 configuration, U8S8 (uint8 activations, int8 per-channel weights),
+           calibrated on the photos in `calibration` and checked (ort_int8.py)
   gemm:    threads, n, reps: the fp32 GEMM peak on `threads` threads (peak.py), in a
            process of its own so that numpy's BLAS starts with the thread count
            the parent put in its environment
@@ -38,7 +39,7 @@ def latency(spec: dict) -> dict:
         arrays = {name: data[name] for name in data.files}
     adapter = None
     if spec.get("adapter"):
-        from ..runtime.litert_gpu import Adapter
+        from ..runtime.gpu_adapter import Adapter
         adapter = Adapter.from_json(spec["adapter"])
     count = len(arrays["image"])
     images = [{name: a[i:i + 1] for name, a in arrays.items()} for i in range(count)]   # one sample each

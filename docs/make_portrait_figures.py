@@ -59,7 +59,7 @@ def portrait(models: Path) -> dict[str, np.ndarray]:
     """The astronaut, her portrait bokeh and its disparity through the exported pipeline, BGR uint8."""
     from bokehlite.runtime.portrait import PortraitRenderer, find_pipeline
     photo = skimage.data.astronaut()
-    result = PortraitRenderer(find_pipeline(models)).render(photo, disparity=True)
+    result = PortraitRenderer(find_pipeline(models)).render(photo)
     depth = (np.clip(result.disparity, 0, 1) * 255).round().astype(np.uint8)
     return {"photo": photo[..., ::-1], "bokeh": result.pixels[..., ::-1],
             "depth": cv2.cvtColor(depth, cv2.COLOR_GRAY2BGR)}

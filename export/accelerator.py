@@ -21,7 +21,7 @@ import numpy as np
 
 from ..compare import compare, merge, worst_psnr
 from ..runtime.errors import BackendError
-from ..runtime.litert_gpu import Adapter, find_adapter, run_child
+from ..runtime.gpu_adapter import Adapter, find_adapter, run_child
 
 RUN_TIMEOUT_S = 1800         # a full-size export's first run on SwiftShader takes minutes
 # --check-gpu on any model: the accelerator against LiteRT's CPU on uniform inputs. A

@@ -23,14 +23,15 @@ from ..runtime.errors import BadImageError
 from ..runtime.fit import Letterbox
 from ..runtime.header import EXTENSIONS, sniff
 from ..runtime.photo import read_photo
-from ..runtime.renderer import colour_view
+from ..runtime.host_steps import colour_view
+from .tflite_inspect import TfliteModel, conv_places
 
 MIN_PHOTOS = 32
 METHOD = "static"
 # Op types whose inputs, weights and outputs become int8; every other op stays float32.
 STATIC_OPS = ("CONV_2D",)
 # The convolutions the static recipe keeps with float32 activations, by their place in the
-# graph (int8_layers.conv_places): everything after the softmax (the renderer and the residual
+# graph (tflite_inspect.conv_places): everything after the softmax (the renderer and the residual
 # module), and every convolution within FLOAT_DEPTH of the softmax on the way back from it (the
 # head, the fusion blocks, the adapters); they get dynamic-range weights instead (recipe()).
 # On trained weights no single layer breaks the defocus map: the noise of every int8 activation
@@ -71,8 +72,8 @@ def read_rgb(path: Path) -> tuple[np.ndarray, float]:
 
 def check_folder(folder: str | Path) -> list[Path]:
     """Every photo readable, enough of them, none held out for the gate: the files."""
-    from .photo_gate import check_held_out
     files = photo_files(folder)
+    from .photo_gate import check_held_out      # torch: loaded only for a folder of enough photos
     check_held_out([read_rgb(f)[0] for f in files], files)
     return files
 
@@ -134,8 +135,6 @@ def recipe(qt, float_model: bytes, depth: int | None = FLOAT_DEPTH) -> dict[str,
 
     from ai_edge_quantizer import algorithm_manager, qtyping
 
-    from .int8_layers import _name, conv_places
-    from .tflite_inspect import TfliteModel
     for op in STATIC_OPS:
         qt.add_static_config(regex=".*", operation_name=qtyping.TFLOperationName[op],
                              activation_num_bits=8, weight_num_bits=8)
@@ -149,7 +148,7 @@ def recipe(qt, float_model: bytes, depth: int | None = FLOAT_DEPTH) -> dict[str,
                                                               and int(place.split()[0]) <= depth)):
             continue
         op = model.ops[i]
-        name = _name(model, op.outputs[0])
+        name = model.tensor_name(op.outputs[0])
         regex = f"^{re.escape(name)};$"        # an op's scope: its output names, ';' after each
         if int(np.prod(model.shape(op.inputs[1]))) >= DYNAMIC_MIN_WEIGHTS:
             out["dynamic"].append(name)

@@ -8,8 +8,10 @@ import sys
 
 from ..contract import DEFAULT_SIZE, OUTPUT_SETS, PRECISIONS, RENDER_SCALES, parse_size
 from ..interrupt import run_cli
+from ..model.config import BackboneConfig
 from ..usage import OneLineParser
-from .tracks import CHOICES, check_size, get_track       # no torch: arguments are checked at once
+from .plan import ExportPlan           # no torch: the options are checked at once
+from .tracks import CHOICES
 
 EXAMPLES = """examples:
   export-tflite --track gpu                       # artifacts/bokeh_gpu_1024x1536.tflite
@@ -138,45 +140,35 @@ def _main(argv: list[str] | None) -> int:
     if args.check_gpu:
         return check_gpu(args.check_gpu, args.json, args.require_gpu)
 
-    choice = CHOICES[args.track]
-    tracks = choice.exports
     if args.checkpoint and not os.path.isfile(args.checkpoint):
         return fail(f"checkpoint not found: {args.checkpoint}")
     if args.segmenter and args.track != "portrait":
         return fail("--segmenter goes with --track portrait")
-    if args.render_scale != 1 and args.track != "render":
-        return fail("--render-scale goes with --track render (the portrait model always renders at half "
-                    "resolution)")
     outputs = OUTPUT_SETS[args.outputs]
     if outputs is not None and args.track == "portrait":
         return fail("--outputs bokeh does not go with --track portrait: the portrait pipeline blends "
                     "with the defocus map at the photo's resolution")
     try:
-        models = [get_track(name, args.precision, outputs) for name in choice.models]
-        for model in models:
-            check_size(model, args.input_size)
+        plans = [ExportPlan.build(name, args.input_size, precision=args.precision, outputs=outputs,
+                                  render_scale=args.render_scale, calibration=args.calibration,
+                                  checkpoint=args.checkpoint, require_gpu=args.require_gpu,
+                                  backbone=BackboneConfig.tiny() if args.tiny else None)
+                 for name in CHOICES[args.track].exports]
     except ValueError as exc:       # a usage error: the flags do not go together
         return fail(f"{exc} (see export-tflite --help)")
-    if args.calibration:
-        if args.precision != "int8":
-            return fail("--calibration goes with --precision int8")
-        from .calibration import photo_files     # no torch: a short folder is refused at once
-        try:
-            photo_files(args.calibration)
-        except ValueError as exc:
-            return fail(str(exc))
-    if args.require_gpu and any(model.precision == "float16" for model in models):
+    if args.require_gpu and any(plan.for_gpu for plan in plans):
         from ..runtime.errors import BackendError
-        from ..runtime.litert_gpu import find_adapter
+        from ..runtime.gpu_adapter import find_adapter
         try:
             find_adapter()              # no adapter: say so now, not after minutes of export
         except BackendError as exc:
             return fail(str(exc))
 
-    from ..model import BackboneConfig, CheckpointError
+    from ..model import CheckpointError
     from .pipeline import ExportError, GpuRequiredError, export_track
+    from .portrait import export_portrait
     from .quiet import native_stderr_to_devnull
-    if not args.checkpoint and any(model.preset is not None for model in models):   # learned weights
+    if not args.checkpoint and any(plan.track.preset is not None for plan in plans):   # learned weights
         print("export-tflite: warning: no --checkpoint given; exporting seeded UNTRAINED weights "
               "(the pipeline and timings are real, the bokeh is not)", file=sys.stderr)
     reports = []
@@ -184,20 +176,14 @@ def _main(argv: list[str] | None) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    for track in tracks:
+    for plan in plans:
+        track = plan.track.name
         try:
-            if track == "portrait":
-                from .portrait import export_portrait
-                with native_stderr_to_devnull():
-                    reports.append(export_portrait(args.input_size, args.out, args.segmenter, args.checkpoint,
-                                                   args.precision, progress, args.require_gpu))
-                continue
             with native_stderr_to_devnull():
-                reports.append(export_track(
-                    track, args.input_size, args.out, args.checkpoint,
-                    BackboneConfig.tiny() if args.tiny else None,
-                    progress=progress, precision=args.precision, require_gpu=args.require_gpu,
-                    calibration=args.calibration, outputs=outputs, render_scale=args.render_scale))
+                if track == "portrait":
+                    reports.append(export_portrait(plan, args.out, args.segmenter, progress))
+                else:
+                    reports.append(export_track(plan, args.out, progress))
         except (ValueError, CheckpointError, GpuRequiredError) as exc:
             return fail(str(exc))
         except ExportError as exc:

@@ -63,7 +63,7 @@ def _dtype_problems(model: TfliteModel, op) -> list[str]:
             continue
         dtype = model.dtype(t)
         if dtype == "int64":
-            problems.append(f"int64 tensor {t} ('{_tensor_name(model, t)}')")
+            problems.append(f"int64 tensor {t} ('{model.tensor_name(t)}')")
             continue
         if len(model.shape(t)) > 4:
             problems.append(f"tensor {t} has rank {len(model.shape(t))} > 4")
@@ -74,13 +74,8 @@ def _dtype_problems(model: TfliteModel, op) -> list[str]:
                    or (op.name in {"SELECT", "SELECT_V2", "LOGICAL_AND"} and dtype == "bool")
                    or (op.name in {"GATHER", "ONE_HOT"} and dtype == "int32"))
         if not allowed:
-            problems.append(f"{dtype} tensor {t} ('{_tensor_name(model, t)}'): only float tensors run on the GPU")
+            problems.append(f"{dtype} tensor {t} ('{model.tensor_name(t)}'): only float tensors run on the GPU")
     return problems
-
-
-def _tensor_name(model: TfliteModel, t: int) -> str:
-    name = model.tensor(t).name
-    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 def _op_problems(model: TfliteModel, op) -> list[str]:  # noqa: C901 - one rule per branch

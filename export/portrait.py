@@ -7,43 +7,24 @@ delegate check, LiteRT's GPU accelerator, Model Metadata with the contract insid
 sidecar, bokeh_portrait_<H>x<W>.json, also names the segmenter (key "segmenter": file,
 sha256, input, output, source, licence), so the two files are one pipeline.
 
-The letterbox that fits the model image into the segmenter's 256x256 input is fixed by
-the model size, so the graph inverts it with constants: the box, from the runtime's own
-Letterbox (runtime/fit.py).
+This module only orchestrates: the portrait model itself is built in track_model.py
+(`portrait_net`, for one model size), the export is pipeline.py's.
 """
 from __future__ import annotations
 
-import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from .. import contract
 from ..files import ensure_writable_dir
 from ..model.depth_render import LAYER_GRIDS
-from ..model.portrait_net import (GROUND_NEAR, GUIDE_EPS, GUIDE_RADIUS_SEGMENTER_PX, HORIZON, PERSON,
-                                  PortraitNet)
-from ..runtime.fit import Letterbox
+from ..model.portrait_net import GROUND_NEAR, GUIDE_EPS, HORIZON, PERSON
+from .pipeline import export_track
+from .plan import ExportPlan
 from .segmenter import segmenter_bytes, with_signature, write_segmenter
-
-
-def guide_grid(size: tuple[int, int]) -> tuple[int, int]:
-    """(factor, box radius) of the fast guided filter at model size `size`: the coarse grid is
-    about the segmenter's own resolution (a power of two, at most 4), the radius
-    GUIDE_RADIUS_SEGMENTER_PX segmenter pixels in cells of that grid."""
-    box = Letterbox.fit(size, contract.SEGMENTER_SIZE)
-    factor = 1
-    while factor < 4 and 2 * factor <= max(size) / max(contract.SEGMENTER_SIZE) \
-            and all(s % (2 * factor) == 0 for s in size):
-        factor *= 2
-    return factor, max(1, math.ceil(GUIDE_RADIUS_SEGMENTER_PX / (box.scale * factor)))
-
-
-def portrait_net(size: tuple[int, int], **render) -> PortraitNet:
-    """The portrait model for model size `size` (H, W); `render`: DepthRenderNet's radiance."""
-    box = Letterbox.fit(size, contract.SEGMENTER_SIZE)
-    factor, radius = guide_grid(size)
-    return PortraitNet(size, contract.SEGMENTER_SIZE[0], (box.top, box.left, box.height, box.width),
-                       factor, radius, **render)
+# portrait_net: re-exported for tests/test_portrait.py and docs/make_portrait_figures.py, which import it here.
+from .track_model import guide_grid, portrait_net  # noqa: F401
 
 
 def rules(size: tuple[int, int]) -> dict:
@@ -67,16 +48,18 @@ def rules(size: tuple[int, int]) -> dict:
     }
 
 
-def export_portrait(size: tuple[int, int] = contract.DEFAULT_SIZE, out_dir: str | Path = "artifacts",
-                    segmenter: str | Path | None = None, checkpoint=None, precision: str | None = None,
-                    progress: Callable[[str], None] | None = None, require_gpu: bool = False) -> dict:
-    """Export the segmenter and the portrait model at model size `size`; return its sidecar.
+def export_portrait(plan: ExportPlan, out_dir: str | Path = "artifacts", segmenter: str | Path | None = None,
+                    progress: Callable[[str], None] | None = None) -> dict:
+    """Export the segmenter and the portrait model of `plan` (ExportPlan.build("portrait", size,
+    ...)); return its sidecar. `segmenter`: MediaPipe's selfie_segmentation.tflite (None: from
+    the cache, or the mediapipe wheel).
 
     Raises SegmenterUnavailable when the segmenter cannot be had (offline and not cached),
     and whatever export_track raises for the portrait model (then no segmenter is left
     that was not there before).
     """
-    from .pipeline import export_track
+    if plan.track.name != "portrait":
+        raise ValueError(f"export_portrait exports the portrait track, not the {plan.track.name} track")
     out_dir = ensure_writable_dir(Path(out_dir).resolve())
     original = segmenter_bytes(segmenter, progress)                   # first: fails fast when offline
     signed = with_signature(original)
@@ -85,8 +68,8 @@ def export_portrait(size: tuple[int, int] = contract.DEFAULT_SIZE, out_dir: str 
     seg = write_segmenter(seg_path, signed, original)
     seg["licence"] = seg["source"]["licence"]
     try:
-        return export_track("portrait", size, out_dir, checkpoint, progress=progress, precision=precision,
-                            require_gpu=require_gpu, extra={"segmenter": seg, "portrait": rules(size)})
+        return export_track(replace(plan, sidecar_extra={"segmenter": seg, "portrait": rules(plan.size)}),
+                            out_dir, progress)
     except BaseException:
         if not existed:
             seg_path.unlink(missing_ok=True)

@@ -84,8 +84,7 @@ def summary(model: TfliteModel, method: str = METHOD, int8_ops: tuple[str, ...] 
     for kind, tensors in (("input", model.graph.inputs), ("output", model.graph.outputs)):
         for t in tensors:
             if model.dtype(int(t)) != "float32":
-                name = model.tensor(int(t)).name
-                name = name.decode() if isinstance(name, bytes) else name
+                name = model.tensor_name(int(t))
                 problems.append(f"graph {kind} {name!r} is {model.dtype(int(t))}, not float32")
     if not quantized:
         problems.append("no op carries int8 weights: the converter did not quantize")

@@ -5,7 +5,7 @@ model needs neither TensorFlow nor an interpreter.
 """
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +62,10 @@ class TfliteModel:
     def tensor(self, index: int):
         return self.graph.tensors[index]
 
+    def tensor_name(self, index: int) -> str:
+        name = self.tensor(index).name
+        return name.decode() if isinstance(name, bytes) else str(name)
+
     def dtype(self, index: int) -> str:
         return TYPE_NAMES.get(self.tensor(index).type, str(self.tensor(index).type))
 
@@ -93,3 +97,37 @@ class TfliteModel:
             out[key] = {"inputs": [name(m) for m in sig.inputs or []],
                         "outputs": [name(m) for m in sig.outputs or []]}
         return out
+
+
+def conv_places(model: TfliteModel) -> dict[int, str]:
+    """CONV_2D op index -> where it sits relative to the SOFTMAX whose six weights make the
+    defocus map: "after softmax" (the renderer and the residual module), "<k> before softmax"
+    (k convolutions back from it on the shortest way), or "-" (neither). Static int8's recipe
+    (calibration.py) and its per-layer report (int8_layers.py) both place layers by it."""
+    softmax = [op for op in model.ops if op.name == "SOFTMAX"]
+    after, queue = set(), deque(t for op in softmax for t in op.outputs)
+    while queue:
+        for op in model.consumers.get(queue.popleft(), []):
+            if op.index not in after:
+                after.add(op.index)
+                queue.extend(op.outputs)
+    # Breadth-first back from the softmax: how many convolutions lie on the shortest way.
+    before: dict[int, int] = {}
+    queue = deque((t, 0) for op in softmax for t in op.inputs if t >= 0)
+    seen = set()
+    while queue:
+        t, depth = queue.popleft()
+        op = model.producers.get(t)
+        if op is None or op.index in seen:
+            continue
+        seen.add(op.index)
+        if op.name == "CONV_2D":
+            depth += 1
+            before[op.index] = depth
+        queue.extend((i, depth) for i in op.inputs if i >= 0 and not model.is_constant(i))
+    out = {}
+    for op in model.ops:
+        if op.name == "CONV_2D":
+            out[op.index] = ("after softmax" if op.index in after
+                             else f"{before[op.index]} before softmax" if op.index in before else "-")
+    return out

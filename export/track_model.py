@@ -3,15 +3,24 @@
 ONNX names, the TFLite signature, the sidecar and the parity inputs all follow the
 track's contract; the network says which of its results are those outputs
 (`export_outputs`) and which Eq. 9 mask they are meant for (`eq9`).
+
+The portrait model is built for one model size: the letterbox that fits its image into the
+segmenter's 256x256 input is fixed by that size, so the graph inverts it with constants, the
+box from the runtime's own Letterbox (runtime/fit.py).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
+from .. import contract
 from ..model import BackboneConfig, BokehNet, load_checkpoint, load_radiance, stage_config
 from ..model.checkpoint import load_state_strict
 from ..model.depth_render import DepthRenderNet
+from ..model.portrait_net import GUIDE_RADIUS_SEGMENTER_PX, PortraitNet
+from ..runtime.fit import Letterbox
 from .tracks import Track
 
 
@@ -36,6 +45,26 @@ class TrackModel(nn.Module):
         return self.net.eq9
 
 
+def guide_grid(size: tuple[int, int]) -> tuple[int, int]:
+    """(factor, box radius) of the portrait model's fast guided filter at model size `size`: the
+    coarse grid is about the segmenter's own resolution (a power of two, at most 4), the radius
+    GUIDE_RADIUS_SEGMENTER_PX segmenter pixels in cells of that grid."""
+    box = Letterbox.fit(size, contract.SEGMENTER_SIZE)
+    factor = 1
+    while factor < 4 and 2 * factor <= max(size) / max(contract.SEGMENTER_SIZE) \
+            and all(s % (2 * factor) == 0 for s in size):
+        factor *= 2
+    return factor, max(1, math.ceil(GUIDE_RADIUS_SEGMENTER_PX / (box.scale * factor)))
+
+
+def portrait_net(size: tuple[int, int], **render) -> PortraitNet:
+    """The portrait model for model size `size` (H, W); `render`: DepthRenderNet's radiance."""
+    box = Letterbox.fit(size, contract.SEGMENTER_SIZE)
+    factor, radius = guide_grid(size)
+    return PortraitNet(size, contract.SEGMENTER_SIZE[0], (box.top, box.left, box.height, box.width),
+                       factor, radius, **render)
+
+
 def build_model(track: Track, checkpoint=None, backbone: BackboneConfig | None = None,
                 seed: int = 0, size: tuple[int, int] | None = None) -> tuple[TrackModel, bool]:
     """(wrapped model, trained?). Without a checkpoint: seeded untrained weights.
@@ -53,7 +82,6 @@ def build_model(track: Track, checkpoint=None, backbone: BackboneConfig | None =
         if track.name == "portrait":
             if size is None:
                 raise ValueError("the portrait track's model is built for one model size: give size")
-            from .portrait import portrait_net
             net = portrait_net(size, **config)
         else:
             net = DepthRenderNet(render_scale=track.render_scale, **config)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..contract import BOKEH_ONLY, PRECISIONS, RENDER_SCALES, SEGMENTER_SIZE, TrackContract, track_contract
+from ..contract import BOKEH_ONLY, PRECISIONS, SEGMENTER_SIZE, TrackContract, track_contract
 from ..model.config import STAGE3_KERNELS, pyramid_factor, stage_config
 from ..model.synthetic import defocus_ramp, test_scene
 
@@ -58,36 +58,31 @@ class Track:
 
 @dataclass(frozen=True)
 class TrackChoice:
-    """One value of `export-tflite --track`: what it writes, and the model tracks behind that,
-    which set its sizes, precision and GPU check. "portrait" and "all" are rows like the others,
-    so that no flag can miss them."""
+    """One value of `export-tflite --track`: the tracks it exports, each through its own
+    ExportPlan (plan.py), which checks its size, precision and render scale. "portrait" and
+    "all" are rows like the others, so that no flag can miss them."""
 
-    exports: tuple[str, ...]      # in order; "portrait" is a pipeline: a segmenter + the render track
-    models: tuple[str, ...]
+    exports: tuple[str, ...]      # in order; "portrait" is a pipeline: a segmenter + the portrait model
     help: str
 
 
 CHOICES = {
-    "cpu": TrackChoice(("cpu",), ("cpu",), "stage 1 + residual, float32"),
-    "gpu": TrackChoice(("gpu",), ("gpu",), "stage 3 + Eq. 9, float16 weights"),
-    "render": TrackChoice(("render",), ("render",), "depth-guided renderer (photo + disparity + focus + "
-                                                    "aperture), float16"),
-    "portrait": TrackChoice(("portrait",), ("portrait",), "MediaPipe's person segmenter + the portrait "
-                                                          "model (mask refined, depth, focus, reduced-resolution "
-                                                          "render), float16 (bokeh-render --portrait)"),
-    "all": TrackChoice(("cpu", "gpu"), ("cpu", "gpu"), "cpu and gpu"),
+    "cpu": TrackChoice(("cpu",), "stage 1 + residual, float32"),
+    "gpu": TrackChoice(("gpu",), "stage 3 + Eq. 9, float16 weights"),
+    "render": TrackChoice(("render",), "depth-guided renderer (photo + disparity + focus + aperture), float16"),
+    "portrait": TrackChoice(("portrait",), "MediaPipe's person segmenter + the portrait model (mask refined, "
+                                           "depth, focus, reduced-resolution render), float16 (bokeh-render "
+                                           "--portrait)"),
+    "all": TrackChoice(("cpu", "gpu"), "cpu and gpu"),
 }
 
 
-def get_track(name: str, precision: str | None = None, outputs: tuple[str, ...] | None = None,
-              render_scale: int = 1) -> Track:
+def get_track(name: str, precision: str | None = None, outputs: tuple[str, ...] | None = None) -> Track:
     """The track `name` at `precision` (default: the track's), with all its outputs or, with
-    `outputs` == ("bokeh",), the bokeh alone (the model then ends at that output); the render
-    track at `render_scale` 2 renders its large layers on coarser grids."""
+    `outputs` == ("bokeh",), the bokeh alone (the model then ends at that output). The portrait
+    track renders at half resolution; the render track's half-resolution variant is chosen by
+    ExportPlan.build (plan.py), which checks the render scale."""
     contract = track_contract(name)
-    if render_scale not in RENDER_SCALES or (render_scale != 1 and name != "render"):
-        raise ValueError(f"--render-scale {render_scale} is only built for the render track "
-                         f"(one of {', '.join(map(str, RENDER_SCALES))})")
     if precision not in (None, *PRECISIONS):
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "int8" and name not in INT8_TRACKS:
@@ -100,9 +95,7 @@ def get_track(name: str, precision: str | None = None, outputs: tuple[str, ...] 
             raise ValueError("--outputs bokeh is not built with --precision int8: the int8 gate on "
                              "real photos checks the defocus output too")
         contract = replace(contract, outputs=BOKEH_ONLY, blend_source="bokeh")
-    if name == "portrait":
-        render_scale = 2
-    return Track(contract, PRESETS[name], precision or contract.precision, render_scale)
+    return Track(contract, PRESETS[name], precision or contract.precision, 2 if name == "portrait" else 1)
 
 
 def check_size(track: Track, size: tuple[int, int]) -> None:

@@ -5,7 +5,8 @@
 I is the original photo, never resampled, so wherever the mask says "in focus" the
 result keeps the photo's own sharpness. B (the rendered bokeh) and D (the defocus
 map) come from the model at a lower resolution and are sampled up tile by tile, so
-memory stays bounded on 100 MP photos.
+memory stays bounded on 100 MP photos. A bokeh-only model has no D: its B is sampled up
+alone (`upsample_full_resolution`).
 """
 from __future__ import annotations
 
@@ -46,6 +47,19 @@ def blend_full_resolution(photo: np.ndarray, scale: float, bokeh: np.ndarray, de
             image = np.repeat(image[:, :, None], 3, axis=2)
         mask = focus_mask(box.sample(defocus, rows, cols), eta, tau)
         result = blend(image, box.sample(bokeh, rows, cols), mask)
+        if out.ndim == 2:
+            result = result @ _LUMA
+        result = result * np.float32(scale)
+        out[rows, cols] = np.rint(result) if integer else result
+
+
+def upsample_full_resolution(bokeh: np.ndarray, box: Letterbox, scale: float, out: np.ndarray) -> None:
+    """The bokeh-only variant's result: its (h, w, 3) bokeh sampled up, tile by tile, through the
+    letterbox into `out` ((h0, w0, 3) RGB or (h0, w0) grey, white level `scale`). Without the
+    defocus map there is no Eq. 9 blend, so in-focus pixels have the model size's resolution."""
+    integer = np.issubdtype(out.dtype, np.integer)
+    for rows, cols in box.tiles():
+        result = np.clip(box.sample(bokeh, rows, cols), 0.0, 1.0)
         if out.ndim == 2:
             result = result @ _LUMA
         result = result * np.float32(scale)

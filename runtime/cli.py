@@ -1,7 +1,10 @@
 """bokeh-render: render bokeh on photos with an exported .tflite model.
 
 Image-only models (cpu, gpu tracks) render from the photo alone; a depth-guided model
-(render track) also takes the photo's disparity map (--depth), a focus and an aperture.
+(render track) also takes the photo's disparity map (--depth), a focus and an aperture;
+a portrait pipeline (--portrait) finds the person itself. Each is a mode (modes.py), picked
+from the flags and opened once (`build_mode`); this module keeps the files, the names, the
+progress and the report.
 """
 from __future__ import annotations
 
@@ -24,12 +27,10 @@ from ..host import peak_rss_mb
 from ..interrupt import run_cli
 from ..usage import OneLineParser
 from .backends import REGISTRY
-from .depth import centre_focus, fit_disparity, focus_at, read_disparity
 from .errors import DepthError, OutputError, RuntimeInputError
 from .header import is_output, note_output
 from .photo import DEFAULT_MAX_PIXELS, Photo, encode_photo, format_for_path, read_bytes, read_photo, write_all
 from .progress import Progress
-from .sidecar import HostParameters
 
 PROG = "bokeh-render"
 DEFAULT_MODEL = Path("artifacts") / f"{artifact_stem('gpu', DEFAULT_SIZE)}.tflite"
@@ -184,41 +185,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @dataclass
-class DepthSettings:
-    """--depth and its companions; the map is read and normalised before the photo is."""
-
-    path: Path
-    is_depth: bool
-    disparity: np.ndarray                 # normalised, at the map's own size
-    notes: list[str]                      # repairs already made, for the warning line
-    point: tuple[int, int] | None
-    focus: float | None
-    aperture: float
-    host: HostParameters                  # the model's focus window, centre box and ratio tolerance
-
-    def for_photo(self, size: tuple[int, int]) -> tuple[np.ndarray, float, list[str]]:
-        """(disparity at the photo's size, focal-plane disparity, notes) for one photo."""
-        disparity, notes = fit_disparity(self.disparity, size, self.host.ratio_tolerance)
-        if self.point is not None:
-            focus = focus_at(disparity, *self.point, window=self.host.focus_window)
-        elif self.focus is not None:
-            focus = self.focus
-        else:
-            focus = centre_focus(disparity, self.host.centre_box)
-        return disparity, focus, self.notes + notes
-
-
-@dataclass
 class Job:
+    """One photo to render and where its files go, as collect_jobs plans them."""
+
     input: Path
     output: Path | None = None
-    error: str | None = None
-    internal: bool = False
-    seconds: float | None = None
-    size: tuple[int, int] | None = None
+    depth_output: Path | None = None      # with --save-depth: where its depth map would go
+    error: str | None = None              # known before rendering (an output that clashes)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What rendering one job gave, for its line and its entry in the --json report."""
+
+    size: tuple[int, int]
+    seconds: float
     warning: str | None = None
     focus: float | None = None
-    depth_output: Path | None = None
+    depth_output: Path | None = None      # the depth map, if one was written
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A job, and what came of it: rendered, or the one-line error."""
+
+    job: Job
+    rendered: Rendered | None = None
+    error: str | None = None
+    internal: bool = False                # the error is a bug (exit 1), not bad input
+
+    @property
+    def warning(self) -> str | None:
+        return None if self.rendered is None else self.rendered.warning
 
 
 def output_name(rel: Path, suffix: str) -> Path:
@@ -279,13 +277,11 @@ def collect_jobs(args_inputs: list[str], out_dir: Path, suffix: str = "", save_d
                     continue                       # an earlier output of this command, or its depth map
                 if not beside and f.resolve().is_relative_to(out_resolved):
                     continue                       # -o is a folder inside the input folder
-                jobs.append(Job(f, out_dir / output_name(rel, suffix)))
+                jobs.append(_job(f, out_dir / output_name(rel, suffix), save_depth))
         else:
-            jobs.append(Job(path, out_dir / output_name(Path(path.name), suffix)))
+            jobs.append(_job(path, out_dir / output_name(Path(path.name), suffix), save_depth))
     inputs = {j.input.resolve() for j in jobs}
     for job in jobs:
-        if save_depth:
-            job.depth_output = depth_name(job.output)
         for target, source in ((job.output, job.input), (job.depth_output, None)):
             if (target is not None and target.is_file() and target.resolve() != job.input.resolve()
                     and not replaceable(target, source)):
@@ -309,6 +305,10 @@ def collect_jobs(args_inputs: list[str], out_dir: Path, suffix: str = "", save_d
     return jobs
 
 
+def _job(photo: Path, output: Path, save_depth: bool) -> Job:
+    return Job(photo, output, depth_name(output) if save_depth else None)
+
+
 def check_out_dir(out_dir: Path) -> None:
     try:
         ensure_writable_dir(out_dir)
@@ -316,44 +316,30 @@ def check_out_dir(out_dir: Path) -> None:
         raise OutputError(str(exc)) from None
 
 
-def render_file(renderer, job: Job, max_pixels: int, depth: DepthSettings | None = None,
-                portrait=None, aperture: float | None = None, save_depth: bool = False) -> None:
+def render_file(mode, job: Job, max_pixels: int) -> Rendered:
+    """Read, render and write one photo (and its depth map, if the mode gives one): both files,
+    or neither. RuntimeInputError with one line when the photo or its render is refused."""
     t0 = time.perf_counter()
     photo = read_photo(job.input, max_pixels)
-    job.size = photo.pixels.shape[:2]
-    disparity = None
-    unchanged = False
-    if portrait is not None:     # into the photo's own array, as below: one full-size array less
-        result = portrait.render(photo.pixels, aperture, out=photo.pixels, disparity=save_depth)
-        pixels, disparity, unchanged = result.pixels, result.disparity, result.unchanged
-        if result.warning is not None:        # in a batch, the line must say which photo
-            job.warning = f"{job.input}: {result.warning}"
-    elif depth is None:       # the photo's own pixels take the result: one full-size array less
-        pixels = renderer.render(photo.pixels, out=photo.pixels)
-    else:
-        disparity, job.focus, notes = depth.for_photo(job.size)
-        if notes:
-            job.warning = f"depth map {depth.path}: " + "; ".join(notes)
-        pixels = renderer.render(photo.pixels, disparity, focus=job.focus, aperture=depth.aperture,
-                                 out=photo.pixels)
+    size = photo.pixels.shape[:2]
+    result = mode.render(photo.pixels, str(job.input))
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {job.output.parent} ({exc.strerror or exc})") from None
-    if unchanged:
+    if result.unchanged:
         data = read_bytes(job.input)            # "left unchanged" means the very same bytes
     else:
-        data = note_output(encode_photo(Photo(pixels, photo.format, photo.lossless, photo.metadata),
+        data = note_output(encode_photo(Photo(result.pixels, photo.format, photo.lossless, photo.metadata),
                                         in_place=True), photo.format)
-    del pixels, photo
+    depth, warning, focus = result.depth, result.warning, result.focus
+    del photo, result           # the full-size pixels are encoded: let them go
     written = {job.output: data}
-    if save_depth and disparity is not None and not unchanged:     # no person: no depth of one either
-        depth16 = np.rint(np.clip(disparity, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    if depth is not None:
+        depth16 = np.rint(np.clip(depth, 0.0, 1.0) * 65535.0).astype(np.uint16)
         written[job.depth_output] = note_output(encode_photo(Photo(depth16, "png")), "png")
-    else:
-        job.depth_output = None
     write_all(written)          # both files, or neither
-    job.seconds = time.perf_counter() - t0
+    return Rendered(size, time.perf_counter() - t0, warning, focus, job.depth_output if depth is not None else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -398,34 +384,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.model is not None and args.model.name == SEGMENTER_FILE:
         return fail(f"{args.model} is the person segmenter of a portrait pipeline, not a bokeh model; "
                     "render portraits with --portrait --models DIR, or -m with the portrait model")
-    portrait_model = not args.portrait and args.model is not None and _is_portrait_model(args.model)
-    if args.portrait or portrait_model:
-        given = {"--depth": args.depth, "-m": None if portrait_model else args.model, "--focus": args.focus,
-                 "--focus-disparity": args.focus_disparity, "--depth-is-depth": args.depth_is_depth,
-                 "--models": args.models if portrait_model else None}
-        clash = [flag for flag, value in given.items() if value not in (None, False)]
-        if clash and portrait_model:
-            return fail(f"{clash[0]} does not go with a portrait model: it derives the depth and the focus")
-        if clash:
-            return fail(f"{clash[0]} does not go with --portrait: the segmenter gives the depth, the "
-                        "person is the focus, and the models come from --models DIR")
-    elif args.models is not None or args.save_depth:
-        return fail(f"{'--models' if args.models is not None else '--save-depth'} goes with --portrait")
-    elif args.depth is None:
-        given = {"--focus": args.focus, "--focus-disparity": args.focus_disparity,
-                 "--aperture": args.aperture, "--depth-is-depth": args.depth_is_depth}
-        companions = [flag for flag, value in given.items() if value not in (None, False)]
-        if companions:
-            return fail(f"{companions[0]} goes with --depth FILE (a depth-guided model and the "
-                        "photo's disparity map)")
-    elif len(args.inputs) != 1 or Path(args.inputs[0]).is_dir():
-        return fail(f"--depth is the disparity map of one photo; give exactly one photo file, "
-                    f"not {', '.join(args.inputs)}")
+    kind = _mode_kind(args)
+    refused = _flags_refused(args, kind)
+    if refused is not None:
+        return fail(refused)
     model = args.model
-    if args.portrait:
+    if kind == "portrait":
         model = args.models or DEFAULT_MODELS
     elif model is None:
-        model, track = (DEFAULT_MODEL, "gpu") if args.depth is None else (DEFAULT_RENDER_MODEL, "render")
+        model, track = (DEFAULT_MODEL, "gpu") if kind == "plain" else (DEFAULT_RENDER_MODEL, "render")
         if not model.is_file():
             return fail(f"no model given and {model} does not exist; export it with "
                         f"`export-tflite --track {track}` (or pass -m MODEL.tflite)")
@@ -437,62 +404,56 @@ def _run(args: argparse.Namespace) -> int:
         return fail("no photos found in " + ", ".join(args.inputs))
     try:
         check_out_dir(args.out)
-        portrait = depth = None
-        if args.portrait or portrait_model:
-            from .portrait import PortraitRenderer, find_pipeline
-            model = model if portrait_model else find_pipeline(model)
-            portrait = PortraitRenderer(model, threads=args.threads, backend=args.backend, xnnpack=args.xnnpack)
-            renderer = portrait.renderer
-        else:
-            from .renderer import BokehRenderer
-            renderer = BokehRenderer(model, threads=args.threads, backend=args.backend, xnnpack=args.xnnpack)
-            depth = _depth_settings(args, renderer, model)
+        mode = build_mode(args, kind, model)
     except RuntimeInputError as exc:
         return fail(str(exc))
 
     progress = Progress(len(jobs))
     t0 = time.perf_counter()
+    outcomes = []
     for i, job in enumerate(jobs):
         progress.update(i, job.input.name)
-        if job.error is None:
-            try:
-                render_file(renderer, job, args.max_pixels, depth, portrait, args.aperture, args.save_depth)
-            except RuntimeInputError as exc:
-                job.error = str(exc)
-            except Exception as exc:              # a bug: report it, keep going with the batch
-                job.error, job.internal = f"internal error: {type(exc).__name__}: {exc}", True
-        if job.warning is not None:
-            progress.message(f"{PROG}: warning: {job.warning}")
-        if job.error is not None:
-            progress.message(f"{PROG}: {job.input}: {job.error}")
+        outcome = _render_job(mode, job, args.max_pixels)
+        outcomes.append(outcome)
+        if outcome.warning is not None:
+            progress.message(f"{PROG}: warning: {outcome.warning}")
+        if outcome.error is not None:
+            progress.message(f"{PROG}: {job.input}: {outcome.error}")
         elif not args.json:
             progress.clear()
             print(job.output, flush=True)
     progress.update(len(jobs))
     progress.clear()
-    failed = [j for j in jobs if j.error is not None]
+    failed = [o for o in outcomes if o.error is not None]
     elapsed = time.perf_counter() - t0
     if args.json:
-        report = _report(renderer, model, args.out, jobs, elapsed, depth)
-        if portrait is not None:
-            report["portrait"] = {"pipeline": str(model), "segmenter": portrait.spec["segmenter"]["file"],
-                                  "aperture": (renderer.contract.host.default_aperture if args.aperture is None
-                                               else args.aperture)}
-        print(json.dumps(report, indent=2))
+        print(json.dumps(_report(mode, args.out, outcomes, elapsed), indent=2))
+    renderer = mode.renderer
     done = len(jobs) - len(failed)
     where = (f"on {renderer.adapter['name']}" if renderer.adapter is not None
              else f"{renderer.threads} thread{'s' if renderer.threads != 1 else ''}")
     summary = (f"{PROG}: rendered {done} of {len(jobs)} photos into {args.out} in {elapsed:.1f} s "
                f"({renderer.backend}, {where})")
     if failed:
-        summary += f"; {len(failed)} failed: " + ", ".join(str(j.input) for j in failed)
+        summary += f"; {len(failed)} failed: " + ", ".join(str(o.job.input) for o in failed)
     if renderer.contract.weights == "untrained" and done:
         summary += f"; {UNTRAINED}"
     if len(jobs) > 1 or not failed:      # a single failure has already said everything
         print(summary, file=sys.stderr)
-    if any(j.internal for j in failed):
+    if any(o.internal for o in failed):
         return EXIT_INTERNAL
     return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+def _render_job(mode, job: Job, max_pixels: int) -> Outcome:
+    if job.error is not None:
+        return Outcome(job, error=job.error)
+    try:
+        return Outcome(job, render_file(mode, job, max_pixels))
+    except RuntimeInputError as exc:
+        return Outcome(job, error=str(exc))
+    except Exception as exc:              # a bug: report it, keep going with the batch
+        return Outcome(job, error=f"internal error: {type(exc).__name__}: {exc}", internal=True)
 
 
 # The summary line of every render with seeded untrained weights (docs/contract.md, F8).
@@ -510,8 +471,59 @@ def _is_portrait_model(model: Path) -> bool:
         return False
 
 
-def _depth_settings(args: argparse.Namespace, renderer, model: Path) -> DepthSettings | None:
-    """Check that the model and --depth go together; read and normalise the map once."""
+# --- the modes and their flags ------------------------------------------------------------------
+# Every other flag goes with every mode. A mode refuses a flag it does not take, naming the first
+# in MODE_FLAGS' order.
+MODE_FLAGS = ("--models", "--save-depth", "--depth", "-m", "--focus", "--focus-disparity", "--aperture",
+              "--depth-is-depth")
+DEPTH_FLAGS = ("--depth", "--focus", "--focus-disparity", "--aperture", "--depth-is-depth")
+TAKES = {"plain": ("-m",),
+         "depth": ("-m", *DEPTH_FLAGS),
+         "portrait": ("--models", "--save-depth", "--aperture"),           # --portrait [--models DIR]
+         "portrait model": ("-m", "--save-depth", "--aperture")}           # -m with a portrait-track model
+
+
+def _mode_kind(args: argparse.Namespace) -> str:
+    """Which mode the flags ask for: one of TAKES."""
+    if args.portrait:
+        return "portrait"
+    if args.model is not None and _is_portrait_model(args.model):
+        return "portrait model"
+    return "plain" if args.depth is None else "depth"
+
+
+def _flags_refused(args: argparse.Namespace, kind: str) -> str | None:
+    """The one-line reason the flags do not fit mode `kind`, or None when they do."""
+    values = {"--models": args.models, "--save-depth": args.save_depth, "--depth": args.depth, "-m": args.model,
+              "--focus": args.focus, "--focus-disparity": args.focus_disparity, "--aperture": args.aperture,
+              "--depth-is-depth": args.depth_is_depth}
+    foreign = [flag for flag in MODE_FLAGS if values[flag] not in (None, False) and flag not in TAKES[kind]]
+    if foreign and kind == "portrait":
+        return (f"{foreign[0]} does not go with --portrait: the segmenter gives the depth, the person is the "
+                "focus, and the models come from --models DIR")
+    if foreign and kind == "portrait model":
+        return f"{foreign[0]} does not go with a portrait model: it derives the depth and the focus"
+    if foreign:
+        home = ("--depth FILE (a depth-guided model and the photo's disparity map)" if foreign[0] in DEPTH_FLAGS
+                else "--portrait")
+        return f"{foreign[0]} goes with {home}"
+    if kind == "depth" and (len(args.inputs) != 1 or Path(args.inputs[0]).is_dir()):
+        return (f"--depth is the disparity map of one photo; give exactly one photo file, "
+                f"not {', '.join(args.inputs)}")
+    return None
+
+
+def build_mode(args: argparse.Namespace, kind: str, model: Path):
+    """Open the mode `kind` once for the whole run: its models, and for the depth mode the map,
+    read and normalised. RuntimeInputError when the model does not fit the mode."""
+    from .modes import DepthMode, DepthSettings, PlainMode, PortraitMode
+    opened = {"threads": args.threads, "backend": args.backend, "xnnpack": args.xnnpack}
+    if kind in ("portrait", "portrait model"):
+        from .portrait import PortraitRenderer, find_pipeline
+        model = model if kind == "portrait model" else find_pipeline(model)
+        return PortraitMode(PortraitRenderer(model, **opened), model, args.aperture, args.save_depth)
+    from .renderer import BokehRenderer
+    renderer = BokehRenderer(model, **opened)
     contract = renderer.contract
     if contract.depth_guided and args.depth is None:
         raise DepthError(f"{model} is a depth-guided (render-track) model: give the photo's "
@@ -520,42 +532,41 @@ def _depth_settings(args: argparse.Namespace, renderer, model: Path) -> DepthSet
         raise DepthError(f"--depth needs a depth-guided model (export-tflite --track render); "
                          f"{model} is a {contract.track}-track model")
     if args.depth is None:
-        return None
+        return PlainMode(renderer)
+    from .depth import read_disparity
+    from .host_steps import chosen_aperture
     disparity, notes = read_disparity(args.depth, args.depth_is_depth, args.max_pixels)
-    aperture = contract.host.default_aperture if args.aperture is None else args.aperture
-    return DepthSettings(args.depth, args.depth_is_depth, disparity, notes, args.focus,
-                         args.focus_disparity, aperture, contract.host)
+    return DepthMode(renderer, DepthSettings(args.depth, args.depth_is_depth, disparity, notes, args.focus,
+                                             args.focus_disparity, chosen_aperture(contract.host, args.aperture),
+                                             contract.host))
 
 
-def _report(renderer, model: Path, out_dir: Path, jobs: list[Job], elapsed: float,
-            depth: DepthSettings | None = None) -> dict:
+def _report(mode, out_dir: Path, outcomes: list[Outcome], elapsed: float) -> dict:
     files = []
-    for j in jobs:
-        entry = {"input": str(j.input), "output": str(j.output) if j.output else None, "ok": j.error is None}
-        if j.error is None:
-            entry.update(size=list(j.size), seconds=round(j.seconds, 4))
-            if j.focus is not None:
-                entry["focus_disparity"] = round(j.focus, 6)
-            if j.depth_output is not None:
-                entry["depth"] = str(j.depth_output)
+    for o in outcomes:
+        job, done = o.job, o.rendered
+        entry = {"input": str(job.input), "output": str(job.output) if job.output else None, "ok": o.error is None}
+        if done is not None:
+            entry.update(size=list(done.size), seconds=round(done.seconds, 4))
+            if done.focus is not None:
+                entry["focus_disparity"] = round(done.focus, 6)
+            if done.depth_output is not None:
+                entry["depth"] = str(done.depth_output)
         else:
-            entry["error"] = j.error
-        if j.warning is not None:
-            entry["warning"] = j.warning
+            entry["error"] = o.error
+        if o.warning is not None:
+            entry["warning"] = o.warning
         files.append(entry)
     failed = sum(not f["ok"] for f in files)
-    report = {"model": str(model), "track": renderer.contract.track, "weights": renderer.contract.weights,
+    renderer = mode.renderer
+    report = {"model": str(mode.model), "track": renderer.contract.track, "weights": renderer.contract.weights,
               "input_size": list(renderer.input_size), "backend": renderer.backend,
               "threads": renderer.threads, "xnnpack": renderer.xnnpack,
               "adapter": renderer.adapter["name"] if renderer.adapter is not None else None,
               "out_dir": str(out_dir),
               "rendered": len(files) - failed, "failed": failed, "seconds": round(elapsed, 3),
               "peak_rss_mb": round(peak_rss_mb(), 1), "files": files}
-    if depth is not None:
-        focus = ({"point": list(depth.point)} if depth.point is not None
-                 else {"disparity": depth.focus} if depth.focus is not None else "centre")
-        report["depth"] = {"map": str(depth.path), "is_depth": depth.is_depth, "aperture": depth.aperture,
-                           "focus": focus}
+    report.update(mode.report())        # the mode's own section: "depth" or "portrait"
     return report
 
 

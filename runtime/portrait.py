@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -29,25 +30,33 @@ import numpy as np
 from .. import contract
 from ..files import sha256
 from . import backends
-from .blend import blend_full_resolution
 from .errors import ModelError
 from .fit import Letterbox
-from .renderer import BokehRenderer, _check_finite, _check_image, colour_view, photo_aperture
+from .host_steps import blend_photo, check_finite, check_image, check_out, model_aperture
+from .renderer import BokehRenderer
 from .sidecar import read_sidecar
-
 
 
 @dataclass
 class Portrait:
+    """One portrait render: the photo with its bokeh, and what the model found."""
+
     pixels: np.ndarray                # the result, same shape and dtype as the photo
-    disparity: np.ndarray | None      # (H, W) float32 in [0, 1], larger = nearer (None unless asked)
     person_share: float               # share of the model's pixels with p > 0.5
-    warning: str | None = None
+    model_disparity: np.ndarray = field(repr=False)     # (h, w) float32, the model's own
+    box: Letterbox = field(repr=False)                  # the photo's letterbox into the model
+    warning: str | None = None        # no person: why the photo was left unchanged
 
     @property
     def unchanged(self) -> bool:
         """No person: the photo is returned as it was."""
         return self.warning is not None
+
+    @cached_property
+    def disparity(self) -> np.ndarray:
+        """The derived disparity at the photo's resolution, (H, W) float32 in [0, 1], larger =
+        nearer (for --save-depth); sampled from the model's on first use."""
+        return _sample(self.model_disparity, self.box)
 
 
 def find_pipeline(models: str | os.PathLike) -> Path:
@@ -103,47 +112,42 @@ class PortraitRenderer:
     def prepare(self, image: np.ndarray, aperture: float | None = None):
         """(model image (1, H, W, 3), segmenter input (1, S, S, 3), aperture in model pixels
         (1, 1), the photo's letterbox): the two fits and the aperture's scale."""
-        x, box = self.renderer.prepare(image)
+        return self.fit(check_image(image), aperture)
+
+    def fit(self, image: np.ndarray, aperture: float | None = None):
+        """`prepare` for a photo already through `host_steps.check_image`."""
+        x, box = self.renderer.fit(image)
         seg_box = Letterbox.fit(self.renderer.input_size, self.segmenter_size)
-        a = photo_aperture(self.renderer.contract.host, box, aperture)
-        return x, seg_box.to_model(x[0], 1.0), np.array([[a * box.scale]], np.float32), box
+        return x, seg_box.to_model(x[0], 1.0), model_aperture(self.renderer.contract.host, box, aperture), box
 
     def run(self, x: np.ndarray, seg_input: np.ndarray, aperture: np.ndarray) -> dict[str, np.ndarray]:
         """The segmenter, then the portrait model on its mask as it comes out: the model's outputs."""
         person = self.segmenter(image=seg_input)["person"]
         return self.renderer.run_model(x, person=np.ascontiguousarray(person, np.float32), aperture=aperture)
 
-    def render(self, image: np.ndarray, aperture: float | None = None, out: np.ndarray | None = None,
-               disparity: bool = False) -> Portrait:
+    def render(self, image: np.ndarray, aperture: float | None = None,
+               out: np.ndarray | None = None) -> Portrait:
         """Portrait bokeh on a photo (any size, as BokehRenderer.render takes it); aperture in
         photo pixels per unit of |disparity - focus| (default: the contract's). out: where to
-        write the result (the photo itself included, as BokehRenderer.render). disparity: also
-        return the derived disparity at the photo's resolution (for --save-depth)."""
-        _check_image(image)
-        if out is not None and (out.shape != image.shape or out.dtype != image.dtype):
-            raise ValueError(f"out must be {image.dtype} {image.shape} like the image, got {out.dtype} {out.shape}")
-        x, seg_input, a, box = self.prepare(image, aperture)
+        write the result (the photo itself included, as BokehRenderer.render). The result's
+        `disparity` is the derived one at the photo's resolution (for --save-depth)."""
+        check_out(check_image(image), out)
+        x, seg_input, a, box = self.fit(image, aperture)
         outputs = self.run(x, seg_input, a)
         del x, seg_input
         c = self.renderer.contract
-        _check_finite(outputs, (c.blend_source, c.defocus, "disparity", "person_share"),
-                      self.renderer.model_path.name)
+        check_finite(outputs, (c.blend_source, c.defocus, "disparity", "person_share"),
+                     self.renderer.model_path.name)
         share = float(outputs["person_share"].reshape(-1)[0])
-        depth = _sample(outputs["disparity"][0, :, :, 0], box) if disparity else None
+        depth = outputs["disparity"][0, :, :, 0]
         if share < c.host.min_person:
             if out is not None and out is not image:
                 out[...] = image
-            return Portrait(image.copy() if out is None else out, depth, share,
+            return Portrait(image.copy() if out is None else out, share, depth, box,
                             warning=f"no person found ({share:.1%} of the photo); left unchanged")
         blur, defocus = outputs[c.blend_source][0], outputs[c.defocus][0, :, :, 0]
         del outputs
-        result = np.empty_like(image) if out is None else out
-        if image.ndim == 3 and image.shape[2] == 4 and result is not image:
-            result[:, :, 3] = image[:, :, 3]
-        color, scale = colour_view(image)
-        out_color, _ = colour_view(result)
-        blend_full_resolution(color, scale, blur, defocus, box, c.eta, c.tau, out_color)
-        return Portrait(result, depth, share)
+        return Portrait(blend_photo(image, blur, defocus, box, c, out), share, depth, box)
 
 
 def _sample(values: np.ndarray, box: Letterbox) -> np.ndarray:

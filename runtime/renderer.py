@@ -15,22 +15,18 @@ that export-tflite embedded in its TFLite Model Metadata.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 
 from . import backends
-from .blend import blend_full_resolution
-from .sidecar import INPUT_NAME, ModelContract, check_contract, check_identity, read_sidecar
 from .depth import centre_focus
-from .errors import DepthError, ModelError, ModelOutputError
+from .errors import DepthError, ModelError
 from .fit import Letterbox
-
-# White level per accepted dtype: what 1.0 means.
-WHITE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
-# Depth-guided rendering: blur radius in photo pixels per unit of |disparity - focus|.
+from .host_steps import (blend_photo, check_disparity, check_finite, check_image, check_number, check_out,
+                         colour_view, model_aperture)
+from .sidecar import INPUT_NAME, ModelContract, check_contract, check_identity, read_sidecar
 
 
 class BokehRenderer:
@@ -116,7 +112,11 @@ class BokehRenderer:
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """Photo (as `render` accepts it) -> model input (1, H, W, 3) float32 and its letterbox."""
-        color, scale = colour_view(_check_image(image))
+        return self.fit(check_image(image))
+
+    def fit(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """`prepare` for a photo already through `host_steps.check_image`."""
+        color, scale = colour_view(image)
         box = Letterbox.fit(image.shape[:2], self.input_size)
         return box.to_model(color, scale), box
 
@@ -128,13 +128,12 @@ class BokehRenderer:
         and is scaled by the letterbox's factor to model pixels, so one aperture gives the
         same look at any photo size. Arguments as in `render`.
         """
-        disparity = _check_disparity(disparity, box.photo_size)
+        disparity = check_disparity(disparity, box.photo_size)
         host = self.contract.host
         focus = (centre_focus(disparity, host.centre_box) if focus is None
-                 else _check_number("focus", focus, 1.0))
-        aperture = photo_aperture(host, box, aperture)
+                 else check_number("focus", focus, 1.0))
         return {"disparity": box.map_to_model(disparity), "focus": np.array([[focus]], np.float32),
-                "aperture": np.array([[aperture * box.scale]], np.float32)}
+                "aperture": model_aperture(host, box, aperture)}
 
     def render(self, image: np.ndarray, disparity: np.ndarray | None = None, focus: float | None = None,
                aperture: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
@@ -157,124 +156,31 @@ class BokehRenderer:
             the contract's default_aperture, 20); the model caps the radius at 34 pixels of its own resolution.
         Raises DepthError when these do not match the model's track.
         """
-        if out is not None and (out.shape != image.shape or out.dtype != image.dtype):
-            raise ValueError(f"out must be {image.dtype} {image.shape} like the image, got {out.dtype} {out.shape}")
-        x, box = self.prepare(image)
-        if self.contract.depth_guided:
+        check_out(check_image(image), out)
+        x, box = self.fit(image)
+        c = self.contract
+        if c.depth_guided:
             if disparity is None:
                 raise DepthError(f"{self.model_path.name} is a depth-guided (render-track) model: "
                                  "it needs the photo's disparity map")
             depth = self.prepare_depth(box, disparity, focus, aperture)
         elif disparity is not None or focus is not None or aperture is not None:
-            raise DepthError(f"{self.model_path.name} is a {self.contract.track}-track model and takes "
+            raise DepthError(f"{self.model_path.name} is a {c.track}-track model and takes "
                              "no disparity, focus or aperture; those need a render-track model "
                              "(export-tflite --track render)")
         else:
             depth = {}
         outputs = self.run_model(x, **depth)
-        c = self.contract
         read = (c.blend_source,) if c.defocus is None else (c.blend_source, c.defocus)
-        _check_finite(outputs, read, self.model_path.name)
+        check_finite(outputs, read, self.model_path.name)
         # Only what the blend reads stays alive through it (the model input is 19 MB at 1024x1536).
         bokeh = outputs[c.blend_source][0]
         defocus = None if c.defocus is None else outputs[c.defocus][0, :, :, 0]
         del x, depth, outputs
-        result = np.empty_like(image) if out is None else out
-        if image.ndim == 3 and image.shape[2] == 4 and result is not image:
-            result[:, :, 3] = image[:, :, 3]
-        color, scale = colour_view(image)
-        out_color, _ = colour_view(result)       # a view: the blend writes into `result`
-        if defocus is None:         # bokeh-only model: no D, so no Eq. 9; its bokeh, sampled up
-            upsample_full_resolution(bokeh, box, scale, out_color)
-        else:
-            blend_full_resolution(color, scale, bokeh, defocus, box, c.eta, c.tau, out_color)
-        return result
+        return blend_photo(image, bokeh, defocus, box, c, out)
 
     def __repr__(self) -> str:
         h, w = self.input_size
         return (f"BokehRenderer({str(self.model_path)!r}, track={self.contract.track}, input={h}x{w}, "
                 f"backend={self.backend}, threads={self.threads}, xnnpack={self.xnnpack})")
 
-
-def upsample_full_resolution(bokeh: np.ndarray, box: Letterbox, scale: float, out: np.ndarray) -> None:
-    """The bokeh-only variant's result: its (h, w, 3) bokeh sampled up, tile by tile, through the
-    letterbox into `out` ((h0, w0, 3) RGB or (h0, w0) grey, white level `scale`). Without the
-    defocus map there is no Eq. 9 blend, so in-focus pixels have the model size's resolution."""
-    integer = np.issubdtype(out.dtype, np.integer)
-    luma = np.array([0.299, 0.587, 0.114], np.float32)        # as blend.py turns RGB into grey
-    for rows, cols in box.tiles():
-        result = np.clip(box.sample(bokeh, rows, cols), 0.0, 1.0)
-        if out.ndim == 2:
-            result = result @ luma
-        result = result * np.float32(scale)
-        out[rows, cols] = np.rint(result) if integer else result
-
-
-def _check_image(image) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"expected a numpy array, got {type(image).__name__}")
-    if image.dtype not in WHITE:
-        raise ValueError(f"expected uint8, uint16 or float32 pixels, got {image.dtype}")
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))):
-        raise ValueError(f"expected an image of shape (H, W, 3), (H, W, 4) or (H, W), got {image.shape}")
-    if min(image.shape[:2]) < 2:
-        raise ValueError(f"expected an image of at least 2x2 pixels, got {image.shape[1]}x{image.shape[0]}")
-    if image.dtype == np.float32:
-        lo, hi = float(np.min(image)), float(np.max(image))
-        if not (0.0 <= lo and hi <= 1.0):     # also false for NaN
-            raise ValueError(f"expected float32 values in [0, 1], got range [{lo:g}, {hi:g}]")
-    return image
-
-
-def _check_disparity(disparity, photo_size: tuple[int, int]) -> np.ndarray:
-    if not isinstance(disparity, np.ndarray):
-        raise TypeError(f"expected disparity as a numpy array, got {type(disparity).__name__}")
-    if disparity.ndim == 3 and disparity.shape[2] == 1:
-        disparity = disparity[:, :, 0]
-    if disparity.shape != tuple(photo_size):
-        raise ValueError(f"expected disparity of shape {tuple(photo_size)} (the photo's H, W), "
-                         f"got {disparity.shape}")
-    if disparity.dtype.kind != "f":
-        raise ValueError(f"expected float disparity in [0, 1], got {disparity.dtype}")
-    lo, hi = float(np.min(disparity)), float(np.max(disparity))
-    if not (0.0 <= lo and hi <= 1.0):     # also false for NaN
-        raise ValueError(f"expected disparity values in [0, 1], got range [{lo:g}, {hi:g}]")
-    return disparity
-
-
-def photo_aperture(host, box: Letterbox, aperture: float | None) -> float:
-    """The aperture in photo pixels, checked: the contract's default when None; at most the
-    contract's largest, which is in model pixels, at this photo's scale."""
-    if aperture is None:
-        return host.default_aperture
-    return _check_number("aperture", aperture, host.max_aperture / box.scale,
-                         f" photo pixels (the model's {host.max_aperture:g} at this photo's scale)")
-
-
-def _check_number(name: str, value, upper: float, unit: str = "") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"expected {name} as a number, got {type(value).__name__}")
-    if not (math.isfinite(float(value)) and 0.0 <= float(value) <= upper):        # also false for NaN
-        raise DepthError(f"expected {name} in [0, {upper:g}]{unit}, got {value}")
-    return float(value)
-
-
-def _check_finite(outputs: dict[str, np.ndarray], names, model: str) -> None:
-    """ModelOutputError if an output the blend reads holds NaN or inf: the blend would turn
-    them into black pixels and exit 0."""
-    for name in names:
-        bad = int(np.count_nonzero(~np.isfinite(outputs[name])))
-        if bad:
-            raise ModelOutputError(f"{model}: the model's {name} output has {bad} NaN or infinite "
-                                   f"value(s) of {outputs[name].size}; nothing was written")
-
-
-def colour_view(image: np.ndarray) -> tuple[np.ndarray, float]:
-    """The colour part of an image (RGB or grey, without alpha) and its white level."""
-    if image.ndim == 3 and image.shape[2] == 4:
-        color = image[:, :, :3]
-    elif image.ndim == 3 and image.shape[2] == 1:
-        color = image[:, :, 0]
-    else:
-        color = image
-    return color, WHITE[image.dtype]

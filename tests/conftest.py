@@ -26,6 +26,7 @@ def tiny_export(tmp_path_factory):
     gates, cached for the session."""
     from bokehlite.contract import artifact_stem
     from bokehlite.export.pipeline import export_track
+    from bokehlite.export.plan import ExportPlan
     from bokehlite.model import BackboneConfig
 
     out = tmp_path_factory.mktemp("tiny_artifacts")
@@ -33,7 +34,7 @@ def tiny_export(tmp_path_factory):
 
     def get(track: str):
         if track not in cache:
-            report = export_track(track, TINY_SIZES[track], out, backbone=BackboneConfig.tiny())
+            report = export_track(ExportPlan.build(track, TINY_SIZES[track], backbone=BackboneConfig.tiny()), out)
             cache[track] = (out / f"{artifact_stem(track, TINY_SIZES[track])}.tflite", report)
         return cache[track]
 
@@ -46,13 +47,14 @@ def full_size_export(tmp_path_factory):
     parity image, made once per session (the slow tests of several files share it)."""
     from bokehlite.contract import DEFAULT_SIZE, artifact_stem
     from bokehlite.export.pipeline import export_track
+    from bokehlite.export.plan import ExportPlan
 
     out = tmp_path_factory.mktemp("full_size_artifacts")
     cache = {}
 
     def get(track: str):
         if track not in cache:
-            report = export_track(track, DEFAULT_SIZE, out, parity_images=1)
+            report = export_track(ExportPlan.build(track, DEFAULT_SIZE, parity_images=1), out)
             cache[track] = (out / f"{artifact_stem(track, DEFAULT_SIZE)}.tflite", report)
         return cache[track]
 
@@ -65,7 +67,7 @@ def gpu_adapter():
     unless BOKEHLITE_REQUIRE_GPU is set (.ci/run sets it: there a missing adapter is a broken
     install, not a reason to skip)."""
     from bokehlite.runtime import BackendError
-    from bokehlite.runtime.litert_gpu import find_adapter
+    from bokehlite.runtime.gpu_adapter import find_adapter
     try:
         return find_adapter()
     except BackendError as exc:
@@ -121,11 +123,12 @@ def models(tiny_export, tmp_path_factory) -> dict[str, Path]:
     """Every track the exporter makes, at a tiny size."""
     from bokehlite.contract import artifact_stem
     from bokehlite.export.pipeline import export_track
+    from bokehlite.export.plan import ExportPlan
     from bokehlite.model import BackboneConfig
 
     found = {track: tiny_export(track)[0] for track in ("gpu", "cpu", "render")}
     out = tmp_path_factory.mktemp("native_int8")
-    export_track("cpu", (128, 256), out, backbone=BackboneConfig.tiny(), precision="int8")
+    export_track(ExportPlan.build("cpu", (128, 256), backbone=BackboneConfig.tiny(), precision="int8"), out)
     found["int8"] = out / f"{artifact_stem('cpu', (128, 256), 'int8')}.tflite"
     return found
 

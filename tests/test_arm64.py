@@ -68,9 +68,10 @@ def gpu_int8(litert_arm64, tmp_path_factory) -> Path:
     """The gpu track's int8 export (export-tflite --track gpu --precision int8), tiny."""
     from bokehlite.contract import artifact_stem
     from bokehlite.export.pipeline import export_track
+    from bokehlite.export.plan import ExportPlan
     from bokehlite.model import BackboneConfig
     out = tmp_path_factory.mktemp("arm64_gpu_int8")
-    export_track("gpu", (128, 192), out, backbone=BackboneConfig.tiny(), precision="int8")
+    export_track(ExportPlan.build("gpu", (128, 192), backbone=BackboneConfig.tiny(), precision="int8"), out)
     return out / f"{artifact_stem('gpu', (128, 192), 'int8')}.tflite"
 
 
@@ -178,8 +179,9 @@ def test_the_pypi_arm64_litert_needs_armv8_2_and_dies_at_once_on_an_armv8_0_core
 def full_size_int8(litert_arm64, tmp_path_factory) -> Path:
     from bokehlite.contract import DEFAULT_SIZE, artifact_stem
     from bokehlite.export.pipeline import export_track
+    from bokehlite.export.plan import ExportPlan
     out = tmp_path_factory.mktemp("arm64_full_int8")
-    export_track("cpu", DEFAULT_SIZE, out, precision="int8", parity_images=1)
+    export_track(ExportPlan.build("cpu", DEFAULT_SIZE, precision="int8", parity_images=1), out)
     return out / f"{artifact_stem('cpu', DEFAULT_SIZE, 'int8')}.tflite"
 
 

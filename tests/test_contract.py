@@ -53,10 +53,11 @@ def test_sidecar_inputs_and_eq9_come_from_the_contract_and_the_exported_model(ti
 
 def test_two_precisions_of_one_track_share_a_folder(tiny_export):
     from bokehlite.export.pipeline import export_track
+    from bokehlite.export.plan import ExportPlan
     from bokehlite.model import BackboneConfig
     default, _ = tiny_export("gpu")                                      # float16, the gpu default
-    report = export_track("gpu", (128, 192), default.parent, backbone=BackboneConfig.tiny(),
-                          precision="float32")
+    report = export_track(ExportPlan.build("gpu", (128, 192), backbone=BackboneConfig.tiny(), precision="float32"),
+                          default.parent)
     other = default.parent / "bokeh_gpu_128x192_float32.tflite"
     assert default.is_file() and other.is_file() and report["precision"] == "float32"
     assert json.loads(default.with_suffix(".json").read_text())["precision"] == "float16"

@@ -14,72 +14,156 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COMMANDS = ("export-tflite", "bokeh-render", "bench-runtime", "train-bokeh", "bokeh-web")
+# Ours too, but not installed with the package: bokeh-native is built by CMake (the session
+# fixture `build`, only for the pages that name it), and the arm64 scripts live beside it.
+NATIVE_CLI = "bokeh-native"
+SCRIPTS = {"run-arm64": ROOT / "android" / "native" / "run-arm64",
+           "fetch-litert-arm64": ROOT / "android" / "native" / "fetch-litert-arm64"}
+# Wrappers of ours that run the program after their options (each of which takes a value).
+WRAPPERS = {"run-arm64": ("--cpu", "--litert")}
+ALL_COMMANDS = (*COMMANDS, NATIVE_CLI, *SCRIPTS)
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "android" / "README.md"]
 # The command each page is the manual of: a flag on a line that names no command is its.
-PAGE_COMMAND = {"training.md": "train-bokeh", "export.md": "export-tflite", "runtime.md": "bokeh-render",
-                "portrait.md": "bokeh-render", "gpu.md": "bokeh-render", "bench-runtime.md": "bench-runtime",
-                "web.md": "bokeh-web"}
-# Flags of other tools that the docs quote (pip, apt, torchrun, benchmark_model, cmake, python).
+PAGE_COMMAND = {"docs/training.md": "train-bokeh", "docs/export.md": "export-tflite", "docs/runtime.md": "bokeh-render",
+                "docs/portrait.md": "bokeh-render", "docs/gpu.md": "bokeh-render",
+                "docs/bench-runtime.md": "bench-runtime", "docs/web.md": "bokeh-web",
+                "android/README.md": NATIVE_CLI}
+# Flags of other tools that the docs quote (pip, apt, dpkg, torchrun, benchmark_model, cmake,
+# ctest, python).
 EXTERNAL = {"--no-deps", "--no-install-recommends", "--nproc_per_node", "--use_gpu", "--build", "--help",
-            "--count", "--size", "--seed", "--prefix", "--enable-unsafe-webgpu"}
+            "--count", "--size", "--seed", "--prefix", "--enable-unsafe-webgpu", "--add-architecture",
+            "--test-dir"}
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9_-]*")
 GENERATED = ROOT / "docs" / "benchmarks.md"
 
 
+def executable(command: str, request) -> Path:
+    if command in SCRIPTS:
+        return SCRIPTS[command]
+    if command == NATIVE_CLI:
+        return request.getfixturevalue("build") / NATIVE_CLI
+    return BIN / command
+
+
 @cache
-def known_flags(command: str) -> frozenset[str]:
-    out = subprocess.run([str(BIN / command), "--help"], capture_output=True, text=True, timeout=120)
+def help_flags(program: Path) -> frozenset[str]:
+    out = subprocess.run([str(program), "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return frozenset(FLAG.findall(out.stdout))
+
+
+def known_flags(command: str, request) -> frozenset[str]:
+    return help_flags(executable(command, request))
 
 
 def pages() -> list[Path]:
     return [p for p in DOCS if p.is_file() and p != GENERATED]
 
 
-@pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_flag_the_docs_mention_is_known_to_its_command(page):
+def page_key(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
+
+def unknown_flags(text: str, own: str | None, flags_of) -> list[str]:
+    """'LINE: --flag' for each flag that no command of its line knows: the commands the line
+    names, and the page's own; a line that names none is checked against the Python commands
+    (flags_of(command) gives a command's flags)."""
     unknown = []
-    own = PAGE_COMMAND.get(page.name)
-    for number, line in enumerate(page.read_text().splitlines(), 1):
-        named = [c for c in COMMANDS if c in line]
+    for number, line in enumerate(text.splitlines(), 1):
+        flags = FLAG.findall(line)
+        if not flags:
+            continue
+        named = [c for c in ALL_COMMANDS if c in line]
         allowed = set(EXTERNAL)
         for command in (named + [own] if own else named) or list(COMMANDS):
-            allowed |= known_flags(command)
-        if "bokeh-native" in line or page.parent.name == "android":
-            continue                      # the native CLI's flags are checked by its own tests
-        unknown += [f"{page.name}:{number}: {flag}" for flag in FLAG.findall(line)
-                    if flag.split("=")[0] not in allowed]
-    assert not unknown, unknown
+            allowed |= flags_of(command)
+        unknown += [f"{number}: {flag}" for flag in flags if flag.split("=")[0] not in allowed]
+    return unknown
 
 
-def bash_examples(page: Path) -> list[list[str]]:
-    """Each command line of the page's ```bash blocks whose first word is one of ours."""
+@pytest.mark.parametrize("page", pages(), ids=page_key)
+def test_every_flag_the_docs_mention_is_known_to_its_command(page, request):
+    unknown = unknown_flags(page.read_text(), PAGE_COMMAND.get(page_key(page)),
+                            lambda command: known_flags(command, request))
+    assert not unknown, [f"{page_key(page)}:{u}" for u in unknown]
+
+
+def shell_commands(line: str) -> list[list[str]]:
+    """The commands of ours that a shell line runs, each as [name, args...]: its simple
+    commands (split at &&, ||, ; and |) past their variable assignments and our wrappers
+    (run-arm64 and its options), and the command line that `adb shell "..."` runs."""
+    words = shlex.split(line, comments=True)
+    simple, found = [[]], []
+    for word in words:
+        if word in ("&&", "||", ";", "|"):
+            simple.append([])
+        else:
+            simple[-1].append(word)
+    for command in simple:
+        while command and re.fullmatch(r"[A-Za-z_]\w*=.*", command[0]):
+            command = command[1:]
+        if command and Path(command[0]).name in WRAPPERS:
+            options, command = WRAPPERS[Path(command[0]).name], command[1:]
+            while len(command) > 1 and command[0] in options:
+                command = command[2:]
+        if command[:2] == ["adb", "shell"]:
+            found += [c for inner in command[2:] for c in shell_commands(inner)]
+        elif command and Path(command[0]).name in (*COMMANDS, NATIVE_CLI):
+            found.append([Path(command[0]).name, *command[1:]])
+    return found
+
+
+def shell_examples(text: str) -> list[list[str]]:
+    """Each command of ours that the page's ```bash and ```sh blocks run."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S):
+    for block in re.findall(r"```(?:bash|sh)\n(.*?)```", text, re.S):
         for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            if words and Path(words[0]).name in COMMANDS:
-                commands.append([Path(words[0]).name, *words[1:]])
+            commands += shell_commands(line)
     return commands
 
 
-EXAMPLES = [(page, words) for page in pages() for words in bash_examples(page)]
+EXAMPLES = [(page, words) for page in pages() for words in shell_examples(page.read_text())]
 
 
-@pytest.mark.parametrize("page, words", EXAMPLES, ids=[f"{p.name}: {' '.join(w)[:60]}" for p, w in EXAMPLES])
-def test_every_example_command_parses(page, words, tmp_path):
-    """Run with --help appended: argparse checks every option and value before it, and the
-    work is never started."""
-    out = subprocess.run([str(BIN / words[0]), *words[1:], "--help"], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=120)
-    assert out.returncode == 0, f"{page.name}: {' '.join(words)}: {out.stderr.strip()}"
+def parse_example(words: list[str], request, cwd: Path) -> subprocess.CompletedProcess:
+    """Run with --help appended: the command's parser checks every option and value before
+    it, and the work is never started."""
+    return subprocess.run([str(executable(words[0], request)), *words[1:], "--help"], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize("page, words", EXAMPLES, ids=[f"{page_key(p)}: {' '.join(w)[:60]}" for p, w in EXAMPLES])
+def test_every_example_command_parses(page, words, request, tmp_path):
+    out = parse_example(words, request, tmp_path)
+    assert out.returncode == 0, f"{page_key(page)}: {' '.join(words)}: {out.stderr.strip()}"
     assert not list(tmp_path.iterdir())
+
+
+def test_the_android_page_documents_every_flag_of_bokeh_native(request):
+    page = ROOT / "android" / "README.md"
+    missing = known_flags(NATIVE_CLI, request) - set(FLAG.findall(page.read_text())) - EXTERNAL
+    assert not missing, f"bokeh-native --help has flags that {page_key(page)} does not mention: {sorted(missing)}"
+
+
+def test_the_checks_of_the_android_page_catch_a_made_up_flag(request, tmp_path):
+    """The checks above can fail: a flag bokeh-native does not have, in the Android page's
+    prose and in one of its examples."""
+    text = (ROOT / "android" / "README.md").read_text()
+    prose = text.replace("`--runs N`", "`--runs-twice N`", 1)
+    assert prose != text
+    unknown = unknown_flags(prose, PAGE_COMMAND["android/README.md"], lambda command: known_flags(command, request))
+    assert [u.split(": ")[1] for u in unknown] == ["--runs-twice"], unknown
+    example = text.replace("--threads 4 --json in.png", "--threads 4 --jsn in.png", 1)
+    assert example != text
+    bad = [words for words in shell_examples(example) if words not in shell_examples(text)]
+    assert bad and bad[0][0] == NATIVE_CLI, bad
+    out = parse_example(bad[0], request, tmp_path)
+    assert out.returncode == 2 and "unrecognized argument: --jsn" in out.stderr, out.stderr
 
 
 def test_the_docs_show_examples_of_every_command():
     shown = {words[0] for _, words in EXAMPLES}
-    assert shown == set(COMMANDS)
+    assert shown == {*COMMANDS, NATIVE_CLI}
 
 
 @pytest.mark.parametrize("page", DOCS, ids=lambda p: str(p.relative_to(ROOT)))

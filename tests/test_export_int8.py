@@ -14,6 +14,7 @@ from bokehlite.compare import compare
 from bokehlite.contract import artifact_stem
 from bokehlite.export import onnx_export, parity, photo_gate, quantization
 from bokehlite.export.pipeline import ExportError, export_track
+from bokehlite.export.plan import ExportPlan
 from bokehlite.export.tflite_inspect import TfliteModel
 from bokehlite.export.track_model import build_model
 from bokehlite.export.tracks import get_track, input_shapes
@@ -25,7 +26,7 @@ SIZE = (128, 256)
 @pytest.fixture(scope="module")
 def int8_export(tmp_path_factory):
     out = tmp_path_factory.mktemp("int8")
-    report = export_track("cpu", SIZE, out, backbone=BackboneConfig.tiny(), precision="int8")
+    report = export_track(ExportPlan.build("cpu", SIZE, backbone=BackboneConfig.tiny(), precision="int8"), out)
     return out / f"{artifact_stem('cpu', SIZE, 'int8')}.tflite", report
 
 
@@ -125,7 +126,8 @@ def test_int8_gate_set_impossibly_high_fails_the_export_and_leaves_nothing(tmp_p
     gates = dict(parity.GATES, int8=parity.PhotoGate(min_bokeh_psnr=1e9, max_defocus_mae=0.0))
     with pytest.raises(ExportError, match=r"parity gate failed \(TFLite int8 vs float32 PyTorch on real "
                                           r"photos.*astronaut\.png: bokeh PSNR"):
-        export_track("cpu", SIZE, tmp_path, backbone=BackboneConfig.tiny(), gates=gates, precision="int8")
+        export_track(ExportPlan.build("cpu", SIZE, backbone=BackboneConfig.tiny(), gates=gates, precision="int8"),
+                     tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -150,7 +152,8 @@ def test_int8_on_a_track_without_learned_weights_exits_2_with_one_line(tmp_path,
 def test_gpu_track_int8_for_the_cpu_fallback_passes_the_photo_gate_with_a_float_renderer(tmp_path):
     """A phone whose GPU is refused runs the gpu track on its CPU: int8 convolutions in the
     defocus net, the renderer's blurs in float32, gated on the real photos like the cpu track."""
-    report = export_track("gpu", (128, 192), tmp_path, backbone=BackboneConfig.tiny(), precision="int8")
+    report = export_track(ExportPlan.build("gpu", (128, 192), backbone=BackboneConfig.tiny(), precision="int8"),
+                          tmp_path)
     model = TfliteModel(tmp_path / "bokeh_gpu_128x192_int8.tflite")
     assert report["precision"] == "int8" and report["quantization"]["quantized_ops"].get("CONV_2D", 0) > 0
     assert all(model.dtype(op.inputs[1]) == "float32" for op in model.ops if op.name == "DEPTHWISE_CONV_2D")
@@ -224,8 +227,8 @@ def feeds_softmax(model, op) -> bool:
 
 def test_static_int8_keeps_the_head_and_everything_after_the_softmax_off_int8_activations(tmp_path):
     folder = calibration_folder(tmp_path / "calib", 32)
-    report = export_track("cpu", SIZE, tmp_path / "out", backbone=BackboneConfig.tiny(), precision="int8",
-                          calibration=folder)
+    report = export_track(ExportPlan.build("cpu", SIZE, backbone=BackboneConfig.tiny(), precision="int8",
+                                           calibration=folder), tmp_path / "out")
     model = TfliteModel(tmp_path / "out" / "bokeh_cpu_128x256_int8.tflite")
     int8_activations = {op.name for op in model.ops for t in op.inputs + op.outputs
                         if t >= 0 and not model.is_constant(t) and model.dtype(t) == "int8"}
@@ -263,7 +266,7 @@ def trained_tiny(tmp_path_factory):
                   "--max-steps", "60", "--val-every", "60", "--lr", "2e-3", "--lr-step-size", "10",
                   "--lr-gamma", "0.3"]) == 0
     checkpoint = root / "run" / "best.pth"
-    export_track("cpu", SIZE, root / "float", checkpoint=checkpoint)
+    export_track(ExportPlan.build("cpu", SIZE, checkpoint=checkpoint), root / "float")
     return checkpoint, root / "float" / "bokeh_cpu_128x256.tflite", calibration_folder(root / "calib", 32)
 
 
@@ -286,7 +289,8 @@ def test_on_trained_weights_every_convolution_static_fails_the_gate_and_the_reci
 
 def test_static_int8_export_of_trained_weights_passes_the_gate(trained_tiny, tmp_path):
     checkpoint, _, folder = trained_tiny
-    report = export_track("cpu", SIZE, tmp_path, checkpoint=checkpoint, precision="int8", calibration=folder)
+    report = export_track(ExportPlan.build("cpu", SIZE, checkpoint=checkpoint, precision="int8", calibration=folder),
+                          tmp_path)
     assert report["weights"] == "trained" and report["quantization"]["method"] == "static"
     assert report["quantization"]["convolutions"]["static"] > 0
     worst = report["parity"]["real_photos"]["worst"]
@@ -337,6 +341,6 @@ def test_calibration_folder_holding_a_gate_photo_is_refused_before_the_export(tm
     folder = calibration_folder(tmp_path / "calib", 32)
     shutil.copyfile(photo_gate.photo_path("rocket.jpg"), folder / "zz_rocket.jpg")
     with pytest.raises(ValueError, match=r"zz_rocket.jpg is the int8 gate's held-out photo rocket.jpg \(same pixels\)"):
-        export_track("cpu", SIZE, tmp_path / "out", backbone=BackboneConfig.tiny(), precision="int8",
-                     calibration=folder)
+        export_track(ExportPlan.build("cpu", SIZE, backbone=BackboneConfig.tiny(), precision="int8",
+                                      calibration=folder), tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -10,6 +10,7 @@ from bokehlite.export import parity
 from bokehlite.export.gpu_check import check_gpu_compatibility
 from bokehlite.contract import artifact_stem
 from bokehlite.export.pipeline import ExportError, export_track
+from bokehlite.export.plan import ExportPlan
 from bokehlite.export.tflite_inspect import TfliteModel
 from bokehlite.export.track_model import build_model
 from bokehlite.export.tracks import get_track
@@ -66,13 +67,13 @@ def test_failing_tflite_parity_gate_leaves_no_file(tmp_path):
     """ONNX gates (float32) pass; the float16 TFLite gate, checked after conversion, fails."""
     gates = {"float32": parity.GATES["float32"], "float16": parity.Gate(None, 1e9, None)}
     with pytest.raises(ExportError, match=r"parity gate failed \(TFLite vs PyTorch"):
-        export_track("gpu", (128, 192), tmp_path, backbone=BackboneConfig.tiny(), gates=gates)
+        export_track(ExportPlan.build("gpu", (128, 192), backbone=BackboneConfig.tiny(), gates=gates), tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_size_names_the_required_multiple(tmp_path):
     with pytest.raises(ValueError, match="multiples of 128"):
-        export_track("cpu", (128, 200), tmp_path, backbone=BackboneConfig.tiny())
+        export_track(ExportPlan.build("cpu", (128, 200), backbone=BackboneConfig.tiny()), tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -102,7 +103,8 @@ def test_authors_checkpoint_exports_with_its_weights(tmp_path):
     net = BokehNet(stage_config("inference", backbone=BackboneConfig.tiny()))
     ckpt = tmp_path / "authors.pth"
     torch.save({"net": _authors_state_dict(net), "optimizer": {}}, ckpt)
-    report = export_track("gpu", (128, 192), tmp_path / "out", checkpoint=ckpt, backbone=BackboneConfig.tiny())
+    report = export_track(ExportPlan.build("gpu", (128, 192), checkpoint=ckpt, backbone=BackboneConfig.tiny()),
+                          tmp_path / "out")
     assert report["weights"] == "trained"
     tflite = tmp_path / "out" / f"{artifact_stem('gpu', (128, 192))}.tflite"
     x = parity.scenes(128, 192, 1)[0]

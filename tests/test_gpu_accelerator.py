@@ -25,7 +25,7 @@ from bokehlite.export.tflite_inspect import TfliteModel
 from bokehlite.export.track_model import build_model
 from bokehlite.export.tracks import get_track
 from bokehlite.model import BackboneConfig, BokehNet, stage_config
-from bokehlite.runtime import BackendError, litert_gpu
+from bokehlite.runtime import BackendError, gpu_adapter as adapters
 from bokehlite.runtime.backends import open_model
 from bokehlite.runtime.cli import main as render_main
 
@@ -137,8 +137,9 @@ def test_int64_argmax_model_fails_check_gpu_with_the_accelerators_message(tmp_pa
 def test_a_failing_accelerator_gate_leaves_no_file(tmp_path, adapter):
     gates = {**parity.GATES, "accelerator": parity.Gate(None, 1e9, None)}
     from bokehlite.export.pipeline import ExportError, export_track
+    from bokehlite.export.plan import ExportPlan
     with pytest.raises(ExportError, match=r"GPU accelerator check failed: its outputs on .* miss the gate"):
-        export_track("gpu", (128, 192), tmp_path, backbone=BackboneConfig.tiny(), gates=gates)
+        export_track(ExportPlan.build("gpu", (128, 192), backbone=BackboneConfig.tiny(), gates=gates), tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -198,10 +199,10 @@ def test_without_an_adapter_render_and_export_exit_2_with_one_line_saying_how_to
 
 
 def test_without_an_adapter_the_sidecar_says_not_verified_and_why(tmp_path, monkeypatch):
-    monkeypatch.setattr(litert_gpu, "_found", litert_gpu._found)       # restored afterwards
+    monkeypatch.setattr(adapters, "_found", adapters._found)       # restored afterwards
     monkeypatch.setenv("VK_ICD_FILENAMES", str(tmp_path / "no_such_icd.json"))
     with pytest.raises(BackendError):
-        litert_gpu.find_adapter(refresh=True)
+        adapters.find_adapter(refresh=True)
     on_gpu = verify_export(tmp_path / "unused.tflite", [], [], parity.ACCELERATOR_GATE)
     assert on_gpu["verified"] is False and "no_such_icd.json, which does not exist" in on_gpu["reason"]
     from bokehlite.export.accelerator import NoAdapterError

@@ -18,10 +18,11 @@ SIZE = (128, 192)
 def bokeh_only(tmp_path_factory):
     """(path, report) of a tiny gpu-track export with the bokeh output alone."""
     from bokehlite.export.pipeline import export_track
+    from bokehlite.export.plan import ExportPlan
     from bokehlite.model import BackboneConfig
     out = tmp_path_factory.mktemp("bokeh_only")
-    report = export_track("gpu", SIZE, out, backbone=BackboneConfig.tiny(), parity_images=1,
-                          outputs=contract.BOKEH_ONLY)
+    report = export_track(ExportPlan.build("gpu", SIZE, backbone=BackboneConfig.tiny(), parity_images=1,
+                                           outputs=contract.BOKEH_ONLY), out)
     return out / f"{contract.artifact_stem('gpu', SIZE, outputs=contract.BOKEH_ONLY)}.tflite", report
 
 

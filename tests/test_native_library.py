@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from native_support import NATIVE, asan_env, assert_clean, gpu_env, java_tool, litert_dir
+from native_support import NATIVE, asan_env, assert_clean, gpu_env, java_tool, litert_dir, native, one_line
 
 
 def harness(build: Path, name: str, out: Path) -> Path:
@@ -99,6 +99,54 @@ def test_a_software_gpu_render_finishes_while_another_pipeline_renders_on_anothe
     assert figures["other_renders"] >= 1, figures            # the other pipeline did render meanwhile
     sequential = figures["alone_ms"] + figures["other_alone_ms"]
     assert figures["busy_ms"] <= 5 * sequential, figures
+
+
+# --- without a Vulkan driver: the GPU's refusal names it, as bokeh-render does ---------------
+
+# No driver variable of the caller's may leak in: VK_DRIVER_FILES would take the loader's choice.
+NO_DRIVER_VARIABLES = {"VK_ICD_FILENAMES": "", "VK_DRIVER_FILES": "", "VK_ADD_DRIVER_FILES": ""}
+
+
+def _gpu_refusal(build: Path, model: Path, photo: Path, accelerator: str, env: dict, out: Path) -> str:
+    """What bokeh-native says when the GPU cannot be had: the error of --accelerator gpu
+    (exit 2, nothing written), or the report's fallback of auto (which renders on the CPU)."""
+    proc = native(build, "-m", model, "--accelerator", accelerator, "--json", photo, out, env=env)
+    if accelerator == "gpu":
+        assert proc.returncode == 2 and not out.exists(), f"rc {proc.returncode}: {proc.stderr}"
+        return one_line(proc)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["accelerator"] == "cpu", report
+    return report["fallback"]
+
+
+@pytest.mark.parametrize("accelerator", ["gpu", "auto"])
+def test_a_vulkan_driver_file_that_does_not_exist_is_named_when_the_gpu_is_refused(build, models, photos,
+                                                                                   accelerator, tmp_path):
+    # It used to say only "compiling failed (runtime failure)", LiteRT's status, where
+    # bokeh-render --backend litert-gpu says which driver file is missing.
+    env = {**NO_DRIVER_VARIABLES, "VK_ICD_FILENAMES": "/nonexistent.json"}
+    said = _gpu_refusal(build, models["gpu"], photos["astronaut"], accelerator, env, tmp_path / "out.png")
+    assert "no Vulkan driver: VK_ICD_FILENAMES names /nonexistent.json, which does not exist" in said, said
+    assert "runtime failure" not in said, said
+
+
+@pytest.mark.parametrize("accelerator", ["gpu", "auto"])
+def test_no_vulkan_driver_in_the_loaders_folders_is_named_when_the_gpu_is_refused(build, models, photos,
+                                                                                 accelerator, tmp_path):
+    # HOME and the XDG folders point at an empty folder; only the loader's fixed system
+    # folders are left, and a machine with a driver there cannot show this.
+    fixed = [Path(d) / "vulkan" / "icd.d" for d in ("/etc", "/usr/local/etc")]
+    installed = [str(f) for d in fixed if d.is_dir() for f in d.glob("*.json")]
+    if installed:
+        pytest.skip(f"a Vulkan driver is installed here: {', '.join(installed)}")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {**NO_DRIVER_VARIABLES, "HOME": str(empty), "XDG_CONFIG_HOME": "", "XDG_DATA_HOME": "",
+           "XDG_CONFIG_DIRS": str(empty), "XDG_DATA_DIRS": str(empty)}
+    said = _gpu_refusal(build, models["gpu"], photos["astronaut"], accelerator, env, tmp_path / "out.png")
+    assert "no Vulkan driver (no ICD file in the Vulkan loader's folders" in said, said
+    assert "VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json" in said, said
 
 
 # --- the Java class ------------------------------------------------------------------------------

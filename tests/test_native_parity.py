@@ -79,13 +79,19 @@ def test_render_track_with_depth_focus_and_aperture_matches_bokeh_render(build, 
     cases = {"astronaut": ("ramp16", ["--focus", "200,300", "--aperture", "30"]),
              "odd": ("odd8", []),                                       # default focus and aperture
              "coffee": ("ramp16", ["--focus-disparity", "0.25"])}
+    focus = {}
     for name, (depth, extra) in cases.items():
         args = ["-m", models["render"], "--depth", depth_maps[depth], *extra]
-        ref = python_render(photos[name], *args, "--threads", "2", "--json", out=tmp_path / f"py_{name}")
+        ref = tmp_path / f"py_{name}"
+        theirs = json.loads(python_run(photos[name], *args, "--threads", "2", "--json", out=ref).stdout)
         ours = tmp_path / f"{name}.png"
         proc = native(build, *args, "--accelerator", "cpu", "--threads", "2", "--json", photos[name], ours)
         assert proc.returncode == 0, proc.stderr
         gate(f"render/cpu/{name}", ours, ref / f"{name}.png")
+        # The focal plane both front ends report: the one each rendered with (R8, R9).
+        focus[name] = json.loads(proc.stdout)["focus_disparity"]
+        assert focus[name] == pytest.approx(theirs["files"][0]["focus_disparity"], abs=1e-6), (name, theirs)
+    assert focus["coffee"] == pytest.approx(0.25, abs=1e-6), "--focus-disparity is the focus as given"
 
 
 PORTRAIT_PHOTOS = ("astronaut", "rgba", "rocket")      # the rocket has no person in it
@@ -105,15 +111,16 @@ def test_portrait_model_matches_bokeh_render_and_leaves_a_photo_without_a_person
         reports[name] = json.loads(proc.stdout)
         assert reports[name]["track"] == "portrait"
         gate(f"portrait/cpu/{name}", ours, tmp_path / "py" / f"{name}.png")
-        # The focal plane stays inside the portrait graph (no output gives it): never reported.
-        assert reports[name]["focus_disparity"] is None
+        # The focal plane stays inside the portrait graph (no output gives it), so neither front
+        # end reports one; the person share is what they report: bokeh-native in its report and,
+        # for a photo without a person, both in the same warning line.
         if name == "rocket":
-            assert "no person found" in one_line(proc) and "no person found" in theirs[name]["warning"]
-            assert str(photos[name]) in one_line(proc) and str(photos[name]) in theirs[name]["warning"]
+            assert "no person found" in theirs[name]["warning"] and str(photos[name]) in theirs[name]["warning"]
+            assert one_line(proc) == f"bokeh-native: warning: {theirs[name]['warning']}"
         else:
-            assert proc.stderr.strip() == "", proc.stderr
+            assert proc.stderr.strip() == "" and "warning" not in theirs[name], (proc.stderr, theirs[name])
     assert reports["astronaut"]["person_share"] > 0.1, reports["astronaut"]
-    assert reports["rocket"]["person_share"] < 0.01 and reports["rocket"]["focus_disparity"] is None
+    assert reports["rocket"]["person_share"] < 0.01, reports["rocket"]
     assert np.array_equal(read(tmp_path / "rocket.png"), read(photos["rocket"]))
     assert np.array_equal(read(tmp_path / "rgba.png")[..., 3], read(photos["rgba"])[..., 3]), "alpha is copied"
     # The same model given as -m is the same portrait.

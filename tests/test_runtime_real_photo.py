@@ -31,8 +31,9 @@ def motorcycle(tmp_path_factory):
 def render_512x768(tmp_path_factory):
     """A render-track export at about the photo's size (741x500), as an app would pick."""
     from bokehlite.export.pipeline import export_track
+    from bokehlite.export.plan import ExportPlan
     out = tmp_path_factory.mktemp("render_512x768")
-    export_track("render", (512, 768), out, parity_images=1)
+    export_track(ExportPlan.build("render", (512, 768), parity_images=1), out)
     return out / "bokeh_render_512x768.tflite"
 
 

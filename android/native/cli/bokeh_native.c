@@ -233,7 +233,7 @@ int main(int argc, char **argv) {
     const char *model = NULL, *portrait = NULL, *depth_path = NULL, *in = NULL, *out = NULL, *focus_text = NULL;
     double focus_disparity = NAN, aperture = NAN;
     long long max_pixels = DEFAULT_MAX_PIXELS, threads = 0, runs = 1;
-    int json = 0;
+    int json = 0, fx = -1, fy = -1;      /* --focus X,Y: column fx, row fy */
     bokeh_options opt;
     bokeh_options_init(&opt);
     quiet_runtime_logs();
@@ -260,7 +260,15 @@ int main(int argc, char **argv) {
             depth_path = v;
         } else if (!strcmp(a, "--focus")) {
             VALUE();
+            /* two whole numbers and one comma between them, as bokeh-render's --focus: "5," is no point */
+            const char *comma = strchr(v, ',');
+            long long x = -1, y = -1;
+            if (!comma || strchr(comma + 1, ',') || parse_int(v, comma, &x) ||
+                parse_int(comma + 1, comma + strlen(comma), &y) || x < 0 || y < 0 || x > 1 << 30 || y > 1 << 30)
+                return bad("argument --focus: expected X,Y pixel coordinates (column,row), got '%s'%s", v, "");
             focus_text = v;
+            fx = (int)x;
+            fy = (int)y;
         } else if (!strcmp(a, "--focus-disparity")) {
             VALUE();
             if (parse_number(v, &focus_disparity) || !(focus_disparity >= 0 && focus_disparity <= 1))
@@ -309,17 +317,6 @@ int main(int argc, char **argv) {
                    depth_path ? "--depth" : focus_text ? "--focus" : "--focus-disparity", "");
     if (focus_text && !isnan(focus_disparity))
         return bad("argument --focus-disparity: not allowed with argument --focus%s%s", "", "");
-    int fx = -1, fy = -1;
-    if (focus_text) {
-        /* two whole numbers and one comma between them, as bokeh-render's --focus: "5," is no point */
-        const char *comma = strchr(focus_text, ',');
-        long long x = -1, y = -1;
-        if (!comma || strchr(comma + 1, ',') || parse_int(focus_text, comma, &x) ||
-            parse_int(comma + 1, comma + strlen(comma), &y) || x < 0 || y < 0 || x > 1 << 30 || y > 1 << 30)
-            return bad("argument --focus: expected X,Y pixel coordinates (column,row), got '%s'%s", focus_text, "");
-        fx = (int)x;
-        fy = (int)y;
-    }
     if (!bk_image_format(out)) return bad("%s: unknown output format (expected .png, .jpg or .jpeg)%s", out, "");
     /* The output replaces whatever OUT names: never the photo, nor the depth map, by any path. */
     if (same_file(out, in) || same_file(out, depth_path))
@@ -455,7 +452,7 @@ int main(int argc, char **argv) {
         fprintf(output, ",\n  \"output\": ");
         json_string(out);
         fprintf(output, ",\n  \"size\": [%d, %d],\n  \"runs\": %lld,\n", img.height, img.width, runs);
-        if (needs_depth || is_portrait) {
+        if (needs_depth) {        /* a portrait's focus stays inside its graph: there is none to report */
             fprintf(output, "  \"focus_disparity\": ");
             if (isnan(info.focus)) fprintf(output, "null");
             else fprintf(output, "%.6f", info.focus);

@@ -262,29 +262,50 @@ typedef struct {
     int step;                /* bytes per pixel */
     int r, g, b, a;          /* byte offsets; a < 0: no alpha */
     int grey;
-} layout;
+} pixel_layout;
 
-static int layout_of(bokeh_format f, layout *l) {
+static int layout_of(bokeh_format f, pixel_layout *l) {
     static const union { uint32_t word; uint8_t bytes[4]; } probe = {0x01020304u};
     int little = probe.bytes[0] == 0x04;
     switch (f) {
-    case BOKEH_FORMAT_RGBA8888: *l = (layout){4, 0, 1, 2, 3, 0}; return 0;
-    case BOKEH_FORMAT_RGB888: *l = (layout){3, 0, 1, 2, -1, 0}; return 0;
-    case BOKEH_FORMAT_GRAY8: *l = (layout){1, 0, 0, 0, -1, 1}; return 0;
+    case BOKEH_FORMAT_RGBA8888: *l = (pixel_layout){4, 0, 1, 2, 3, 0}; return 0;
+    case BOKEH_FORMAT_RGB888: *l = (pixel_layout){3, 0, 1, 2, -1, 0}; return 0;
+    case BOKEH_FORMAT_GRAY8: *l = (pixel_layout){1, 0, 0, 0, -1, 1}; return 0;
     case BOKEH_FORMAT_ARGB_INT:
-        *l = little ? (layout){4, 2, 1, 0, 3, 0} : (layout){4, 1, 2, 3, 0, 0};
+        *l = little ? (pixel_layout){4, 2, 1, 0, 3, 0} : (pixel_layout){4, 1, 2, 3, 0, 0};
         return 0;
     }
     return -1;
 }
 
+/* One render's photo: the caller's pixels, where the result goes (the same size and layout;
+ * it may be the pixels themselves), and the packed colour copy that the fit reads. */
+typedef struct {
+    const uint8_t *pixels;
+    size_t stride;                 /* bytes per row */
+    uint8_t *out;
+    size_t out_stride;             /* bytes per row */
+    int width, height;
+    pixel_layout layout;
+    uint8_t *colour;               /* width x height packed RGB (grey: one byte), or NULL */
+} photo;
+
+/* What a render takes besides the photo, checked, with the defaults filled in. */
+typedef struct {
+    const float *disparity;        /* render track: the photo's, width x height in [0, 1]; else NULL */
+    float focus;                   /* render track: the in-focus disparity; else NaN */
+    double aperture;               /* render and portrait: blur radius in photo pixels per unit
+                                      |disparity - focus| (the model's input is in its own pixels) */
+} render_params;
+
 /* The photo's colour as packed RGB (or grey) bytes: what the letterbox fit resizes. */
-static uint8_t *colour_copy(const uint8_t *px, int w, int h, size_t stride, const layout *l) {
-    int cn = l->grey ? 1 : 3;
-    uint8_t *c = malloc((size_t)w * h * cn);
+static uint8_t *colour_copy(const photo *ph) {
+    const pixel_layout *l = &ph->layout;
+    int w = ph->width, cn = l->grey ? 1 : 3;
+    uint8_t *c = malloc((size_t)w * ph->height * cn);
     if (!c) return NULL;
-    for (int y = 0; y < h; y++) {
-        const uint8_t *row = px + (size_t)y * stride;
+    for (int y = 0; y < ph->height; y++) {
+        const uint8_t *row = ph->pixels + (size_t)y * ph->stride;
         uint8_t *o = c + (size_t)y * w * cn;
         if (l->grey) {
             memcpy(o, row, (size_t)w);
@@ -302,14 +323,14 @@ static uint8_t *colour_copy(const uint8_t *px, int w, int h, size_t stride, cons
 
 /* Run the model and read outputs (out_a, out_b; -1: none) into a and b. Reading is timed
  * with the run: on a GPU the run only queues the work, and the read waits for it. */
-static bokeh_status run_model(bokeh_pipeline *p, bk_model *m, int first, int out_a, float *a, int out_b, float *b) {
+static bokeh_status run_model(bokeh_pipeline *p, bk_model *m, int out_a, float *a, int out_b, float *b) {
     double t0 = bk_now_ms();
     int r = bk_model_run(m, p->message, sizeof p->message);
     if (!r && out_a >= 0) r = bk_model_read(m, out_a, a, p->message, sizeof p->message);
     if (!r && out_b >= 0) r = bk_model_read(m, out_b, b, p->message, sizeof p->message);
     if (r) return (bokeh_status)r;
     double ms = bk_now_ms() - t0;
-    if (first) p->info.first_run_ms += ms;
+    if (p->info.renders == 0) p->info.first_run_ms += ms;     /* no render has succeeded yet */
     p->info.last_run_ms += ms;
     return BOKEH_OK;
 }
@@ -325,12 +346,7 @@ static bokeh_status check_finite(bokeh_pipeline *p, int output, const float *val
 
 typedef struct {
     bokeh_pipeline *p;
-    const uint8_t *px;
-    size_t stride;
-    const layout *l;
-    uint8_t *out;
-    size_t out_stride;
-    int w;
+    const photo *ph;
     _Atomic int failed;
     bk_sampler bokeh, defocus;
 } blend_job;
@@ -338,8 +354,9 @@ typedef struct {
 /* Photo rows [r0, r1): sample B and D back and blend (Eq. 9); rows are independent. */
 static void blend_rows(void *arg, int r0, int r1) {
     blend_job *j = arg;
-    const layout *l = j->l;
-    int w = j->w;
+    const photo *ph = j->ph;
+    const pixel_layout *l = &ph->layout;
+    int w = ph->width;
     float *brow = malloc(sizeof(float) * (size_t)w * 3), *drow = malloc(sizeof(float) * (size_t)w);
     if (!brow || !drow) {
         j->failed = 1;
@@ -350,8 +367,8 @@ static void blend_rows(void *arg, int r0, int r1) {
     for (int y = r0; y < r1; y++) {
         bk_sample_row(&j->bokeh, j->p->source, 3, y, brow);
         bk_sample_row(&j->defocus, j->p->defocus, 1, y, drow);
-        const uint8_t *in_row = j->px + (size_t)y * j->stride;
-        uint8_t *out_row = j->out + (size_t)y * j->out_stride;
+        const uint8_t *in_row = ph->pixels + (size_t)y * ph->stride;
+        uint8_t *out_row = ph->out + (size_t)y * ph->out_stride;
         if (l->a >= 0 && out_row != in_row)
             for (int x = 0; x < w; x++) out_row[x * l->step + l->a] = in_row[x * l->step + l->a];
         bk_blend_row(in_row, l->step, l->r, l->g, l->b, l->grey, w, brow, drow, j->p->contract.eta,
@@ -362,22 +379,21 @@ static void blend_rows(void *arg, int r0, int r1) {
 }
 
 /* The model has run: check B and D, sample them back through the letterbox and blend
- * them with the photo at its own resolution (Eq. 9) into out. */
-static bokeh_status blend_photo(bokeh_pipeline *p, const bk_letterbox *box, const uint8_t *px, int w, int h,
-                                size_t stride, const layout *l, uint8_t *out, size_t out_stride) {
+ * them with the photo at its own resolution (Eq. 9) into the photo's out. */
+static bokeh_status blend_photo(bokeh_pipeline *p, const bk_letterbox *box, const photo *ph) {
     bokeh_status st = check_finite(p, p->out_source, p->source, p->contract.source);
     if (!st) st = check_finite(p, p->out_defocus, p->defocus, p->contract.defocus);
     if (st) return st;
     double t0 = bk_now_ms();
     const bk_tensor_info *src = bk_model_output(p->model, p->out_source), *def = bk_model_output(p->model, p->out_defocus);
-    blend_job job = {p, px, stride, l, out, out_stride, w, 0};
+    blend_job job = {p, ph, 0};
     if (bk_sampler_init(&job.bokeh, box, src->dims[1], src->dims[2]))
         return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
     if (bk_sampler_init(&job.defocus, box, def->dims[1], def->dims[2])) {
         bk_sampler_free(&job.bokeh);
         return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
     }
-    bk_parallel_rows(host_threads(p), h, blend_rows, &job);
+    bk_parallel_rows(host_threads(p), ph->height, blend_rows, &job);
     bk_sampler_free(&job.bokeh);
     bk_sampler_free(&job.defocus);
     if (job.failed) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
@@ -385,29 +401,38 @@ static bokeh_status blend_photo(bokeh_pipeline *p, const bk_letterbox *box, cons
     return BOKEH_OK;
 }
 
+/* The photo into the model's image input through its letterbox (p->input), and that box. */
+static bokeh_status fit_photo(bokeh_pipeline *p, const photo *ph, bk_letterbox *box) {
+    bk_letterbox_fit(ph->height, ph->width, p->contract.height, p->contract.width, box);
+    if (bk_fit_photo(ph->colour, ph->layout.grey ? 1 : 3, box, p->input, host_threads(p)))
+        return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    return BOKEH_OK;
+}
+
+/* The aperture is in photo pixels; the model's are the letterbox's scale of them. */
+static float model_aperture(double aperture, const bk_letterbox *box) {
+    return (float)(aperture * bk_letterbox_scale(box));
+}
+
 /* A cpu-, gpu- or render-track model on one photo: fit, run, blend (Eq. 9) into out. */
-static bokeh_status render_photo(bokeh_pipeline *p, const uint8_t *colour, const uint8_t *px, int w, int h,
-                                 size_t stride, const layout *l, uint8_t *out, size_t out_stride,
-                                 const float *disparity, float focus, double aperture, int first) {
-    bk_contract *c = &p->contract;
+static bokeh_status render_photo(bokeh_pipeline *p, const photo *ph, const render_params *rp) {
     double t0 = bk_now_ms();
     bk_letterbox box;
-    bk_letterbox_fit(h, w, c->height, c->width, &box);
-    if (bk_fit_photo(colour, l->grey ? 1 : 3, &box, p->input, host_threads(p))) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    bokeh_status st = fit_photo(p, ph, &box);
+    if (st) return st;
     int r = bk_model_write(p->model, p->in_image, p->input, p->message, sizeof p->message);
-    if (!r && c->depth_guided) {
-        if (bk_fit_map(disparity, &box, p->disparity_input)) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
-        /* The aperture is in photo pixels; the model's are the letterbox's scale of them. */
-        float f = focus, a = (float)(aperture * bk_letterbox_scale(&box));
+    if (!r && p->contract.depth_guided) {
+        if (bk_fit_map(rp->disparity, &box, p->disparity_input)) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+        float f = rp->focus, a = model_aperture(rp->aperture, &box);
         r = bk_model_write(p->model, p->in_disparity, p->disparity_input, p->message, sizeof p->message);
         if (!r) r = bk_model_write(p->model, p->in_focus, &f, p->message, sizeof p->message);
         if (!r) r = bk_model_write(p->model, p->in_aperture, &a, p->message, sizeof p->message);
     }
     if (r) return (bokeh_status)r;
     p->info.pre_ms += bk_now_ms() - t0;
-    r = run_model(p, p->model, first, p->out_source, p->source, p->out_defocus, p->defocus);
+    r = run_model(p, p->model, p->out_source, p->source, p->out_defocus, p->defocus);
     if (r) return (bokeh_status)r;
-    return blend_photo(p, &box, px, w, h, stride, l, out, out_stride);
+    return blend_photo(p, &box, ph);
 }
 
 static bokeh_status check_disparity(bokeh_pipeline *p, const float *d, size_t n) {
@@ -420,40 +445,100 @@ static bokeh_status check_disparity(bokeh_pipeline *p, const float *d, size_t n)
 /* What an app does with a portrait model (its sidecar's contract): fit the photo into the
  * model; fit that model image into the segmenter with the same fit; the segmenter's person
  * output goes to the model as it comes out; the model's person_share decides whether there
- * is a person; its blur and defocus are blended as the gpu track's are. */
-static bokeh_status render_portrait(bokeh_pipeline *p, const uint8_t *colour, const uint8_t *px, int w, int h,
-                                    size_t stride, const layout *l, uint8_t *out, size_t out_stride, double aperture,
-                                    int first) {
+ * is a person; its blur and defocus are blended as the gpu track's are. Of the render
+ * parameters it takes the aperture only: the model derives disparity and focus. */
+static bokeh_status render_portrait(bokeh_pipeline *p, const photo *ph, const render_params *rp) {
     bk_contract *c = &p->contract;
     double t0 = bk_now_ms();
     bk_letterbox box, seg_box;
-    bk_letterbox_fit(h, w, c->height, c->width, &box);
+    bokeh_status st = fit_photo(p, ph, &box);
+    if (st) return st;
     bk_letterbox_fit(c->height, c->width, c->seg_height, c->seg_width, &seg_box);
-    if (bk_fit_photo(colour, l->grey ? 1 : 3, &box, p->input, host_threads(p)) ||
-        bk_fit_image_f32(p->input, &seg_box, p->seg_input))
-        return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
+    if (bk_fit_image_f32(p->input, &seg_box, p->seg_input)) return fail(p, BOKEH_ERROR_MEMORY, "out of memory");
     int r = bk_model_write(p->segmenter, p->seg_in, p->seg_input, p->message, sizeof p->message);
     if (r) return (bokeh_status)r;
     p->info.pre_ms += bk_now_ms() - t0;
-    r = run_model(p, p->segmenter, first, p->seg_out, p->person, -1, NULL);
+    r = run_model(p, p->segmenter, p->seg_out, p->person, -1, NULL);
     if (r) return (bokeh_status)r;
 
-    float a = (float)(aperture * bk_letterbox_scale(&box));     /* photo pixels -> model pixels */
+    float a = model_aperture(rp->aperture, &box);
     r = bk_model_write(p->model, p->in_image, p->input, p->message, sizeof p->message);
     if (!r) r = bk_model_write(p->model, p->in_person, p->person, p->message, sizeof p->message);
     if (!r) r = bk_model_write(p->model, p->in_aperture, &a, p->message, sizeof p->message);
-    if (!r) r = run_model(p, p->model, first, p->out_source, p->source, p->out_defocus, p->defocus);
+    if (!r) r = run_model(p, p->model, p->out_source, p->source, p->out_defocus, p->defocus);
     if (!r) r = bk_model_read(p->model, p->out_share, &p->share, p->message, sizeof p->message);
     if (r) return (bokeh_status)r;
     if (!isfinite(p->share))
         return fail(p, BOKEH_ERROR_RUNTIME, "the model's output 'person_share' is not finite (NaN or infinity)");
     p->info.person_share = p->share;
     p->info.person_found = p->share >= p->contract.min_person;
-    if (p->info.person_found) return blend_photo(p, &box, px, w, h, stride, l, out, out_stride);
+    if (p->info.person_found) return blend_photo(p, &box, ph);
     /* No person: the photo is left unchanged (bokeh-render warns). */
-    for (int y = 0; y < h; y++)
-        if (out + (size_t)y * out_stride != px + (size_t)y * stride)
-            memmove(out + (size_t)y * out_stride, px + (size_t)y * stride, (size_t)w * l->step);
+    for (int y = 0; y < ph->height; y++) {
+        uint8_t *to = ph->out + (size_t)y * ph->out_stride;
+        const uint8_t *from = ph->pixels + (size_t)y * ph->stride;
+        if (to != from) memmove(to, from, (size_t)ph->width * ph->layout.step);
+    }
+    return BOKEH_OK;
+}
+
+/* The photo's pointers, size and strides, before anything is read. */
+static bokeh_status check_photo(bokeh_pipeline *p, const photo *ph) {
+    int width = ph->width, height = ph->height, step = ph->layout.step;
+    if (!ph->pixels || !ph->out) return fail(p, BOKEH_ERROR_ARGUMENT, "pixels and out must not be NULL");
+    if (width < 2 || height < 2)
+        return fail(p, BOKEH_ERROR_ARGUMENT, "image is %dx%d; both sides must be at least 2 pixels", width, height);
+    if (ph->stride < (size_t)width * step || ph->out_stride < (size_t)width * step)
+        return fail(p, BOKEH_ERROR_ARGUMENT, "a stride is under %d bytes per row", width * step);
+    /* In place, row y of out must be row y of the photo: the rows are blended in parallel,
+     * each from its own photo row only. */
+    if (ph->out == ph->pixels) {
+        if (ph->out_stride != ph->stride)
+            return fail(p, BOKEH_ERROR_ARGUMENT, "out is pixels itself but with another stride (%zu bytes per row, "
+                        "not %zu); rendering in place needs the same stride", ph->out_stride, ph->stride);
+    } else if (ph->out < ph->pixels + ph->stride * height && ph->pixels < ph->out + ph->out_stride * height) {
+        return fail(p, BOKEH_ERROR_ARGUMENT, "out overlaps pixels without being them");
+    }
+    return BOKEH_OK;
+}
+
+/* The caller's bokeh_depth against the track, into render parameters with the defaults
+ * filled in: the render track's disparity and focus (the centre box's median when not
+ * given), and the aperture (the contract's default when not given) that the render and
+ * portrait tracks take. */
+static bokeh_status read_params(bokeh_pipeline *p, const bokeh_depth *depth, const photo *ph, render_params *rp) {
+    const bk_contract *c = &p->contract;
+    *rp = (render_params){NULL, NAN, c->default_aperture};
+    if (c->portrait) {
+        if (depth && (depth->disparity || !isnan(depth->focus)))
+            return fail(p, BOKEH_ERROR_DEPTH, "a portrait model takes an aperture only: it derives the depth and "
+                                              "the focus from the segmenter's person");
+    } else if (c->depth_guided) {
+        if (!depth || !depth->disparity)
+            return fail(p, BOKEH_ERROR_DEPTH, "this is a depth-guided (render-track) model: it needs the photo's "
+                                              "disparity map");
+        bokeh_status s = check_disparity(p, depth->disparity, (size_t)ph->width * ph->height);
+        if (s) return s;
+        rp->disparity = depth->disparity;
+        rp->focus = depth->focus;
+        if (isnan(rp->focus)) rp->focus = bk_centre_focus(depth->disparity, ph->height, ph->width, c->centre_box);
+        else if (!(rp->focus >= 0.f && rp->focus <= 1.f))
+            return fail(p, BOKEH_ERROR_DEPTH, "expected focus in [0, 1], got %g", (double)rp->focus);
+        p->info.focus = rp->focus;
+    } else if (depth) {
+        return fail(p, BOKEH_ERROR_DEPTH, "this is a %s-track model and takes no disparity, focus or aperture; those "
+                                          "need a render-track model (export-tflite --track render)", c->track);
+    }
+    if (depth && !isnan(depth->aperture)) {
+        /* The contract's largest aperture is in model pixels; the caller's is in photo pixels. */
+        bk_letterbox box;
+        bk_letterbox_fit(ph->height, ph->width, c->height, c->width, &box);
+        double largest = c->max_aperture / bk_letterbox_scale(&box);
+        if (!(depth->aperture >= 0.f && depth->aperture <= largest))      /* also false for inf */
+            return fail(p, BOKEH_ERROR_DEPTH, "expected aperture in [0, %g] photo pixels (the model's %g at this "
+                        "photo's scale), got %g", largest, c->max_aperture, (double)depth->aperture);
+        rp->aperture = depth->aperture;
+    }
     return BOKEH_OK;
 }
 
@@ -461,71 +546,24 @@ bokeh_status bokeh_render(bokeh_pipeline *p, const void *pixels, int width, int 
                           bokeh_format format, void *out, size_t out_stride, const bokeh_depth *depth) {
     if (!p) return BOKEH_ERROR_ARGUMENT;
     if (!p->open) return not_open(p);
-    layout l;
-    if (layout_of(format, &l)) return fail(p, BOKEH_ERROR_ARGUMENT, "unknown pixel format %d", (int)format);
-    if (format == BOKEH_FORMAT_ARGB_INT) {
-        stride *= 4;
-        out_stride *= 4;
+    photo ph = {pixels, stride, out, out_stride, width, height};
+    if (layout_of(format, &ph.layout)) return fail(p, BOKEH_ERROR_ARGUMENT, "unknown pixel format %d", (int)format);
+    if (format == BOKEH_FORMAT_ARGB_INT) {      /* its strides are in ints */
+        ph.stride *= 4;
+        ph.out_stride *= 4;
     }
-    if (!pixels || !out) return fail(p, BOKEH_ERROR_ARGUMENT, "pixels and out must not be NULL");
-    if (width < 2 || height < 2)
-        return fail(p, BOKEH_ERROR_ARGUMENT, "image is %dx%d; both sides must be at least 2 pixels", width, height);
-    if (stride < (size_t)width * l.step || out_stride < (size_t)width * l.step)
-        return fail(p, BOKEH_ERROR_ARGUMENT, "a stride is under %d bytes per row", width * l.step);
-    /* In place, row y of out must be row y of the photo: the rows are blended in parallel,
-     * each from its own photo row only. */
-    if (out == pixels) {
-        if (out_stride != stride)
-            return fail(p, BOKEH_ERROR_ARGUMENT, "out is pixels itself but with another stride (%zu bytes per row, "
-                        "not %zu); rendering in place needs the same stride", out_stride, stride);
-    } else if ((const uint8_t *)out < (const uint8_t *)pixels + stride * height &&
-               (const uint8_t *)pixels < (const uint8_t *)out + out_stride * height) {
-        return fail(p, BOKEH_ERROR_ARGUMENT, "out overlaps pixels without being them");
-    }
+    render_params rp;
+    bokeh_status s = check_photo(p, &ph);
+    if (!s) s = read_params(p, depth, &ph, &rp);
+    if (s) return s;
 
-    float focus = NAN;
-    if (p->contract.portrait) {
-        if (depth && (depth->disparity || !isnan(depth->focus)))
-            return fail(p, BOKEH_ERROR_DEPTH, "a portrait model takes an aperture only: it derives the depth and "
-                                              "the focus from the segmenter's person");
-    } else if (p->contract.depth_guided) {
-        if (!depth || !depth->disparity)
-            return fail(p, BOKEH_ERROR_DEPTH, "this is a depth-guided (render-track) model: it needs the photo's "
-                                              "disparity map");
-        bokeh_status s = check_disparity(p, depth->disparity, (size_t)width * height);
-        if (s) return s;
-        focus = depth->focus;
-        if (isnan(focus)) focus = bk_centre_focus(depth->disparity, height, width, p->contract.centre_box);
-        else if (!(focus >= 0.f && focus <= 1.f))
-            return fail(p, BOKEH_ERROR_DEPTH, "expected focus in [0, 1], got %g", (double)focus);
-        p->info.focus = focus;
-    } else if (depth) {
-        return fail(p, BOKEH_ERROR_DEPTH, "this is a %s-track model and takes no disparity, focus or aperture; those "
-                                          "need a render-track model (export-tflite --track render)", p->contract.track);
-    }
-    double aperture = p->contract.default_aperture;
-    if (depth && !isnan(depth->aperture)) {
-        /* The contract's largest aperture is in model pixels; the caller's is in photo pixels. */
-        bk_letterbox box;
-        bk_letterbox_fit(height, width, p->contract.height, p->contract.width, &box);
-        double largest = p->contract.max_aperture / bk_letterbox_scale(&box);
-        if (!(depth->aperture >= 0.f && depth->aperture <= largest))      /* also false for inf */
-            return fail(p, BOKEH_ERROR_DEPTH, "expected aperture in [0, %g] photo pixels (the model's %g at this "
-                        "photo's scale), got %g", largest, p->contract.max_aperture, (double)depth->aperture);
-        aperture = depth->aperture;
-    }
-
-    int first = p->info.renders == 0;
     p->info.last_run_ms = p->info.pre_ms = p->info.post_ms = 0;
     double t0 = bk_now_ms();
-    uint8_t *colour = colour_copy(pixels, width, height, stride, &l);
-    if (!colour) return fail(p, BOKEH_ERROR_MEMORY, "out of memory for a %dx%d photo", width, height);
+    ph.colour = colour_copy(&ph);
+    if (!ph.colour) return fail(p, BOKEH_ERROR_MEMORY, "out of memory for a %dx%d photo", width, height);
     p->info.pre_ms += bk_now_ms() - t0;
-    bokeh_status s = p->contract.portrait ? render_portrait(p, colour, pixels, width, height, stride, &l, out, out_stride,
-                                                   aperture, first)
-                                 : render_photo(p, colour, pixels, width, height, stride, &l, out, out_stride,
-                                                depth ? depth->disparity : NULL, focus, aperture, first);
-    free(colour);
+    s = p->contract.portrait ? render_portrait(p, &ph, &rp) : render_photo(p, &ph, &rp);
+    free(ph.colour);
     if (s != BOKEH_OK) return s;
     p->info.renders++;
     p->message[0] = 0;

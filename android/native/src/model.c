@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "bokeh.h"
+#include "vulkan.h"
 
 /* XNNPACK flags the Python runtime's `litert` backend passes (runtime/litert_cpu.py):
  * QS8 | QU8 | TRANSIENT_INDIRECTION_BUFFER, the low-memory setting. */
@@ -39,7 +40,7 @@ struct bk_model {
     LiteRtRankedTensorType in_type[BK_MAX_TENSORS], out_type[BK_MAX_TENSORS];
     LiteRtTensorBuffer in_buf[BK_MAX_TENSORS], out_buf[BK_MAX_TENSORS];
     int on_gpu, fully, fp16, software_gpu;
-    char fallback[256];
+    char fallback[1024];
     double load_ms, compile_ms;
 };
 
@@ -421,13 +422,17 @@ int bk_model_open(LiteRtEnvironment env, const char *path, const bk_model_option
             what = "finding the GPU accelerator (LiteRT fell back to its CPU)";
         }
         if (s != kLiteRtStatusOk) {
+            /* LiteRT says only "runtime failure" when there is no Vulkan device to compile for:
+             * name the missing driver or loader, as bokeh-render does. */
+            char why[768];
+            if (strcmp(what, "compiling") || !bk_vulkan_missing(why, sizeof why))
+                snprintf(why, sizeof why, "%s failed (%s)", what, status_name(s));
             if (opt->accelerator == BOKEH_ACCELERATOR_GPU) {
                 bk_model_close(m);
-                return fail(msg, n, BOKEH_ERROR_ACCELERATOR,
-                            "%s: LiteRT's GPU accelerator cannot run it here: %s failed (%s); "
-                            "use the CPU (--accelerator cpu or auto)", path, what, status_name(s));
+                return fail(msg, n, BOKEH_ERROR_ACCELERATOR, "%s: LiteRT's GPU accelerator cannot run it here: %s; "
+                            "use the CPU (--accelerator cpu or auto)", path, why);
             }
-            snprintf(m->fallback, sizeof m->fallback, "GPU: %s failed (%s)", what, status_name(s));
+            snprintf(m->fallback, sizeof m->fallback, "GPU: %s", why);
         }
     }
     if (!m->compiled) {
