@@ -21,7 +21,7 @@ import skimage.data
 import torch
 
 from bokehlite.contract import DEFAULT_SIZE, SEGMENTER_SIZE
-from bokehlite.export.portrait import portrait_net
+from bokehlite.export.track_model import portrait_net
 from bokehlite.export.segmenter import segmenter_bytes, with_signature
 from bokehlite.runtime import backends
 from bokehlite.runtime.fit import Letterbox

@@ -23,8 +23,7 @@ from ..model.portrait_net import GROUND_NEAR, GUIDE_EPS, HORIZON, PERSON
 from .pipeline import export_track
 from .plan import ExportPlan
 from .segmenter import segmenter_bytes, with_signature, write_segmenter
-# portrait_net: re-exported for tests/test_portrait.py and docs/make_portrait_figures.py, which import it here.
-from .track_model import guide_grid, portrait_net  # noqa: F401
+from .track_model import guide_grid
 
 
 def rules(size: tuple[int, int]) -> dict:

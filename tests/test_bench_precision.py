@@ -16,7 +16,7 @@ from bokehlite.benchmarks.efficiency import efficiency, find, precision_ratios, 
 from bokehlite.benchmarks.ort_int8 import int8_ratios
 from bokehlite.benchmarks.stats import summarize
 from bokehlite.benchmarks.targets import evaluate_targets
-from fixtures.bench import run_bench
+from fixtures.bench import check_ratio, run_bench
 
 SIZE = "128x256"     # the cpu track needs multiples of 128 (so not 128x192); conftest's tiny size
 
@@ -270,7 +270,7 @@ def test_ort_int8_is_a_static_qdq_copy_of_the_int8_exports_graph_calibrated_on_r
     float_graph = onnx.load(track["extra_artifacts"]["int8"]["onnx"])
     [lite, ort] = [r for r in track["results"] if r.get("extra") and r["backend"] != "litert-xnnpack-persistent"]
     [ratio] = track["int8_ratios"]
-    assert ratio["litert_ort"] == pytest.approx(np.median(lite["samples_ms"]) / np.median(ort["samples_ms"]))
+    check_ratio(results, ratio, "litert_ort", np.median(lite["samples_ms"]) / np.median(ort["samples_ms"]))
     convs = sum(n.op_type == "Conv" for n in float_graph.graph.node)
     assert convs > 0 and not any(n.op_type == "QuantizeLinear" for n in float_graph.graph.node)
 
@@ -290,4 +290,7 @@ def test_int8_targets_are_not_evaluated_at_this_size_and_the_report_shows_the_ro
     assert "## Precision: extra exports vs the track's own" in md and "| int8 |" in md
     assert "litert-xnnpack int8 1 thread" in proc.stderr        # its own progress step
     assert "int8: LiteRT vs ONNX Runtime" in text and "## int8: LiteRT vs ONNX Runtime" in md
-    assert rows["cpu-int8-litert-ort"]["met"] is not None      # a ratio: judged at any size
+    if not results["load"]["loaded"]:
+        assert rows["cpu-int8-litert-ort"]["met"] is not None  # a ratio: judged at any size
+    else:
+        assert rows["cpu-int8-litert-ort"]["note"].startswith("not stated: machine loaded")

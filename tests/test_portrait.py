@@ -208,7 +208,7 @@ def astronaut_run(pipeline):
     """The real segmenter and the real exported portrait model (LiteRT) on the astronaut, and the
     PyTorch portrait model's focus for the same inputs (the focus is not a model output)."""
     import torch
-    from bokehlite.export.portrait import portrait_net
+    from bokehlite.export.track_model import portrait_net
     from bokehlite.runtime.portrait import PortraitRenderer
     renderer = PortraitRenderer(pipeline / f"bokeh_portrait_{SIZE}.json")
     x, seg_input, aperture, box = renderer.prepare(skimage.data.astronaut(), 20.0)
@@ -235,7 +235,7 @@ def test_half_resolution_portrait_is_within_36_db_of_the_full_resolution_exact_r
     time). In PyTorch: the export's own gate holds the .tflite to this network (61.9 dB at
     1024x1536)."""
     import torch
-    from bokehlite.export.portrait import portrait_net
+    from bokehlite.export.track_model import portrait_net
     from bokehlite.model.depth_render import DepthRenderNet
     from bokehlite.runtime import backends
     from bokehlite.runtime.fit import Letterbox
@@ -266,7 +266,7 @@ def test_the_guided_filter_puts_the_masks_edges_on_the_photos_edges(pipeline):
     """At the default model size a segmenter pixel is 6 model pixels: the raw mask is blocky.
     Refined, where its gradient is strong the photo's is too (correlation of the magnitudes)."""
     import torch
-    from bokehlite.export.portrait import portrait_net
+    from bokehlite.export.track_model import portrait_net
     from bokehlite.runtime import backends
     from bokehlite.runtime.fit import Letterbox
     size = (1024, 1536)
