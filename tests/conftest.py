@@ -1,4 +1,5 @@
-"""Shared fixtures: real tiny exports, made once per test session."""
+"""Shared fixtures: real tiny exports and native builds, made once per test run (made_once.py:
+also once when pytest-xdist runs the files in several processes)."""
 from __future__ import annotations
 
 import os
@@ -14,6 +15,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from made_once import made_once  # noqa: E402
 from native_support import JAVA_SRC, PORTRAIT_SIZE, cmake_build, java_tool  # noqa: E402
 
 TINY_SIZES = {"gpu": (128, 192), "cpu": (128, 256), "render": (128, 192)}
@@ -29,14 +31,11 @@ def tiny_export(tmp_path_factory):
     from bokehlite.export.plan import ExportPlan
     from bokehlite.model import BackboneConfig
 
-    out = tmp_path_factory.mktemp("tiny_artifacts")
-    cache = {}
-
     def get(track: str):
-        if track not in cache:
-            report = export_track(ExportPlan.build(track, TINY_SIZES[track], backbone=BackboneConfig.tiny()), out)
-            cache[track] = (out / f"{artifact_stem(track, TINY_SIZES[track])}.tflite", report)
-        return cache[track]
+        size = TINY_SIZES[track]
+        folder, report = made_once(tmp_path_factory, f"tiny-{track}", lambda out: export_track(
+            ExportPlan.build(track, size, backbone=BackboneConfig.tiny()), out))
+        return folder / f"{artifact_stem(track, size)}.tflite", report
 
     return get
 
@@ -49,14 +48,10 @@ def full_size_export(tmp_path_factory):
     from bokehlite.export.pipeline import export_track
     from bokehlite.export.plan import ExportPlan
 
-    out = tmp_path_factory.mktemp("full_size_artifacts")
-    cache = {}
-
     def get(track: str):
-        if track not in cache:
-            report = export_track(ExportPlan.build(track, DEFAULT_SIZE, parity_images=1), out)
-            cache[track] = (out / f"{artifact_stem(track, DEFAULT_SIZE)}.tflite", report)
-        return cache[track]
+        folder, report = made_once(tmp_path_factory, f"full-size-{track}", lambda out: export_track(
+            ExportPlan.build(track, DEFAULT_SIZE, parity_images=1), out))
+        return folder / f"{artifact_stem(track, DEFAULT_SIZE)}.tflite", report
 
     return get
 
@@ -80,7 +75,7 @@ def gpu_adapter():
 
 @pytest.fixture(scope="session")
 def build(tmp_path_factory) -> Path:
-    return cmake_build(tmp_path_factory.mktemp("native_build"))
+    return made_once(tmp_path_factory, "native-build", cmake_build)[0]
 
 
 @pytest.fixture(scope="session")
@@ -119,29 +114,35 @@ def write_pngs(folder: Path, images: dict[str, np.ndarray]) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def models(tiny_export, tmp_path_factory) -> dict[str, Path]:
-    """Every track the exporter makes, at a tiny size."""
+def tiny_int8(tmp_path_factory) -> tuple[Path, dict]:
+    """(tflite path, report) of the tiny cpu track's int8 export (dynamic range)."""
     from bokehlite.contract import artifact_stem
     from bokehlite.export.pipeline import export_track
     from bokehlite.export.plan import ExportPlan
     from bokehlite.model import BackboneConfig
 
-    found = {track: tiny_export(track)[0] for track in ("gpu", "cpu", "render")}
-    out = tmp_path_factory.mktemp("native_int8")
-    export_track(ExportPlan.build("cpu", (128, 256), backbone=BackboneConfig.tiny(), precision="int8"), out)
-    found["int8"] = out / f"{artifact_stem('cpu', (128, 256), 'int8')}.tflite"
-    return found
+    size = TINY_SIZES["cpu"]
+    folder, report = made_once(tmp_path_factory, "tiny-int8", lambda out: export_track(
+        ExportPlan.build("cpu", size, backbone=BackboneConfig.tiny(), precision="int8"), out))
+    return folder / f"{artifact_stem('cpu', size, 'int8')}.tflite", report
+
+
+@pytest.fixture(scope="session")
+def models(tiny_export, tiny_int8) -> dict[str, Path]:
+    """Every track the exporter makes, at a tiny size."""
+    return {**{track: tiny_export(track)[0] for track in ("gpu", "cpu", "render")}, "int8": tiny_int8[0]}
 
 
 @pytest.fixture(scope="session")
 def portrait(tmp_path_factory) -> Path:
     """A portrait export at a tiny size, as export-tflite writes it: the folder with the
     portrait model, its sidecar and the segmenter the sidecar names."""
-    folder = tmp_path_factory.mktemp("native_portrait")
-    proc = subprocess.run([sys.executable, "-m", "bokehlite.export.cli", "--track", "portrait", "--input-size",
-                           PORTRAIT_SIZE, "-o", str(folder)], capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"export-tflite --track portrait failed: {proc.stderr[-1500:]}"
-    return folder
+    def make(folder: Path) -> None:
+        proc = subprocess.run([sys.executable, "-m", "bokehlite.export.cli", "--track", "portrait", "--input-size",
+                               PORTRAIT_SIZE, "-o", str(folder)], capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, f"export-tflite --track portrait failed: {proc.stderr[-1500:]}"
+
+    return made_once(tmp_path_factory, "tiny-portrait", make)[0]
 
 
 @pytest.fixture(scope="session")
@@ -156,7 +157,7 @@ def java_classes(build, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def asan_build(tmp_path_factory) -> Path:
-    return cmake_build(tmp_path_factory.mktemp("native_asan"), "-DBOKEH_SANITIZE=ON",
-                       "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DBOKEH_BUILD_JNI=OFF")
+    return made_once(tmp_path_factory, "native-asan", lambda folder: cmake_build(
+        folder, "-DBOKEH_SANITIZE=ON", "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DBOKEH_BUILD_JNI=OFF"))[0]
 
 

@@ -24,10 +24,10 @@ SIZE = (128, 256)
 
 
 @pytest.fixture(scope="module")
-def int8_export(tmp_path_factory):
-    out = tmp_path_factory.mktemp("int8")
-    report = export_track(ExportPlan.build("cpu", SIZE, backbone=BackboneConfig.tiny(), precision="int8"), out)
-    return out / f"{artifact_stem('cpu', SIZE, 'int8')}.tflite", report
+def int8_export(tiny_int8):
+    """The session's tiny int8 export (conftest.py), at SIZE."""
+    assert tiny_int8[0].name == f"{artifact_stem('cpu', SIZE, 'int8')}.tflite"
+    return tiny_int8
 
 
 def test_tiny_int8_export_carries_int8_weights_with_float32_io_and_float_softmax(int8_export):
