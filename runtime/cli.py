@@ -402,13 +402,16 @@ def _run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     if not jobs:
         return fail("no photos found in " + ", ".join(args.inputs))
+    progress = Progress(len(jobs))
+    if args.backend == "litert-gpu":
+        progress.note(f"{PROG}: compiling {Path(model).name} for LiteRT's GPU accelerator (on a software "
+                      "GPU such as SwiftShader, minutes for a full-size model)")
     try:
         check_out_dir(args.out)
         mode = build_mode(args, kind, model)
     except RuntimeInputError as exc:
         return fail(str(exc))
 
-    progress = Progress(len(jobs))
     t0 = time.perf_counter()
     outcomes = []
     for i, job in enumerate(jobs):

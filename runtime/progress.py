@@ -26,6 +26,12 @@ class Progress:
         self.stream.flush()
         self._drawn = True
 
+    def note(self, text: str) -> None:
+        """A line about a long step before the bar starts, on a terminal only: a script's
+        stderr keeps its one line per problem."""
+        if self.enabled:
+            self.message(text)
+
     def message(self, text: str) -> None:
         self.clear()
         print(text, file=self.stream, flush=True)

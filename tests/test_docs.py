@@ -32,7 +32,7 @@ PAGE_COMMAND = {"docs/training.md": "train-bokeh", "docs/export.md": "export-tfl
 # ctest, python).
 EXTERNAL = {"--no-deps", "--no-install-recommends", "--nproc_per_node", "--use_gpu", "--build", "--help",
             "--count", "--size", "--seed", "--prefix", "--enable-unsafe-webgpu", "--add-architecture",
-            "--test-dir"}
+            "--test-dir", "--dist"}
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9_-]*")
 GENERATED = ROOT / "docs" / "benchmarks.md"
 

@@ -166,6 +166,34 @@ def test_bokeh_render_on_the_accelerator_agrees_with_the_cpu_on_a_photo(tiny_exp
     assert compare(cpu, gpu)["psnr"] is None or compare(cpu, gpu)["psnr"] >= 40.0
 
 
+def test_on_a_terminal_bokeh_render_says_first_that_it_compiles_for_the_accelerator(tiny_export, tmp_path, adapter):
+    """Compiling on SwiftShader takes minutes at full size (issue 35): a terminal hears why it
+    waits before it waits; a script's stderr (the test above) still has its one line."""
+    import pty
+    photo = tmp_path / "grey.png"
+    cv2.imwrite(str(photo), np.full((96, 144, 3), 90, np.uint8))
+    model = tiny_export("gpu")[0]
+    master, terminal = pty.openpty()
+    proc = subprocess.run([sys.executable, "-m", "bokehlite.runtime.cli", str(photo), "-m", str(model), "-o",
+                           str(tmp_path / "out"), "--backend", "litert-gpu"], stdout=subprocess.DEVNULL,
+                          stderr=terminal, timeout=600)
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:          # the terminal's other end is closed: all read
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.returncode == 0, seen.decode(errors="replace")
+    first = seen.decode().replace("\r", "").strip().splitlines()[0]
+    assert first == (f"bokeh-render: compiling {model.name} for LiteRT's GPU accelerator (on a software GPU "
+                     "such as SwiftShader, minutes for a full-size model)")
+
+
 # --- without an adapter ------------------------------------------------------------------------
 
 def no_adapter_cases(tmp_path) -> dict[str, str]:

@@ -129,7 +129,9 @@ def test_ctrl_c_saves_last_pth_and_resume_carries_on_without_repeating_a_step(eb
     run = tmp_path / "run"
     cmd = [str(BIN / "train-bokeh"), str(ebb), "--stage", "1", *TINY, "--no-vgg", "--crop", "32",
            "--batch-size", "2", "--val-count", "2", "--log-every", "1", "--max-steps", "1000", "--out", str(run)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    # As from a terminal: pytest-xdist's workers ignore SIGINT, and a child would inherit that.
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and len(records(run, "train") if (run / "metrics.jsonl").exists() else []) < 3:
         time.sleep(0.2)
