@@ -20,19 +20,6 @@ from native_support import JAVA_SRC, PORTRAIT_SIZE, cmake_build, java_tool  # no
 
 TINY_SIZES = {"gpu": (128, 192), "cpu": (128, 256), "render": (128, 192)}
 
-# The files that take longest, first: with two processes (the README's `-n 2 --dist loadfile`)
-# the full-size gpu export starts at once on one, arm64's build and emulated runs on the other,
-# and the files that read the full-size export (test_gpu_accelerator, test_native_parity,
-# test_web_*) come late enough to find it made instead of waiting for it.
-FIRST = ("test_export_fullsize.py", "test_arm64.py", "test_portrait.py", "test_export_int8.py",
-         "test_model_train.py", "test_portrait_half_render.py")
-
-
-def pytest_collection_modifyitems(items):
-    """Collection order, FIRST's files first; the others keep theirs."""
-    rank = {name: i for i, name in enumerate(FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))
-
 
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory):

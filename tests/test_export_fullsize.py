@@ -7,7 +7,7 @@ from bokehlite.export.gpu_check import check_gpu_compatibility
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("track", ["gpu", "cpu"])     # gpu first: the longest, and four files read it
+@pytest.mark.parametrize("track", ["gpu", "cpu"])
 def test_full_size_export_passes_its_gates(full_size_export, track):
     tflite, report = full_size_export(track)     # shared with test_gpu_accelerator.py
     assert tflite.stat().st_size == report["size_bytes"] > 50e6   # the paper-size ResNeXt50
