@@ -78,7 +78,7 @@ class Settings:
     threads: tuple[int, ...] = ()          # () means (1, all cores)
     sweep_sizes: tuple[tuple[int, int], ...] = ()
     tiny: bool = False                     # tiny backbone (tests); needs its own --artifacts
-    adapter: object = None                 # device gpu: runtime.litert_gpu.Adapter, found by the CLI
+    adapter: object = None                 # device gpu: runtime.gpu_adapter.Adapter, found by the CLI
     gemm_size: int = GEMM_SIZE             # tests only: smaller products do not reach the peak
     precisions: tuple[str, ...] = ()       # --precision: extra exports to time where a track has them
     profile: bool = False                  # --profile: LiteRT's op profile of each export

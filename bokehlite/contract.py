@@ -148,6 +148,8 @@ def artifact_stem(track: str, size: tuple[int, int], precision: str | None = Non
     (`outputs` == BOKEH_ONLY)."""
     default = track_contract(track).precision
     stem = f"bokeh_{track}_{size[0]}x{size[1]}"
+    if render_scale not in RENDER_SCALES:
+        raise ValueError(f"render_scale must be one of {RENDER_SCALES}, got {render_scale!r}")
     if render_scale != 1:       # the exporter decides which tracks take it (export/plan.py)
         stem += "_half"
     if precision is not None and precision != default:

@@ -145,9 +145,6 @@ def _main(argv: list[str] | None) -> int:
     if args.segmenter and args.track != "portrait":
         return fail("--segmenter goes with --track portrait")
     outputs = OUTPUT_SETS[args.outputs]
-    if outputs is not None and args.track == "portrait":
-        return fail("--outputs bokeh does not go with --track portrait: the portrait pipeline blends "
-                    "with the defocus map at the photo's resolution")
     try:
         plans = [ExportPlan.build(name, args.input_size, precision=args.precision, outputs=outputs,
                                   render_scale=args.render_scale, calibration=args.calibration,

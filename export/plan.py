@@ -8,8 +8,9 @@ Every rule that ties the options together is checked here and nowhere else: the 
 its precision and outputs (tracks.get_track), the render scale, the size the track accepts,
 and that a calibration set means static int8 (and is a usable one). export-tflite, the
 benchmark and the tests all build their exports through `ExportPlan.build`, so they refuse
-the same things with the same words. No torch here: the command line builds its plans
-before loading it.
+the same things with the same words (export-tflite's `--segmenter` alone, which names a
+file for the portrait export, stays with the command line). No torch here unless a
+calibration folder is checked: the command line builds its plans before loading it.
 """
 from __future__ import annotations
 
@@ -64,6 +65,9 @@ class ExportPlan:
         are the fields that need no check: checkpoint, backbone, gates, parity_images,
         require_gpu, sidecar_extra. Raises ValueError naming the option that does not fit.
         """
+        if outputs is not None and track == "portrait":
+            raise ValueError("--outputs bokeh does not go with --track portrait: the portrait pipeline blends "
+                             "with the defocus map at the photo's resolution")
         chosen = get_track(track, precision, outputs)
         if render_scale not in RENDER_SCALES:
             raise ValueError(f"--render-scale must be one of {', '.join(map(str, RENDER_SCALES))}, "

@@ -403,11 +403,12 @@ def _run(args: argparse.Namespace) -> int:
     if not jobs:
         return fail("no photos found in " + ", ".join(args.inputs))
     progress = Progress(len(jobs))
-    if args.backend == "litert-gpu":
-        progress.note(f"{PROG}: compiling {Path(model).name} for LiteRT's GPU accelerator (on a software "
-                      "GPU such as SwiftShader, minutes for a full-size model)")
     try:
         check_out_dir(args.out)
+        if args.backend == "litert-gpu":
+            what = f"the portrait pipeline in {model}" if kind == "portrait" else str(model)
+            progress.note(f"{PROG}: compiling {what} for LiteRT's GPU accelerator (on a software GPU such as "
+                          "SwiftShader, minutes for a full-size model)")
         mode = build_mode(args, kind, model)
     except RuntimeInputError as exc:
         return fail(str(exc))

@@ -1,5 +1,5 @@
-"""The child processes of LiteRT's GPU accelerator (`python -m bokehlite.runtime.gpu_child`, as
-gpu_adapter.run_child starts them): `probe` (is there an adapter, and which one), and `run` /
+"""The child processes of LiteRT's GPU accelerator (gpu_adapter.run_child starts them with
+`python -c` importing this module's main; `python -m bokehlite.runtime.gpu_child` runs it too): `probe` (is there an adapter, and which one), and `run` /
 `check` for export-tflite's verification and `--check-gpu`.
 
 A child because the accelerator can crash its process (SIGILL, SIGSEGV), prints to file

@@ -62,7 +62,8 @@ def check_disparity(disparity, photo_size: tuple[int, int]) -> np.ndarray:
 
 
 def check_number(name: str, value, upper: float, unit: str = "") -> float:
-    """A finite number in [0, upper] as a float; DepthError naming `name` otherwise."""
+    """A finite number in [0, upper] as a float; TypeError for a non-number, DepthError naming
+    `name` for one out of range."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"expected {name} as a number, got {type(value).__name__}")
     if not (math.isfinite(float(value)) and 0.0 <= float(value) <= upper):        # also false for NaN

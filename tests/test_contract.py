@@ -51,11 +51,15 @@ def test_sidecar_inputs_and_eq9_come_from_the_contract_and_the_exported_model(ti
     assert BokehNet(stage_config("inference", eta=12.0)).eq9 == (12.0, 0.125)
 
 
-def test_two_precisions_of_one_track_share_a_folder(tiny_export):
+def test_two_precisions_of_one_track_share_a_folder(tiny_export, tmp_path):
+    import shutil
     from bokehlite.export.pipeline import export_track
     from bokehlite.export.plan import ExportPlan
     from bokehlite.model import BackboneConfig
-    default, _ = tiny_export("gpu")                                      # float16, the gpu default
+    shared, _ = tiny_export("gpu")                                       # float16, the gpu default
+    for path in shared.parent.glob(f"{shared.stem}.*"):                  # a copy: the session's folder stays as made
+        shutil.copy(path, tmp_path)
+    default = tmp_path / shared.name
     report = export_track(ExportPlan.build("gpu", (128, 192), backbone=BackboneConfig.tiny(), precision="float32"),
                           default.parent)
     other = default.parent / "bokeh_gpu_128x192_float32.tflite"

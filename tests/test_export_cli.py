@@ -144,3 +144,16 @@ def test_stale_cleanup_leaves_folders_it_cannot_prove_are_its_own(tmp_path):
     assert remove_stale_work_dirs(tmp_path) == (0, 0)
     assert (backup / "precious.txt").read_text() == "keep me"
     assert old_style.is_dir() and unmarked.is_dir() and other_host.is_dir() and other_ns.is_dir()
+
+
+@pytest.mark.parametrize("tool, args, code, says", [
+    ("fp16_tool", ["--help"], 0, "usage: python -m bokehlite.export.fp16_tool"),
+    ("int8_layers_tool", [], 2, "usage: python -m bokehlite.export.int8_layers_tool FLOAT.tflite"),
+    ("int8_layers_tool", ["no_such.tflite", "no_such_dir"], 2, "no_such"),
+])
+def test_the_developer_tools_answer_from_their_own_modules(tool, args, code, says):
+    """docs/export.md's `python -m bokehlite.export.fp16_tool` and `...int8_layers_tool`."""
+    proc = subprocess.run([sys.executable, "-m", f"bokehlite.export.{tool}", *args], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == code, proc.stderr
+    assert says in proc.stdout + proc.stderr

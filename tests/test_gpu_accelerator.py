@@ -190,7 +190,7 @@ def test_on_a_terminal_bokeh_render_says_first_that_it_compiles_for_the_accelera
     os.close(master)
     assert proc.returncode == 0, seen.decode(errors="replace")
     first = seen.decode().replace("\r", "").strip().splitlines()[0]
-    assert first == (f"bokeh-render: compiling {model.name} for LiteRT's GPU accelerator (on a software GPU "
+    assert first == (f"bokeh-render: compiling {model} for LiteRT's GPU accelerator (on a software GPU "
                      "such as SwiftShader, minutes for a full-size model)")
 
 

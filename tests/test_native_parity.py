@@ -110,6 +110,7 @@ def test_portrait_model_matches_bokeh_render_and_leaves_a_photo_without_a_person
         assert proc.returncode == 0, proc.stderr
         reports[name] = json.loads(proc.stdout)
         assert reports[name]["track"] == "portrait"
+        assert "focus_disparity" not in reports[name] and "focus_disparity" not in theirs[name]
         gate(f"portrait/cpu/{name}", ours, tmp_path / "py" / f"{name}.png")
         # The focal plane stays inside the portrait graph (no output gives it), so neither front
         # end reports one; the person share is what they report: bokeh-native in its report and,
