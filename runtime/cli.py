@@ -213,10 +213,11 @@ class Outcome:
     rendered: Rendered | None = None
     error: str | None = None
     internal: bool = False                # the error is a bug (exit 1), not bad input
+    unwritten_warning: str | None = None  # the warning of a render whose file could not be written
 
     @property
     def warning(self) -> str | None:
-        return None if self.rendered is None else self.rendered.warning
+        return self.unwritten_warning if self.rendered is None else self.rendered.warning
 
 
 def output_name(rel: Path, suffix: str) -> Path:
@@ -316,6 +317,14 @@ def check_out_dir(out_dir: Path) -> None:
         raise OutputError(str(exc)) from None
 
 
+class NotWritten(OutputError):
+    """Rendered, but the output could not be written; the render's warning still stands."""
+
+    def __init__(self, message: str, warning: str | None):
+        super().__init__(message)
+        self.warning = warning
+
+
 def render_file(mode, job: Job, max_pixels: int) -> Rendered:
     """Read, render and write one photo (and its depth map, if the mode gives one): both files,
     or neither. RuntimeInputError with one line when the photo or its render is refused."""
@@ -326,7 +335,7 @@ def render_file(mode, job: Job, max_pixels: int) -> Rendered:
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create {job.output.parent} ({exc.strerror or exc})") from None
+        raise NotWritten(f"cannot create {job.output.parent} ({exc.strerror or exc})", result.warning) from None
     if result.unchanged:
         data = read_bytes(job.input)            # "left unchanged" means the very same bytes
     else:
@@ -338,7 +347,10 @@ def render_file(mode, job: Job, max_pixels: int) -> Rendered:
     if depth is not None:
         depth16 = np.rint(np.clip(depth, 0.0, 1.0) * 65535.0).astype(np.uint16)
         written[job.depth_output] = note_output(encode_photo(Photo(depth16, "png")), "png")
-    write_all(written)          # both files, or neither
+    try:
+        write_all(written)      # both files, or neither
+    except RuntimeInputError as exc:
+        raise NotWritten(str(exc), warning) from None
     return Rendered(size, time.perf_counter() - t0, warning, focus, job.depth_output if depth is not None else None)
 
 
@@ -454,6 +466,8 @@ def _render_job(mode, job: Job, max_pixels: int) -> Outcome:
         return Outcome(job, error=job.error)
     try:
         return Outcome(job, render_file(mode, job, max_pixels))
+    except NotWritten as exc:
+        return Outcome(job, error=str(exc), unwritten_warning=exc.warning)
     except RuntimeInputError as exc:
         return Outcome(job, error=str(exc))
     except Exception as exc:              # a bug: report it, keep going with the batch

@@ -305,3 +305,18 @@ def test_render_sidecar_must_declare_the_four_inputs(render_model, tiny_export, 
     shutil.copyfile(gpu_model, model)
     with pytest.raises(ModelError, match=r"signature inputs are \['image'\]"):
         BokehRenderer(model)
+
+
+def test_a_render_whose_file_cannot_be_written_keeps_its_depth_warning(render_model, scene, tmp_path, capsys):
+    """The map was repaired (NaN holes), the render ran, the write failed: both lines are said,
+    and the JSON report keeps the warning beside the error."""
+    disparity = scene["disparity"].copy()
+    disparity[60:130, 130:160] = np.nan
+    np.save(tmp_path / "holes.npy", disparity)
+    (tmp_path / "out" / "photo.png").mkdir(parents=True)          # a folder where the output goes
+    code, stdout, err = run([scene["dir"] / "photo.png", "--depth", tmp_path / "holes.npy", "--json",
+                             "-m", render_model, "-o", tmp_path / "out"], capsys)
+    assert code != 0
+    [entry] = json.loads(stdout)["files"]
+    assert "NaN" in entry["warning"] and "cannot write" in entry["error"], entry
+    assert any(line.startswith("bokeh-render: warning: ") and "NaN" in line for line in err), err
