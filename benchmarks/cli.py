@@ -124,10 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                    help="cpu: everything below; gpu: LiteRT's GPU accelerator (litert-gpu) only "
                         "(default: cpu)")
-    p.add_argument("--track", type=tracks_arg, default=("cpu", "gpu"), metavar="LIST",
+    p.add_argument("--track", type=tracks_arg, metavar="LIST",
                    help="which tracks, comma-separated, e.g. all,portrait; all = cpu and gpu, the paper's "
                         "tracks; render (the depth-guided renderer) and portrait (segmenter + portrait "
-                        "model) are opt-in (default: all)")
+                        "model) are opt-in (default: all; with --device gpu, gpu: the cpu track is not for "
+                        "the GPU accelerator)")
     p.add_argument("--precision", type=precisions_arg, default=(), metavar="LIST",
                    help="precisions to export and time, e.g. float16,int8: a track's own is always "
                         "timed; each other precision export-tflite makes of a track (int8: cpu and gpu "
@@ -158,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, help="write a latency and stage chart to FILE.png")
     p.add_argument("--native", type=Path, metavar="BUILD/bokeh-native",
                    help="also time bokeh-native beside bokeh-render, end to end (benchmarks/native.py)")
+    p.add_argument("--web", action="store_true",
+                   help="also time the web page in headless Chromium (wasm, and WebGPU where it runs) beside "
+                        "bokeh-render on the gpu track's model (benchmarks/web.py)")
     adv = p.add_argument_group("advanced (tests and experiments; results are not the AIM protocol)")
     adv.add_argument("--size", type=size_arg, default=FULL_SIZE, help="input size HxW (default: 1024x1536)")
     adv.add_argument("--tiny", action="store_true",
@@ -199,7 +203,10 @@ def settings_from(args: argparse.Namespace, argv: list[str]) -> Settings:
             image_files(args.images)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    tracks = args.track
+    tracks = args.track or (("gpu",) if args.device == "gpu" else ("cpu", "gpu"))
+    if args.device == "gpu" and "cpu" in tracks:
+        raise UsageError("--device gpu: the cpu track is not for LiteRT's GPU accelerator (docs/contract.md, "
+                         "F9: every front end refuses it there); the gpu track is the model for GPUs (--track gpu)")
     for precision in args.precision:
         if not any(precision == own_precision(t) or precision in EXTRA_PRECISIONS.get(t, ()) for t in tracks):
             own = ", ".join(f"{t} {own_precision(t)}" for t in tracks)
@@ -255,6 +262,10 @@ def _main(argv: list[str] | None) -> int:
         if settings.device == "gpu":
             settings.adapter = find_gpu_adapter()
         check_sizes(settings)
+        if args.web:
+            from ..export.webgpu_check import missing_browser
+            if (why := missing_browser()):
+                raise UsageError(f"--web needs the browser: {why}")
         if args.native is not None:      # never time a binary under emulation (qemu-user)
             from .native import emulated
             if (why := emulated(args.native)):
@@ -267,6 +278,9 @@ def _main(argv: list[str] | None) -> int:
         if args.native is not None:      # its rows become a section of every report below
             from .native import add_native
             add_native(results, args.native, settings, lambda m: print(m, file=sys.stderr, flush=True))
+        if args.web:
+            from .web import add_web
+            add_web(results, settings, lambda m: print(m, file=sys.stderr, flush=True))
         withhold_ratios(results)         # on a loaded machine, no report states a ratio between runtimes
         print(to_text(sections(results)))
         for path, write in ((args.json, write_json), (args.markdown, write_markdown), (args.plot, write_plot)):

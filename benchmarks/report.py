@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..files import atomic_write
 from .backends import HEADLINE
@@ -442,9 +443,18 @@ def _load_judgement(load: dict | None) -> str:
     return f"{NOT_STATED.upper()}: machine loaded, {judged}" if load["loaded"] else f"stated: {judged}"
 
 
+def _fingerprint(code: dict | None) -> str:
+    """'<sha256> (<N> *.py, ... files under ...)': what tests/test_bench_report_fresh.py recomputes."""
+    if not code:
+        return "unknown (not run from a source tree)"
+    return (f"{code['sha256']} (sha256 of the {code['files']} {code['covers']}, as the run read them; "
+            "benchmarks/fingerprint.py)")
+
+
 def machine_section(results: dict) -> Section:
     m, p = results["machine"], results["protocol"]
     rows = [["Measured", f"{results.get('created', '?')} (UTC)"], ["Commit", results.get("commit", "unknown")],
+            ["Code fingerprint", _fingerprint(results.get("code"))],
             ["Command", " ".join(results.get("command", []))],
             ["CPU", f"{m['cpu_model']} ({m['cores']} cores)"], ["Platform", m["platform"]],
             ["Load average (1 min)", f"{m['load_avg_before']:.2f} before, {m['load_avg_after']:.2f} after the "
@@ -479,11 +489,43 @@ def native_section(results: dict) -> Section | None:
     return Section("bokeh-native beside bokeh-render", header, rows, notes)
 
 
+def web_section(results: dict) -> Section | None:
+    """--web: the page in headless Chromium beside bokeh-render, on one model and photo."""
+    web = results.get("web")
+    if not web:
+        return None
+    header = ["Model", "Photo (HxW)", "Runtime", "Ran on", "Threads", "Renders", "Median ms", "First ms", "Model ms",
+              "x bokeh-render"]
+    rows, notes = [], ["The page's whole render (fit, segmenter, model, blend) and bokeh-render's "
+                       "renderer in one process, on one generated JPEG of the model's size; the median of the "
+                       "renders after the first. A software WebGPU adapter (SwiftShader) computes on the CPU: "
+                       "its times are not a phone GPU's."]
+    for r in web["rows"]:
+        name = Path(r["model"]).name
+        if "error" in r:
+            rows.append([name, r["photo"], r["runtime"], r["error"], "", "", "", "", "", ""])
+            continue
+        ratio = r.get("vs_bokeh_render")
+        rows.append([name, r["photo"], r["runtime"], r["ran_on"], str(r["threads"]), str(r["runs"]),
+                     _f(r["total_ms"], 0), _f(r["first_ms"], 0), _f(r["model_ms"], 0),
+                     "1" if r["runtime"] == "bokeh-render" else (r.get("not_stated") or "-") if ratio is None
+                     else f"{ratio:.2f}"])
+        if r.get("fallback"):
+            notes.append(f"{r['runtime']} fell back: {r['fallback']}")
+        if r.get("ran_on") == "webgpu" and r.get("adapter"):
+            notes.append(f"WebGPU adapter: {r['adapter']}.")
+    if web.get("target"):
+        t = web["target"]
+        notes.append(f"Target: the page on wasm within {t['target']:g}x of bokeh-render at 1024x1536 "
+                     f"({t['threads']} threads): {t['ratio']:.2f}x ({'met' if t['met'] else 'NOT MET'}).")
+    return Section("The web page beside bokeh-render", header, rows, notes)
+
+
 def sections(results: dict) -> list[Section]:
     out = [machine_section(results), latency_section(results), ratio_section(results),
            precision_section(results), int8_section(results), portrait_section(results), stage_section(results),
            profile_section(results), large_photo_section(results),
-           efficiency_section(results), sweep_section(results), native_section(results)]
+           efficiency_section(results), sweep_section(results), native_section(results), web_section(results)]
     out += paper_sections(results)
     out.append(target_section(results))
     return [s for s in out if s is not None and s.rows]

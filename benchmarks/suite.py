@@ -32,6 +32,7 @@ from ..host import default_threads, source_commit, tool_versions
 from ..model.config import BackboneConfig
 from .backends import BACKENDS, CPU_BACKENDS, HEADLINE, PERSISTENT
 from .efficiency import efficiency, find, over_peak_warning, precision_ratios, ratios
+from .fingerprint import code_fingerprint
 from .inputs import track_inputs
 from .large_photo import measure_large_photo
 from .ort_int8 import BACKEND as ORT_INT8, int8_ratios
@@ -228,6 +229,7 @@ class Suite:
 
     def run(self) -> dict:
         s = self.s
+        code = code_fingerprint()       # the code as this run imports it, before any row
         threads = s.thread_counts()
         extra_sizes = [size for size in s.sweep_sizes if tuple(size) != tuple(s.size)]
         self.steps = sum((len(s.backends(t)) + (t == "portrait" and s.device == "cpu")
@@ -290,13 +292,16 @@ class Suite:
                   for name, track in tracks.items() for r in track["results"] if r.get("capped")]
         capped += [f"sweep {r['track']} {r['size'][0]}x{r['size'][1]} ({r['count']} runs)"
                    for r in sweep_rows if r.get("capped")]
+        if code is not None and code_fingerprint() != code:
+            self.warnings.append("the code changed while this run measured it (its fingerprint at the start is "
+                                 "the one recorded): rows may time different code; rerun")
         if capped:
             self.warnings.append(f"stopped at --max-secs {s.protocol.max_secs:g} s short of --runs "
                                  f"{s.protocol.runs}: " + ", ".join(capped))
         results = {
             "format": FORMAT, "version": 1,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": s.command, "commit": source_commit(), "device": s.device,
+            "command": s.command, "commit": source_commit(), "code": code, "device": s.device,
             "gpu_adapter": s.adapter.to_dict() if s.adapter is not None else None,
             "machine": {**machine(), "load_avg_before": load_before, "load_avg_after": os.getloadavg()[0]},
             "protocol": {**s.protocol.to_dict(), "statistic": "avg", "size": list(s.size),

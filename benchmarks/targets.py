@@ -123,6 +123,12 @@ def withhold_ratios(results: dict) -> dict:
             for key, fields in CROSS_RUNTIME_FIELDS.items():
                 for r in track.get(key) or []:
                     r.update(dict.fromkeys(fields), not_stated=load["not_stated"])
+        web = results.get("web")
+        if web:             # the page against bokeh-render (--web), and its target with it
+            for r in web["rows"]:
+                if "vs_bokeh_render" in r:
+                    r.update(vs_bokeh_render=None, not_stated=load["not_stated"])
+            web["target"] = None
     return results
 
 

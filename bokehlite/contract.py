@@ -258,3 +258,23 @@ RENDER_SCALES = (1, 2)
 
 def portrait_stem(size: tuple[int, int]) -> str:
     return artifact_stem("portrait", size)
+
+
+# F9 (docs/contract.md): a model goes to LiteRT's GPU accelerator only when its contract records
+# a run there that export-tflite verified (`gpu_accelerator.verified`, written for float16 exports).
+# The cpu track and every int8 export are made for the CPU and never run there at export: the tiny
+# backbone's 2-channel groups fail WebGPU validation, and ResNeXt50 agrees only as far as nothing
+# checks. libbokeh (android/native/src/bokeh.c) writes the same line.
+NOT_VERIFIED_REASON = "the contract records no verified run"
+
+
+def gpu_refusal(sidecar: dict) -> str | None:
+    """None when `sidecar` records a verified run on LiteRT's GPU accelerator; otherwise why
+    every front end refuses to put the model there (F9), the line that follows the model's path."""
+    gpu = sidecar.get("gpu_accelerator")
+    gpu = gpu if isinstance(gpu, dict) else {}
+    if gpu.get("verified") is True:
+        return None
+    reason = gpu.get("reason") if isinstance(gpu.get("reason"), str) else NOT_VERIFIED_REASON
+    return (f"not for LiteRT's GPU accelerator: not verified there at export ({reason}); "
+            "the gpu track is the model for GPUs (export-tflite --track gpu); run this one on the CPU")

@@ -5,9 +5,14 @@
   (before) and refined by the portrait model's guided filter (after), each beside the photo.
 - with --models DIR (an `export-tflite --track portrait` folder): docs/portrait_astronaut_photo.jpg,
   _bokeh.jpg and _depth.jpg, the astronaut through that exported pipeline as bokeh-render
-  --portrait --save-depth renders her.
+  --portrait --save-depth renders her; and docs/portrait_chelsea.jpg: scikit-image's cat
+  through the same pipeline, photo | portrait bokeh | derived disparity, to show what a person
+  segmenter does on another subject.
 
     python docs/make_portrait_figures.py [--models artifacts]   # the segmenter from the cache
+
+The docs' figures come from `export-tflite --track portrait` at its default size, 1024x1536
+(a tiny export would not show the render's blur as bokeh-render gives it).
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from bokehlite.runtime.fit import Letterbox
 HERE = Path(__file__).resolve().parent
 CROP = (slice(560, 1000), slice(780, 1260))     # model pixels: the right shoulder and the helmet
 SCALE = 0.5                                     # of the crop, for small files
+CAT_PANEL = (220, 146)                          # W, H of each of the cat's three panels (660 px wide)
 
 
 def masks() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,10 +61,9 @@ def figure(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return cv2.resize(np.hstack([photo, grey]), None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_AREA)
 
 
-def portrait(models: Path) -> dict[str, np.ndarray]:
-    """The astronaut, her portrait bokeh and its disparity through the exported pipeline, BGR uint8."""
+def portrait(models: Path, photo: np.ndarray) -> dict[str, np.ndarray]:
+    """The photo (RGB), its portrait bokeh and its disparity through the exported pipeline, BGR uint8."""
     from bokehlite.runtime.portrait import PortraitRenderer, find_pipeline
-    photo = skimage.data.astronaut()
     result = PortraitRenderer(find_pipeline(models)).render(photo)
     depth = (np.clip(result.disparity, 0, 1) * 255).round().astype(np.uint8)
     return {"photo": photo[..., ::-1], "bokeh": result.pixels[..., ::-1],
@@ -76,8 +81,11 @@ def main(argv: list[str]) -> int:
     for name, mask in (("before", raw), ("after", refined)):
         write(f"portrait_edge_{name}.jpg", figure(image, mask))
     if argv[:1] == ["--models"] and len(argv) == 2:
-        for name, picture in portrait(Path(argv[1])).items():
+        for name, picture in portrait(Path(argv[1]), skimage.data.astronaut()).items():
             write(f"portrait_astronaut_{name}.jpg", cv2.resize(picture, (320, 320), interpolation=cv2.INTER_AREA))
+        cat = portrait(Path(argv[1]), skimage.data.chelsea())       # 300x451: a cat, no person
+        panels = [cv2.resize(cat[k], CAT_PANEL, interpolation=cv2.INTER_AREA) for k in ("photo", "bokeh", "depth")]
+        write("portrait_chelsea.jpg", np.hstack(panels))
     return 0
 
 

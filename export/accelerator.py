@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from ..compare import compare, merge, worst_psnr
-from ..runtime.errors import BackendError
+from ..contract import SIDECAR_FORMAT, gpu_refusal
+from ..runtime.errors import BackendError, ModelError
 from ..runtime.gpu_adapter import Adapter, find_adapter, run_child
+from ..runtime.sidecar import read_sidecar
 
 RUN_TIMEOUT_S = 1800         # a full-size export's first run on SwiftShader takes minutes
 # --check-gpu on any model: the accelerator against LiteRT's CPU on uniform inputs. A
@@ -111,7 +113,14 @@ def verify_export(tflite: str | Path, inputs: list[dict[str, np.ndarray]],
 def check_file(path: str | Path) -> dict:
     """`export-tflite --check-gpu`: GPU-only compile and one run of any model, against
     LiteRT's CPU on the same inputs. {"verified", "compatible", ...}; `compatible` is None
-    when there is no adapter to ask."""
+    when there is no adapter to ask.
+
+    One of our exports is answered by its contract first, as every front end answers it (F9 in
+    docs/contract.md): one whose contract records no verified run (the cpu track, int8) is not
+    for the GPU, whatever a run on uniform inputs would show."""
+    refusal = _contract_refusal(path)
+    if refusal is not None:
+        return {"verified": False, "compatible": False, "reason": refusal}
     adapter, reason = adapter_or_reason()
     if adapter is None:
         return {"verified": False, "compatible": None, "reason": reason}
@@ -133,3 +142,13 @@ def check_file(path: str | Path) -> dict:
                             f"CPU: {worst:.1f} dB < {CHECK_MIN_PSNR:.0f} dB (peak: the CPU output's largest "
                             "magnitude)")
     return report
+
+
+def _contract_refusal(path: str | Path) -> str | None:
+    """F9's refusal when `path` carries our contract (a sidecar beside it, or embedded) and it
+    records no verified run on LiteRT's GPU accelerator; None for a model from elsewhere."""
+    try:
+        sidecar = read_sidecar(path)
+    except ModelError:
+        return None
+    return gpu_refusal(sidecar) if sidecar.get("format") == SIDECAR_FORMAT else None

@@ -1,4 +1,5 @@
-"""Convolutions rewritten for LiteRT's GPU accelerator, in the exported graph only.
+"""Convolutions and compositing chains rewritten for LiteRT's GPU accelerator and for WebGPU's
+default limits, in the exported graph only.
 
 The PyTorch reference in model/ and its checkpoints stay as they are: `rewrite_for_gpu`
 replaces modules of a copy, after the weights are loaded, and the parity gates compare
@@ -20,17 +21,37 @@ the rewritten export against the untouched reference.
    convolution with block-diagonal weights (zero across groups): exact, at the cost of
    more multiply-adds in such (small) layers. ResNeXt50-32x4d has 4 to 32 channels per
    group and is not touched; the tiny test backbone (2 per group in its first stage) is.
+3. Long compositing chains. ML Drift links ("fuses") a chain of elementwise ops into the
+   kernel that produces its first operand, and every other tensor such an op reads becomes
+   one more sampled texture of that shader. The layered render composites layer after layer
+   as acc = acc * (1 - coverage) + blur (Eq. 7/8, model/render.py `accumulate`): two
+   tensors a layer, and the converter computes every layer's blur before the chain, so the
+   whole chain links into one shader: 17 sampled textures in the portrait model (9 layers
+   on its coarsest grid), 29 in the gpu track at 1024x1536 (15 layers), where WebGPU's
+   default maxSampledTexturesPerShaderStage is 16. The shader then fails to compile in a
+   browser while LiteRT's native accelerator, which does not apply that limit, runs it.
+   After every `LAYERS_PER_SHADER`-th layer of a chain the running sums pass through a 1x1
+   convolution with identity weights, which ML Drift does not link, so a new shader starts
+   there: at most 1 + 2 x 6 = 13 textures each. Exact (x times 1, plus zeros), for a 7 x 7
+   matrix product per pixel at the compositing grid.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from ..model.render import LayeredRenderer
 
 MAX_TEXTURE_ROWS = 8192
 # Input channels per group of a split 3x3 convolution: 512 x 3 x 3 = 4608 rows.
 SPLIT_CHANNELS = 512
 SPLIT_ROWS = SPLIT_CHANNELS * 3 * 3
 CHANNEL_SLICE = 4           # ML Drift stores channels in slices of 4
+MAX_SAMPLED_TEXTURES = 16   # WebGPU's default maxSampledTexturesPerShaderStage
+# Composited layers per shader: the chain's first operand plus 2 tensors a layer, 13 <= 16,
+# with room for a producer that samples more than one texture.
+LAYERS_PER_SHADER = 6
 
 
 class InputSplitConv2d(nn.Module):
@@ -101,9 +122,53 @@ def _rewrite(conv: nn.Conv2d) -> tuple[nn.Module, dict] | None:
     return None
 
 
+class ShaderBreak(nn.Module):
+    """A 1x1 convolution with identity weights: the same tensor, exactly, through an op that
+    LiteRT's GPU backend does not link into the elementwise ops before it. No parameters."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+        return F.conv2d(x, eye[:, :, None, None])
+
+
+def _chains(renderer: LayeredRenderer) -> list[list[int]]:
+    """The renderer's layer indices in compositing order, one list per elementwise chain: one
+    chain, or with `grids` one per grid (an upsampling between grids starts a new shader)."""
+    n = len(renderer.blurs)
+    if renderer.grids is None:
+        return [list(reversed(range(n)))]
+    return [[i for i in reversed(range(n)) if renderer.grids[i] == grid]
+            for grid in sorted(set(renderer.grids), reverse=True)]
+
+
+def break_compositing_chains(model: nn.Module) -> list[dict]:
+    """Give every `LAYERS_PER_SHADER`-th layer of each long compositing chain in `model` a
+    ShaderBreak (in place; call it on a copy). One record per break, as rewrite_for_gpu's."""
+    records = []
+    for name, renderer in model.named_modules():
+        if not isinstance(renderer, LayeredRenderer):
+            continue
+        for chain in _chains(renderer):
+            sizes = ", ".join(str(renderer.blurs[i].size) for i in chain)
+            for at in range(LAYERS_PER_SHADER, len(chain), LAYERS_PER_SHADER):
+                i = chain[at - 1]
+                renderer.blurs[i].shader_break = ShaderBreak()
+                records.append({
+                    "layer": f"{name}.blurs.{i}" if name else f"blurs.{i}",
+                    "was": f"one of {len(chain)} layers composited in one shader (kernels {sizes})",
+                    "rewrite": "the running sums pass through a 1x1 identity convolution after this layer",
+                    "reason": f"LiteRT's GPU backend links the compositing chain (acc * (1 - coverage) + blur, "
+                              f"Eq. 7/8) into one shader that samples 2 more textures a layer; a shader over "
+                              f"WebGPU's default maxSampledTexturesPerShaderStage ({MAX_SAMPLED_TEXTURES}) fails "
+                              f"to compile in a browser (a break every {LAYERS_PER_SHADER} layers: at most "
+                              f"{1 + 2 * LAYERS_PER_SHADER})"})
+    return records
+
+
 def rewrite_for_gpu(model: nn.Module) -> list[dict]:
-    """Rewrite `model`'s convolutions in place (call it on a copy); one record per layer:
-    {"layer": state-dict name, "was": "3x3 conv 1024 -> 256", "rewrite": ..., "reason": ...}."""
+    """Rewrite `model`'s convolutions and long compositing chains in place (call it on a copy);
+    one record per layer: {"layer": state-dict name, "was": "3x3 conv 1024 -> 256", "rewrite":
+    ..., "reason": ...}."""
     records = []
     for parent_name, parent in list(model.named_modules()):
         for name, child in list(parent.named_children()):
@@ -116,4 +181,4 @@ def rewrite_for_gpu(model: nn.Module) -> list[dict]:
             setattr(parent, name, module)
             layer = f"{parent_name}.{name}" if parent_name else name
             records.append({"layer": layer, "was": _describe(child), **record})
-    return records
+    return records + break_compositing_chains(model)

@@ -2,7 +2,8 @@
 
 It runs an ExportPlan (plan.py: the options, checked) as a sequence of steps, each a function
 that returns its part of the report: _build (the PyTorch model), _fp16_arithmetic, _onnx,
-_convert, _tflite_parity, _gpu, then _report and _publish.
+_convert, _tflite_parity, _gpu (with _verify_on_accelerator and _verify_on_webgpu), then
+_report and _publish.
 
 Everything is built in a temporary folder inside the output folder and renamed into place
 only after every gate has passed, so a failed export leaves nothing.
@@ -31,7 +32,7 @@ from ..files import ensure_writable_dir, fsync_dir, fsync_file, remove_stale_wor
 from ..host import tool_versions
 from ..model.render import blur_separably
 from ..tflite_metadata import MetadataError
-from . import accelerator, fp16, gpu_check, metadata, onnx_export, parity, photo_gate, quantization
+from . import accelerator, fp16, gpu_check, metadata, onnx_export, parity, photo_gate, quantization, webgpu_check
 from .calibration import STATIC_OPS
 from .gpu_rewrite import rewrite_for_gpu
 from .plan import ExportPlan
@@ -101,12 +102,14 @@ def export_track(plan: ExportPlan, out_dir: str | Path = "artifacts",
     A float16 (GPU-track) export is rewritten for LiteRT's GPU accelerator (gpu_rewrite.py)
     and, where a Vulkan adapter exists, compiled GPU-only and run on the parity inputs;
     without one, the report says `"verified": false` (GpuRequiredError with `require_gpu`).
+    It is then run on WebGPU in headless Chromium with the browser's default limits
+    (webgpu_check.py): the report's `webgpu`; without Chromium, `"ran": false`.
     The .tflite carries TFLite Model Metadata and its contract inside (metadata.py); the
     sidecar records both sha256s. Raises CheckpointError for a bad checkpoint and ExportError
     when a step or a gate fails. Nothing is left in `out_dir` on failure.
     """
     out_dir = _prepare(plan, out_dir, progress)
-    step = _Steps(8 if plan.for_gpu else 7, progress)
+    step = _Steps(9 if plan.for_gpu else 7, progress)
     built = _build(plan, step)
     fp16_arithmetic = _fp16_arithmetic(plan, built)
     with work_dir(out_dir, plan.stem) as tmp:
@@ -270,8 +273,8 @@ def _int8_gate(plan: ExportPlan, built: _Built, tflite: Path, step: _Steps) -> d
 
 
 def _gpu(plan: ExportPlan, built: _Built, tflite: Path, lite: list[dict], step: _Steps) -> dict:
-    """Steps 6 (and 7, float16): the TFLite GPU delegate's rules, and LiteRT's GPU accelerator:
-    the sidecar's `gpu_check` and `gpu_accelerator`."""
+    """Steps 6 (and 7 and 8, float16): the TFLite GPU delegate's rules, LiteRT's GPU
+    accelerator and WebGPU: the sidecar's `gpu_check`, `gpu_accelerator` and `webgpu`."""
     step("checking TFLite GPU delegate compatibility")
     gpu = gpu_check.check_gpu_compatibility(tflite)
     if plan.for_gpu and not gpu["compatible"]:
@@ -279,10 +282,14 @@ def _gpu(plan: ExportPlan, built: _Built, tflite: Path, lite: list[dict], step: 
     if plan.for_gpu:
         step("running it on LiteRT's GPU accelerator, GPU-only")
         on_gpu = _verify_on_accelerator(plan, built, tflite, lite)
+        step("running it on WebGPU in headless Chromium (SwiftShader, the browser's default limits)")
+        on_webgpu = _verify_on_webgpu(tflite, step)
     else:
         on_gpu = {"verified": False, "reason": f"{plan.track.precision} export: made for the CPU, not run "
                                                "on the GPU accelerator"}
-    return {"gpu_check": gpu, "gpu_accelerator": on_gpu}
+        on_webgpu = {"ran": False, "ok": False, "psnr": None,
+                     "reason": f"{plan.track.precision} export: made for the CPU, not run on WebGPU"}
+    return {"gpu_check": gpu, "gpu_accelerator": on_gpu, "webgpu": on_webgpu}
 
 
 def _verify_on_accelerator(plan: ExportPlan, built: _Built, tflite: Path, lite: list[dict]) -> dict:
@@ -298,6 +305,15 @@ def _verify_on_accelerator(plan: ExportPlan, built: _Built, tflite: Path, lite: 
         raise GpuRequiredError(str(exc)) from None
     except accelerator.AcceleratorError as exc:
         raise ExportError(f"LiteRT's GPU accelerator check failed: {exc}") from None
+
+
+def _verify_on_webgpu(tflite: Path, step: _Steps) -> dict:
+    """The sidecar's `webgpu` (webgpu_check.verify_export); ExportError when the model ran there
+    and ran wrong: LiteRT's native accelerator does not apply WebGPU's limits."""
+    try:
+        return webgpu_check.verify_export(tflite, step.note)
+    except webgpu_check.WebGpuError as exc:
+        raise ExportError(f"WebGPU check failed (headless Chromium, default limits): {exc}") from None
 
 
 def _report(plan: ExportPlan, built: _Built, tflite: Path, parity_stats: dict, gpu: dict,

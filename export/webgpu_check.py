@@ -1,9 +1,10 @@
 """Does this .tflite run correctly on WebGPU within the browser's default limits?
 
 LiteRT's native GPU accelerator (export/accelerator.py) does not apply WebGPU's limits, so a
-model can pass it and still run wrong in a browser, silently: the portrait model needs 17
+model can pass it and still run wrong in a browser, silently: the portrait model needed 17
 sampled textures in one compute shader where WebGPU's default maxSampledTexturesPerShaderStage
-is 16, and LiteRT.js then reports success and returns outputs 5-12 dB off (issue 33). This
+is 16 (until gpu_rewrite.py broke its compositing chain), and LiteRT.js then reports success
+and returns outputs 5-12 dB off (issue 33). This
 check runs the model as the page does (web/check.html, through web/bokeh.mjs: LiteRT.js on
 WebGPU, the device's uncapturederror events and the outputs' finiteness watched) in headless
 Chromium on SwiftShader with the default limits, and compares its outputs with the Python
@@ -14,7 +15,8 @@ LiteRT interpreter's on the same inputs (a hash both sides compute; nothing is s
     # {"ran": True, "ok": True, "psnr": 145.2, "reason": "", "outputs": {...}, ...}
 
 ran=False (with a one-line reason) where Chromium, Node or `npm ci --prefix web` is missing:
-the check did not run, which is not a failure of the model.
+the check did not run, which is not a failure of the model. `verify_export` is the export's
+step (pipeline.py): every float16 export runs it, and fails when the model runs wrong.
 """
 from __future__ import annotations
 
@@ -25,7 +27,9 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote
 
 import numpy as np
@@ -92,9 +96,10 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def webgpu_check(model: str | os.PathLike, *, seed: int = 0, gate_psnr: float = GATE_PSNR,
-                 limits: str = "default", timeout: float = 900) -> dict:
+                 limits: str = "default", timeout: float = 900, accelerator: str = "webgpu") -> dict:
     """Run `model` on WebGPU in headless Chromium (SwiftShader, the browser's default limits
-    unless limits="adapter") and compare with the Python LiteRT interpreter.
+    unless limits="adapter") and compare with the Python LiteRT interpreter. accelerator="wasm"
+    runs it on LiteRT.js's WebAssembly instead, for comparison.
 
     Returns {"ran", "ok", "psnr" (the lowest over the outputs, dB; None when it did not run
     through, or when every output was identical), "reason" (one line: why not ok, or why it did not run; "" when ok), "outputs"
@@ -120,19 +125,22 @@ def webgpu_check(model: str | os.PathLike, *, seed: int = 0, gate_psnr: float = 
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
-            url = (f"{url_of(server)}check.html?model=models/{quote(name)}&accelerator=webgpu&seed={seed}"
-                   f"&limits={limits}")
+            url = (f"{url_of(server)}check.html?model=models/{quote(name)}&accelerator={accelerator}"
+                   f"&seed={seed}&limits={limits}")
+            # One page load: the check's report, the adapter, then the outputs (an empty file
+            # when the model did not run through).
             plan = {"browser": CHROMIUM, "timeout": int(timeout * 1000), "steps": [
                 {"goto": url}, {"waitState": ["done", "error"]},
                 {"eval": "window.bokehCheck", "as": "check"},
                 {"eval": "navigator.gpu ? navigator.gpu.requestAdapter().then(a => a && a.info && "
-                         "[a.info.vendor, a.info.architecture].join(' ')) : null", "as": "adapter"}]}
-            first = _drive(plan, work)
-            if not first["ok"]:
-                result["reason"] = f"WebGPU check not run: the browser failed ({first['error'].splitlines()[0]})"
+                         "[a.info.vendor, a.info.architecture].join(' ')) : null", "as": "adapter"},
+                {"download": ["#save-outputs", str(work / "outputs.bin")]}]}
+            run = drive_page(plan, work)
+            check = run["values"].get("check") if run.get("values") else None
+            if not check:
+                result["reason"] = f"WebGPU check not run: the browser failed ({run['error'].splitlines()[0]})"
                 return result
-            check = first["values"]["check"]
-            result.update(ran=True, adapter=first["values"].get("adapter"),
+            result.update(ran=True, adapter=run["values"].get("adapter"),
                           max_sampled_textures=check.get("maxSampledTextures"),
                           compile_ms=check.get("compileMs"), run_ms=check.get("runMs"))
             if check.get("error"):
@@ -141,11 +149,8 @@ def webgpu_check(model: str | os.PathLike, *, seed: int = 0, gate_psnr: float = 
             if check.get("failure"):
                 result["reason"] = check["failure"].splitlines()[0]
                 return result
-            plan["steps"] = [{"goto": url}, {"waitState": ["done", "error"]},
-                             {"download": ["#save-outputs", str(work / "outputs.bin")]}]
-            second = _drive(plan, work)
-            if not second["ok"]:
-                result["reason"] = f"the outputs did not come back ({second['error'].splitlines()[0]})"
+            if not run["ok"]:
+                result["reason"] = f"the outputs did not come back ({run['error'].splitlines()[0]})"
                 return result
         finally:
             server.shutdown()
@@ -174,7 +179,32 @@ def webgpu_check(model: str | os.PathLike, *, seed: int = 0, gate_psnr: float = 
     return result
 
 
-def _drive(plan: dict, work: Path) -> dict:
+class WebGpuError(RuntimeError):
+    """The model ran on WebGPU and ran wrong, or failed to compile there (one line)."""
+
+
+def verify_export(model: str | os.PathLike, note: Callable[[str], None] | None = None) -> dict:
+    """The export's WebGPU step: `webgpu_check(model)` plus the seconds it took (the sidecar's
+    `webgpu`). Raises WebGpuError when the model ran and was not right. Where the browser is
+    missing, `note` gets one line saying so and the result says `"ran": false`."""
+    t0 = time.perf_counter()
+    result = webgpu_check(model)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    if result["ran"] and not result["ok"]:
+        raise WebGpuError(result["reason"])
+    if note:
+        if not result["ran"]:
+            note(result["reason"])
+        else:
+            psnr = "identical" if result["psnr"] is None else f"{result['psnr']:.1f} dB"
+            note(f"WebGPU ({result.get('adapter')}, default limits) vs the Python interpreter: {psnr} "
+                 f"(the check took {result['seconds']:.0f} s)")
+    return result
+
+
+def drive_page(plan: dict, work: Path) -> dict:
+    """Run a plan of page steps (web/test/driver.mjs) in headless Chromium: the driver's result.
+    Also bench-runtime --web's way into the page (benchmarks/web.py)."""
     path = work / "plan.json"
     path.write_text(json.dumps(plan))
     proc = subprocess.run(["node", str(DRIVER), str(path)], capture_output=True, text=True,

@@ -211,6 +211,10 @@ def accumulate(acc: torch.Tensor | None, blurs: Sequence[Callable[[torch.Tensor]
         # A layer that does not blur covers exactly its mask: no slice of b.
         coverage = mask if getattr(blurs[i], "identity", False) else b[:, 6:7]
         acc = b if acc is None else acc * (1 - coverage) + b
+        # An exported copy's layer may end a shader here (export/gpu_rewrite.py); None otherwise.
+        shader_break = getattr(blurs[i], "shader_break", None)
+        if shader_break is not None:
+            acc = shader_break(acc)
         if store is not None:
             acc = store(acc)
     return acc
@@ -271,6 +275,9 @@ class LayerBlur(nn.Module):
         self.register_buffer("vertical", vertical, persistent=False)
         self.register_buffer("horizontal", horizontal, persistent=False)
         self.separable = False
+        # A module the running sums pass through once this layer is composited (`accumulate`):
+        # set only on exported copies, for LiteRT's GPU backend (export/gpu_rewrite.py).
+        self.shader_break = None
 
     @property
     def identity(self) -> bool:

@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how to run the model (default: auto = the first of litert (LiteRT's "
                         "CompiledModel, XNNPACK in low memory), litert-interpreter, tflite_runtime, "
                         "tensorflow that works; litert-gpu: LiteRT's GPU accelerator, GPU-only, on a "
-                        "Vulkan driver or SwiftShader)")
+                        "Vulkan driver or SwiftShader, for a model the export verified there: not the "
+                        "cpu track)")
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="interpreter threads (default: all cores)")
     p.add_argument("--no-xnnpack", dest="xnnpack", action="store_false",

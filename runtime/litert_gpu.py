@@ -86,21 +86,27 @@ class LiteRtGpuBackend(Backend):
         log: list[str] = []
         t0 = time.perf_counter()
         compiled, failure = load(model_path, log, verified, hardware_accel=litert().HardwareAccelerator.GPU)
+        # Whatever comes of the compile, LiteRT's environment lives to the exit and then prints
+        # "DestroyAccelerator" lines after the command's last one (issue 35: after its error).
+        quiet_teardown()
         seconds = time.perf_counter() - t0
         text = "".join(log)
         if failure is not None:
             raise _compile_error(model_path, failure, text)
         errors = accelerator_errors(text)
         if errors:
+            release(compiled, [])
             raise ModelError(f"{model_path}: LiteRT's GPU accelerator reported an error while compiling "
                              f"it: {errors[0]}")
         if not compiled.is_fully_accelerated():
+            release(compiled, [])
             raise ModelError(f"{model_path}: LiteRT's GPU accelerator does not take every op of it")
         signatures = compiled.get_signature_list()
         key = signature if signature is not None else (next(iter(signatures)) if len(signatures) == 1 else None)
         if key not in signatures:
             found = ", ".join(signatures) or "none"
             wanted = f"'{signature}' signature" if signature else "single signature"
+            release(compiled, [])
             raise ModelError(f"{model_path}: no {wanted} (found: {found}); re-export it with export-tflite")
         inputs = tensor_specs(compiled.get_input_tensor_details(key), signatures[key]["inputs"])
         outputs = tensor_specs(compiled.get_output_tensor_details(key), signatures[key]["outputs"])
@@ -110,7 +116,6 @@ class LiteRtGpuBackend(Backend):
                              info={"adapter": adapter.to_dict(), "fully_accelerated": True,
                                    "compile_seconds": round(seconds, 3)})
         weakref.finalize(runner, release, compiled, buffers)     # also at exit
-        quiet_teardown()
         return runner
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..contract import gpu_refusal
 from . import backends
 from .depth import centre_focus
 from .errors import DepthError, ModelError
@@ -39,7 +40,8 @@ class BokehRenderer:
         "litert-gpu": LiteRT's GPU accelerator, GPU-only), or None/"auto" for the first of
         the CPU backends that works.
     xnnpack: apply the XNNPACK CPU delegate (the interpreters' default).
-    Raises ModelError for a missing, corrupt or non-conforming model and BackendError
+    Raises ModelError for a missing, corrupt or non-conforming model, or for "litert-gpu" one
+    whose contract records no verified run on it (docs/contract.md, F9), and BackendError
     when no interpreter can run here.
     """
 
@@ -56,6 +58,9 @@ class BokehRenderer:
                                  ".tflite that export-tflite wrote")
         sidecar = read_sidecar(self.model_path)
         verified = check_identity(self.model_path, sidecar)      # before minutes of GPU compiling
+        refusal = gpu_refusal(sidecar) if backend == "litert-gpu" else None
+        if refusal is not None:          # F9: the cpu track and int8 exports are made for the CPU
+            raise ModelError(f"{self.model_path}: {refusal}")
         self._runner = backends.open_model(self.model_path, backend, threads, xnnpack=xnnpack,
                                            **({"verified": True} if verified else {}))
         self.contract: ModelContract = check_contract(self.model_path, sidecar,

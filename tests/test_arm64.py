@@ -5,11 +5,11 @@ against the arm64 wheel's libLiteRt.so) and its programs run under qemu-aarch64 
 emulated cores, `max` (i8mm) and `cortex-a76` (dotprod), where XNNPACK takes its NEON, dotprod
 and i8mm kernels instead of the x86 ones (android/native/run-arm64 sets up the arm64
 /proc/cpuinfo; one thread, always). Checked: the golden vectors of the host steps; every track
-at a tiny size on real photos, gated against bokeh-render on x86 (PSNR >= 50 dB, at most 0.5%
-of 8-bit values off by more than 1) and, for int8, against float32 on arm64 with the export's
-own int8 gate; one full-size int8 render; and that every LiteRt* function the built libbokeh.so
-imports is exported by a real Android build of LiteRT. With BOKEH_ARM64_FIGURES=FILE the
-figures are written there as JSON. Times under emulation mean nothing and are never taken.
+at a tiny size on real photos (three on cortex-a76, one on the slower `max`), gated against
+bokeh-render on x86 (PSNR >= 50 dB, at most 0.5% of 8-bit values off by more than 1) and, for
+int8, against float32 on arm64 with the export's own int8 gate; one full-size int8 render; and
+that every LiteRt* function the built libbokeh.so imports is exported by a real Android build of
+LiteRT. With BOKEH_ARM64_FIGURES=FILE the figures are written there as JSON. Times under emulation mean nothing and are never taken.
 
 Nothing here touches the network: see tests/arm64_support.py for the environment it needs.
 """
@@ -148,7 +148,10 @@ def test_host_step_matches_the_golden_vectors_on_arm64(arm64_build, litert_arm64
 @pytest.mark.parametrize("track", ["gpu", "cpu", "int8", "gpu-int8", "render", "portrait"])
 def test_every_track_on_arm64_matches_bokeh_render_on_x86(arm64_render, x86_reference, track_runs, photos, track,
                                                           cpu):
-    for photo in track_runs[track]:
+    # Every photo on the phone-like core; on `max`, whose emulated SVE/SME makes each run about
+    # four times slower, the first photo of each track: it still takes the i8mm and SME kernels.
+    runs = list(track_runs[track])[:1] if cpu == "max" else list(track_runs[track])
+    for photo in runs:
         ours, report = arm64_render(track, cpu, photo)
         assert report["accelerator"] == "cpu" and report["threads"] == 1, report
         gate(f"{track}/{cpu}/{photo}", ours, x86_reference(track, photo))
@@ -156,7 +159,7 @@ def test_every_track_on_arm64_matches_bokeh_render_on_x86(arm64_render, x86_refe
             # int8 against its float model, both on arm64: the export's own int8 gate.
             gate(f"{track}/{cpu}/{photo}/vs-float-arm64", ours, arm64_render(FLOAT_OF[track], cpu, photo)[0],
                  psnr_gate=_int8_gate(), off_gate=None)
-    if track == "portrait":
+    if track == "portrait" and cpu != "max":
         assert np.array_equal(read(arm64_render(track, cpu, "rocket")[0]), read(photos["rocket"])), \
             "a photo without a person comes back unchanged"
         assert np.array_equal(read(arm64_render(track, cpu, "rgba")[0])[..., 3], read(photos["rgba"])[..., 3])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from fixtures.bench import check_ratio, checked_averages
 
 from bokehlite.benchmarks.cli import main
+from bokehlite.benchmarks.fingerprint import FOLDERS
 from bokehlite.benchmarks.paper import TABLE2_CPU, TABLE3_GPU
 from bokehlite.benchmarks.stats import FIELDS
 
@@ -183,6 +185,21 @@ def test_progress_goes_to_stderr_and_files_are_complete(run):
     json.loads((out / "bench.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
 
 
+def test_the_report_header_records_the_code_it_timed(run):
+    """When, where, how, and a fingerprint of the code (tests/test_bench_report_fresh.py
+    recomputes it for docs/benchmarks.md)."""
+    _, results, out = run
+    code = results["code"]
+    assert re.fullmatch(r"[0-9a-f]{64}", code["sha256"]) and code["files"] > 0
+    assert all(f"{folder}/" in code["covers"] for folder in FOLDERS)
+    md = (out / "bench.md").read_text()
+    header = md.split("\n## ")[1]
+    assert header.startswith("Machine and protocol")
+    for row in ("| Measured |", "| Commit |", f"| Code fingerprint | {code['sha256']} (sha256 of the ",
+                "| Command | bench-runtime --device cpu --track cpu --tiny "):
+        assert row in header, row
+
+
 def test_device_gpu_without_a_vulkan_adapter_exits_2_with_one_clear_line(tmp_path):
     env = {**os.environ, "VK_ICD_FILENAMES": str(tmp_path / "no_such_icd.json")}   # the only one tried
     proc = subprocess.run([sys.executable, "-m", "bokehlite.benchmarks.cli", "--device", "gpu"],
@@ -193,6 +210,15 @@ def test_device_gpu_without_a_vulkan_adapter_exits_2_with_one_clear_line(tmp_pat
     assert "no Vulkan adapter" in lines[0] and "no_such_icd.json, which does not exist" in lines[0]
     assert "benchmark_model --use_gpu=true" in lines[0]
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("track", ["cpu", "all"])
+def test_device_gpu_refuses_the_cpu_track_as_every_front_end_does(track, capsys):
+    """F9 (docs/contract.md): the cpu track is not for LiteRT's GPU accelerator; the bench does
+    not time it there either, and says which model is."""
+    assert main(["--device", "gpu", "--track", track]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the cpu track is not for LiteRT's GPU accelerator" in err[0] and "--track gpu" in err[0]
 
 
 def test_device_gpu_times_the_gpu_track_on_the_accelerator_and_names_the_adapter(tiny_export, gpu_adapter,

@@ -175,6 +175,40 @@ def test_the_segmenter_given_as_the_model_is_refused_alike(build, portrait, phot
         assert proc.returncode == 2 and "person segmenter" in one_line(proc), proc.stderr
 
 
+GPU_REFUSAL = ("not for LiteRT's GPU accelerator: not verified there at export ({reason}); the gpu track is the "
+               "model for GPUs (export-tflite --track gpu); run this one on the CPU")
+
+
+@pytest.mark.parametrize("case", ["cpu", "int8", "lone cpu"])
+def test_a_cpu_track_model_asked_for_the_gpu_gets_the_same_line_from_every_front_end(build, java_classes, models,
+                                                                                      photos, case, tmp_path):
+    """F9, issue 35: the cpu track is made for the CPU. On LiteRT's GPU accelerator its tiny backbone fails
+    WebGPU validation (bokeh-render said 'Binding size ... is zero' and leaked LiteRT's INFO lines) or,
+    where nothing reads the accelerator's log, computes garbage (libbokeh: 13.8 dB against the CPU). Every
+    front end refuses it with one line naming the gpu track, exit 2, nothing written; auto keeps it on
+    the CPU; export-tflite --check-gpu answers the same."""
+    model = alone(models["cpu"], tmp_path / "alone") if case == "lone cpu" else models[case]
+    precision = "int8" if case == "int8" else "float32"
+    expected = f"{model}: " + GPU_REFUSAL.format(reason=f"{precision} export: made for the CPU, not run on the "
+                                                        "GPU accelerator")
+    out = tmp_path / "out.png"
+    procs = {"bokeh-render": bokeh_render(photos["astronaut"], "-m", model, "-o", tmp_path / "py", "--backend",
+                                          "litert-gpu"),
+             "bokeh-native": native(build, "-m", model, "--accelerator", "gpu", photos["astronaut"], out)}
+    for name, proc in procs.items():
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (name, proc.returncode, proc.stderr)
+        assert one_line(proc) == f"{name}: error: {expected}", name
+    assert not out.exists() and not list((tmp_path / "py").glob("*"))
+    proc = java(build, java_classes, model, photos["astronaut"], tmp_path / "java.png", "gpu")
+    assert proc.returncode != 0 and f"BokehException: {expected}" in proc.stderr, proc.stderr
+    assert not (tmp_path / "java.png").exists()
+    check = subprocess.run([sys.executable, "-m", "bokehlite.export.cli", "--check-gpu", str(model)],
+                           capture_output=True, text=True, timeout=600)
+    assert check.returncode == 1 and check.stdout.splitlines()[-1] == expected, check.stdout + check.stderr
+    proc = native(build, "-m", model, "--accelerator", "auto", "--json", photos["odd"], tmp_path / "auto.png")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["accelerator"] == "cpu", proc.stderr
+
+
 def test_an_untrained_model_says_so_on_every_render_in_both_front_ends(build, models, photos, depth_maps, tmp_path):
     """Issue 35, case 3: seeded weights blur the whole photo; the render says so (F8)."""
     proc = bokeh_render(photos["odd"], "-m", models["gpu"], "--json", "-o", tmp_path / "py")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from native_support import OFF_GATE, PSNR_GATE, agreement, read
+
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"
 DRIVER = WEB / "test" / "driver.mjs"
@@ -93,3 +95,85 @@ def copy_models(folder: Path, *files: Path) -> Path:
         if sidecar.is_file():
             shutil.copy2(sidecar, folder / sidecar.name)
     return folder
+
+
+def without_shader_breaks(model: Path, folder: Path) -> Path:
+    """A copy of an exported float16 model in `folder` with its shader breaks taken out of the
+    graph (export/gpu_rewrite.py: the 1x1 identity convolutions in the compositing chain):
+    the graph as exported before that rewrite, which exceeds WebGPU's default limit on sampled
+    textures. Its sidecar comes along with the new file's sha256 and size, and a portrait
+    model's segmenter with it. Returns the new model's path."""
+    import hashlib
+
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    from bokehlite.export.tflite_inspect import TfliteModel
+
+    lite = TfliteModel(model)
+    tree, graph = lite.model, lite.graph
+
+    def values(t: int) -> np.ndarray | None:
+        producer = lite.producers.get(t)
+        if producer is not None and producer.name == "DEQUANTIZE":
+            t = producer.inputs[0]
+        data = tree.buffers[lite.tensor(t).buffer].data
+        if data is None or not len(data):
+            return None
+        dtype = np.float16 if lite.dtype(t) == "float16" else np.float32
+        return np.frombuffer(bytes(bytearray(data)), dtype).reshape(lite.shape(t))
+
+    dropped, rename = set(), {}
+    for op in lite.ops:
+        if op.name != "CONV_2D":
+            continue
+        weights = values(op.inputs[1])
+        if weights is None or weights.shape[1:3] != (1, 1) or weights.shape[0] != weights.shape[3]:
+            continue
+        if np.array_equal(weights[:, 0, 0, :], np.eye(weights.shape[0])):
+            dropped.add(op.index)
+            rename[op.outputs[0]] = op.inputs[0]
+    assert dropped, f"{model.name} has no shader break"
+    graph.operators = [o for i, o in enumerate(graph.operators) if i not in dropped]
+    for o in graph.operators:
+        o.inputs = np.array([rename.get(int(t), int(t)) for t in o.inputs], np.int32)
+    graph.outputs = np.array([rename.get(int(t), int(t)) for t in graph.outputs], np.int32)
+    builder = flatbuffers.Builder(1 << 20)
+    builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
+    data = bytes(builder.Output())
+    assert schema.ModelT.InitFromPackedBuf(data, 0).subgraphs[0].operators is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / model.name
+    out.write_bytes(data)
+    sidecar = json.loads(model.with_suffix(".json").read_text())
+    sidecar.update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    if "segmenter" in sidecar:
+        shutil.copy2(model.parent / sidecar["segmenter"]["file"], folder / sidecar["segmenter"]["file"])
+    return out
+
+
+def page_url(base: str, model: str, accelerator: str) -> str:
+    """The page on `model` (a file of the served folder), on `accelerator`."""
+    return f"{base}?model={model}&accelerator={accelerator}"
+
+
+def finish(result: dict, base: str) -> dict:
+    """The plan's values, once it ran through and no request left the server."""
+    values = assert_ran(result)
+    assert local_only(result, base) == [], "requests left bokeh-web"
+    return values
+
+
+def check_parity(web_png: Path, py_png: Path, what: str) -> float:
+    """The page's saved PNG against bokeh-render's output, at the native gate."""
+    web, py = read(web_png), read(py_png)
+    assert web.ndim == 3 and web.shape[2] == 4 and (web[..., 3] == 255).all(), f"{what}: {web.shape}"
+    web = web[..., :3] if py.ndim == 3 else web[..., 0]
+    if py.ndim == 2:
+        assert (read(web_png)[..., 0] == read(web_png)[..., 1]).all(), f"{what}: a grey photo came back in colour"
+    psnr, off = agreement(py, web)
+    print(f"parity: {what}: {psnr:.1f} dB, {off:.4%} of values off by more than 1")
+    assert psnr >= PSNR_GATE and off <= OFF_GATE, f"{what}: {psnr:.2f} dB, {off:.4%} off"
+    return psnr

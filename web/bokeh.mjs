@@ -283,7 +283,9 @@ function choose(rt, contract, asked) {
   if (asked === 'wasm') return ['wasm', 'wasm asked for'];
   if (!rt.webgpu) return ['wasm', rt.webgpuReason || 'no WebGPU'];
   if (asked === 'webgpu') return ['webgpu', ''];
-  if (contract.webgpu && contract.webgpu.ok === false) {
+  // The export's WebGPU check (export/webgpu_check.py): a model it ran and found wrong stays on
+  // wasm; one it could not run (no browser there) is tried, and watched, as any other.
+  if (contract.webgpu && contract.webgpu.ran === true && contract.webgpu.ok !== true) {
     return ['wasm', `the export found it wrong on WebGPU: ${contract.webgpu.reason || 'see its sidecar'}`];
   }
   if (!contract.gpuVerified) return ['wasm', `the export did not verify it on a GPU (${contract.gpuNote})`];
@@ -371,9 +373,16 @@ class Pipeline {
     if (segBytes) this.segmenter = new Runner(rt, this._read.sidecar.segmenter.file, segBytes, {threads});
     // The contract is checked against the signature whatever the accelerator: wasm first
     // when that is where it will run, else the WebGPU compile's own details.
-    const [first, reason] = choose(rt, {gpuVerified: this._read.sidecar.gpu_accelerator?.verified === true,
-      gpuNote: this._read.sidecar.gpu_accelerator?.reason || 'the sidecar records no verified GPU run',
-      webgpu: this._read.sidecar.webgpu}, asked);
+    const gpu = this._read.sidecar.gpu_accelerator;
+    const gpuVerified = gpu?.verified === true;
+    const gpuNote = typeof gpu?.reason === 'string' ? gpu.reason : 'the contract records no verified run';
+    if (asked === 'webgpu' && !gpuVerified) {
+      // F9 (docs/contract.md): the line every front end gives (bokehlite/contract.py, gpu_refusal).
+      throw new BokehError(`${this.name}: not for LiteRT's GPU accelerator: not verified there at export ` +
+        `(${gpuNote}); the gpu track is the model for GPUs (export-tflite --track gpu); run this one on the CPU`,
+      'accelerator');
+    }
+    const [first, reason] = choose(rt, {gpuVerified, gpuNote, webgpu: this._read.sidecar.webgpu}, asked);
     this.fallback = reason === 'wasm asked for' ? '' : reason;
     for (const runner of [this.model, this.segmenter].filter(Boolean)) {
       const why = await runner.compile(first);

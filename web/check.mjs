@@ -1,7 +1,7 @@
 // One model, run as it is on WebGPU (or wasm) with inputs both sides can make without sending
 // them: export/webgpu_check.py computes the same inputs in numpy (hashInputs), runs the Python
 // LiteRT interpreter on them and compares. The outputs come back as one download: each
-// output's float32 values, in the order of window.bokehCheck.names.
+// output's float32 values, in the order of window.bokehCheck.names (empty when it failed).
 //
 //     check.html?model=models/NAME.tflite&accelerator=webgpu&seed=0&limits=default
 import {runModel} from './bokeh.mjs';
@@ -41,6 +41,19 @@ export function hashInputs(inputDetails, seed) {
   return inputs;
 }
 
+// The outputs button downloads whatever there is, an empty file when the model did not run
+// through, so that a checker can ask for the check and the outputs in one page load.
+function offerOutputs(parts) {
+  const button = document.getElementById('save-outputs');
+  button.onclick = () => {
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob(parts));
+    a.download = 'outputs.bin';
+    a.click();
+  };
+  button.disabled = false;
+}
+
 window.bokehCheck = {done: false};
 try {
   const seed = Number(params.get('seed') || 0);
@@ -51,18 +64,12 @@ try {
   const names = r.outputs ? Object.keys(r.outputs).sort() : [];
   window.bokehCheck = {done: true, error: null, failure: r.failure, accelerator: r.accelerator, names,
     shapes: r.shapes, compileMs: r.compileMs, runMs: r.runMs, maxSampledTextures: r.maxSampledTextures};
-  const button = document.getElementById('save-outputs');
-  button.onclick = () => {
-    const a = document.createElement('a');
-    a.href = URL.createObjectURL(new Blob(names.map((k) => r.outputs[k])));
-    a.download = 'outputs.bin';
-    a.click();
-  };
-  button.disabled = !names.length;
+  offerOutputs(names.map((k) => r.outputs[k]));
   document.getElementById('report').textContent = JSON.stringify(window.bokehCheck, null, 1);
   state('done');
 } catch (e) {
   window.bokehCheck = {done: true, error: e.message || String(e)};
+  offerOutputs([]);
   document.getElementById('report').textContent = window.bokehCheck.error;
   state('error');
 }

@@ -47,9 +47,12 @@ typedef enum {
 } bokeh_status;
 
 typedef enum {
-    BOKEH_ACCELERATOR_AUTO = 0,   /* the GPU if it takes every op, else the CPU */
+    BOKEH_ACCELERATOR_AUTO = 0,   /* the GPU if the export verified the model there and it takes every op,
+                                     else the CPU */
     BOKEH_ACCELERATOR_CPU = 1,
-    BOKEH_ACCELERATOR_GPU = 2,    /* the GPU or an error: no silent CPU fallback */
+    BOKEH_ACCELERATOR_GPU = 2,    /* the GPU or an error: no silent CPU fallback; a model whose contract
+                                     records no verified GPU run (the cpu track) is refused
+                                     (docs/contract.md, F9) */
 } bokeh_accelerator;
 
 typedef enum {

@@ -114,8 +114,11 @@ static bokeh_status open_track_model(bokeh_pipeline *p, const char *path) {
     char reason[512] = "";
     if (!c->gpu_verified) {
         if (p->options.accelerator == BOKEH_ACCELERATOR_GPU)
-            return fail(p, BOKEH_ERROR_ACCELERATOR, "%s: not verified on LiteRT's GPU accelerator at export (%s); "
-                        "use the CPU (--accelerator cpu or auto)", path, c->gpu_note);
+            /* F9 (docs/contract.md), the line bokeh-render and export-tflite --check-gpu write too
+             * (bokehlite/contract.py, gpu_refusal). */
+            return fail(p, BOKEH_ERROR_ACCELERATOR, "%s: not for LiteRT's GPU accelerator: not verified there at "
+                        "export (%s); the gpu track is the model for GPUs (export-tflite --track gpu); run this "
+                        "one on the CPU", path, c->gpu_note);
         snprintf(reason, sizeof reason, "not verified on the GPU at export (%s)", c->gpu_note);
     }
     r = open_model(p, path, reason[0] ? reason : NULL, &p->model);

@@ -375,15 +375,16 @@ static int check_sidecar(const cJSON *j, const char *model, bk_contract *c, char
         return fail(msg, n, "%s: postprocess eta and tau must be finite numbers", model);
     c->eta = (float)eta->valuedouble;
     c->tau = (float)tau->valuedouble;
-    /* export-tflite runs every float16 export on LiteRT's GPU accelerator and records it.
-     * Some models compile there and still compute garbage (the cpu track's grouped
-     * convolutions), so an unverified model does not go to the GPU. */
+    /* F9 (docs/contract.md): export-tflite runs every float16 export on LiteRT's GPU accelerator
+     * and records it; an unverified model does not go to the GPU. The cpu track, never run there,
+     * compiles and computes garbage with the tiny backbone (2-channel groups: 13.8 dB against the
+     * CPU), and libbokeh cannot see the validation errors that say so. */
     const cJSON *gpu = cJSON_GetObjectItemCaseSensitive(j, "gpu_accelerator");
     const cJSON *verified = cJSON_GetObjectItemCaseSensitive(gpu, "verified");
     const cJSON *reason = cJSON_GetObjectItemCaseSensitive(gpu, "reason");
     c->gpu_verified = cJSON_IsTrue(verified);
     snprintf(c->gpu_note, sizeof c->gpu_note, "%s",
-             cJSON_IsString(reason) ? reason->valuestring : "the sidecar records no verified run");
+             cJSON_IsString(reason) ? reason->valuestring : "the contract records no verified run");
     const cJSON *weights = cJSON_GetObjectItemCaseSensitive(j, "weights");
     snprintf(c->weights, sizeof c->weights, "%s", cJSON_IsString(weights) ? weights->valuestring : "unknown");
     if ((c->depth_guided || c->portrait) && !(c->max_aperture > 0))

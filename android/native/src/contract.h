@@ -29,7 +29,7 @@ typedef struct {
     char defocus[32];           /* D of Eq. 9 */
     float eta, tau;
     int gpu_verified;           /* the export ran it right on LiteRT's GPU accelerator */
-    char gpu_note[256];         /* why not, when it did not */
+    char gpu_note[512];         /* why not, when it did not */
     int embedded;               /* read from the model's own metadata: no sidecar JSON beside it */
     char weights[16];           /* "trained", "untrained" or "analytic" ("unknown" if not said) */
     /* The host steps' numbers, from the sidecar's "host" block (docs/contract.md); libbokeh

@@ -29,7 +29,8 @@ package ai.bokehlite;
  * {@link #personFound()} tells after the render, so that the app can say so.
  */
 public final class BokehPipeline implements AutoCloseable {
-    /** Where the model runs: AUTO takes the GPU when it runs every op, else the CPU. */
+    /** Where the model runs: AUTO takes the GPU when the export verified the model there and it runs
+     *  every op, else the CPU; GPU refuses a model the export did not verify there (the cpu track). */
     public enum Accelerator { AUTO, CPU, GPU }
 
     static {
