@@ -25,6 +25,43 @@ CROSS = {t.id for t in TARGETS if t.cross_runtime}
 # ---------------------------------------------------------------- the load rule
 
 
+def _settle_with(loads: list[float], monkeypatch) -> tuple[float, list[float], list[str]]:
+    """Suite.settle on a fake 1-minute load average that takes `loads` in turn (then stays at
+    the last) on 2 cores: (what it returned, the sleeps it took, what it said)."""
+    from bokehlite.benchmarks import suite
+
+    seen, sleeps, said = iter(loads), [], []
+    last = [loads[0]]
+
+    def loadavg():
+        last[0] = next(seen, last[0])
+        return (last[0], 0.0, 0.0)
+    monkeypatch.setattr(suite.os, "getloadavg", loadavg)
+    monkeypatch.setattr(suite.time, "sleep", sleeps.append)
+    monkeypatch.setattr(suite, "default_threads", lambda: 2)
+    return suite.Suite(suite.Settings(), progress=said.append).settle(), sleeps, said
+
+
+def test_timing_waits_for_the_runs_own_exports_to_leave_the_load_average(monkeypatch):
+    """After a full run's exports the load average read 1.38 on 2 cores, which the rule calls
+    loaded (limit 0.5 a core): the run waits until it falls to 1.0, and says so."""
+    load, sleeps, said = _settle_with([1.38, 1.2, 1.05, 0.97, 0.5], monkeypatch)
+    assert load == 0.97 and len(sleeps) == 3
+    assert len(said) == 1 and "waiting up to" in said[0] and "(1.38)" in said[0]
+
+
+def test_a_machine_busy_with_other_work_is_waited_for_only_so_long(monkeypatch):
+    from bokehlite.benchmarks.suite import SETTLE_MAX_S
+
+    load, sleeps, _ = _settle_with([3.0], monkeypatch)
+    assert load == 3.0 and sum(sleeps) == SETTLE_MAX_S        # then measured, and judged loaded
+
+
+def test_an_idle_machine_is_not_waited_for(monkeypatch):
+    load, sleeps, said = _settle_with([0.4], monkeypatch)
+    assert load == 0.4 and sleeps == [] and said == []
+
+
 def test_an_idle_machine_is_not_loaded_though_the_bench_itself_loads_it():
     load = judge_load(before=0.2, after=2.1, cores=2, own_threads=2)   # after: our own 2 threads
     assert load["loaded"] is False and load["not_stated"] is None
