@@ -20,6 +20,20 @@ from native_support import JAVA_SRC, PORTRAIT_SIZE, cmake_build, java_tool  # no
 
 TINY_SIZES = {"gpu": (128, 192), "cpu": (128, 256), "render": (128, 192)}
 
+# The files that take minutes, longest first. Under xdist (`--dist loadfile
+# --no-loadscope-reorder`) a process that runs dry takes the next file in collection order, so
+# these start at once, one on each process, and the short files fill in around them; in
+# xdist's default order (most tests first) the two processes finished 130 s apart.
+LONGEST_FIRST = ("test_export_fullsize.py", "test_arm64.py", "test_portrait.py", "test_export_int8.py",
+                 "test_portrait_half_render.py", "test_runtime_real_photo.py", "test_native_parity.py",
+                 "test_model_train.py")
+
+
+def pytest_collection_modifyitems(items):
+    """The files of LONGEST_FIRST first, the rest in their usual order."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
 
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory):
@@ -42,16 +56,17 @@ def tiny_export(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def full_size_export(tmp_path_factory):
-    """full_size_export(track) -> (tflite path, report): a paper-size 1024x1536 export with one
-    parity image, made once per session (the slow tests of several files share it)."""
+    """full_size_export(track, precision=None) -> (tflite path, report): a paper-size 1024x1536
+    export with one parity image (precision None: the track's own), made once per run (the
+    slow tests of several files share it)."""
     from bokehlite.contract import DEFAULT_SIZE, artifact_stem
     from bokehlite.export.pipeline import export_track
     from bokehlite.export.plan import ExportPlan
 
-    def get(track: str):
-        folder, report = made_once(tmp_path_factory, f"full-size-{track}", lambda out: export_track(
-            ExportPlan.build(track, DEFAULT_SIZE, parity_images=1), out))
-        return folder / f"{artifact_stem(track, DEFAULT_SIZE)}.tflite", report
+    def get(track: str, precision: str | None = None):
+        folder, report = made_once(tmp_path_factory, f"full-size-{track}-{precision}", lambda out: export_track(
+            ExportPlan.build(track, DEFAULT_SIZE, precision=precision, parity_images=1), out))
+        return folder / f"{artifact_stem(track, DEFAULT_SIZE, report['precision'])}.tflite", report
 
     return get
 
@@ -111,6 +126,20 @@ def write_pngs(folder: Path, images: dict[str, np.ndarray]) -> dict[str, Path]:
     for name, pixels in images.items():
         cv2.imwrite(str(paths[name]), pixels)
     return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_gpu_int8(tmp_path_factory) -> tuple[Path, dict]:
+    """(tflite, report): the gpu track's int8 export for the CPU fallback (export-tflite --track
+    gpu --precision int8), tiny, made once per run (test_export_int8.py and test_arm64.py)."""
+    from bokehlite.contract import artifact_stem
+    from bokehlite.export.pipeline import export_track
+    from bokehlite.export.plan import ExportPlan
+    from bokehlite.model import BackboneConfig
+    size = TINY_SIZES["gpu"]
+    folder, report = made_once(tmp_path_factory, "tiny-gpu-int8", lambda out: export_track(
+        ExportPlan.build("gpu", size, backbone=BackboneConfig.tiny(), precision="int8"), out))
+    return folder / f"{artifact_stem('gpu', size, 'int8')}.tflite", report
 
 
 @pytest.fixture(scope="session")

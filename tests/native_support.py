@@ -70,6 +70,27 @@ def one_line(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+def stderr_on_a_terminal(command: list, env: dict | None = None, timeout: float = 600) -> tuple[int, str]:
+    """(exit code, what it wrote on stderr) for `command` run with its stderr on a terminal (a
+    pseudo-terminal) and stdout discarded: the notes our commands give only to a person."""
+    import pty
+    master, terminal = pty.openpty()
+    proc = subprocess.run([str(c) for c in command], stdout=subprocess.DEVNULL, stderr=terminal, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:          # the terminal's other end is closed: all read
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    return proc.returncode, seen.decode(errors="replace").replace("\r", "")
+
+
 def gpu_env(adapter) -> dict:
     return dict(adapter.env)
 

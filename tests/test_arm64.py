@@ -64,24 +64,12 @@ def arm64_build(litert_arm64, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def gpu_int8(litert_arm64, tmp_path_factory) -> Path:
-    """The gpu track's int8 export (export-tflite --track gpu --precision int8), tiny."""
-    from bokehlite.contract import artifact_stem
-    from bokehlite.export.pipeline import export_track
-    from bokehlite.export.plan import ExportPlan
-    from bokehlite.model import BackboneConfig
-    out = tmp_path_factory.mktemp("arm64_gpu_int8")
-    export_track(ExportPlan.build("gpu", (128, 192), backbone=BackboneConfig.tiny(), precision="int8"), out)
-    return out / f"{artifact_stem('gpu', (128, 192), 'int8')}.tflite"
-
-
-@pytest.fixture(scope="session")
-def track_runs(models, gpu_int8, portrait, depth_maps, photos):
+def track_runs(models, tiny_gpu_int8, portrait, depth_maps, photos):
     """track -> {photo: (bokeh-native's arguments, bokeh-render's)}: one model per track, three photos."""
     def image(model):
         return {p: (["-m", model], ["-m", model]) for p in IMAGE_PHOTOS}
     runs = {"gpu": image(models["gpu"]), "cpu": image(models["cpu"]), "int8": image(models["int8"]),
-            "gpu-int8": image(gpu_int8)}
+            "gpu-int8": image(tiny_gpu_int8[0])}
     runs["render"] = {}
     for name, (depth, extra) in RENDER_CASES.items():
         args = ["-m", models["render"], "--depth", depth_maps[depth], *extra]
@@ -178,23 +166,15 @@ def test_the_pypi_arm64_litert_needs_armv8_2_and_dies_at_once_on_an_armv8_0_core
 
 # --- one full-size int8 render --------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def full_size_int8(litert_arm64, tmp_path_factory) -> Path:
-    from bokehlite.contract import DEFAULT_SIZE, artifact_stem
-    from bokehlite.export.pipeline import export_track
-    from bokehlite.export.plan import ExportPlan
-    out = tmp_path_factory.mktemp("arm64_full_int8")
-    export_track(ExportPlan.build("cpu", DEFAULT_SIZE, precision="int8", parity_images=1), out)
-    return out / f"{artifact_stem('cpu', DEFAULT_SIZE, 'int8')}.tflite"
-
-
 @pytest.mark.slow
-def test_full_size_int8_cpu_track_on_arm64_matches_bokeh_render_on_x86(arm64_build, litert_arm64, full_size_int8,
+def test_full_size_int8_cpu_track_on_arm64_matches_bokeh_render_on_x86(arm64_build, litert_arm64, full_size_export,
                                                                        photos, tmp_path):
     """The paper-size int8 cpu track on a Cortex-A76 (dotprod), against bokeh-render on x86: about
     50 s under qemu. Not on `max`: qemu's max core has SME, where XNNPACK takes its SME kernels
     for int8 (activations quantized on the fly); measured there by hand: 31.9 dB against x86
-    with 57% of values off by more than 1 (85.8 dB with sme=off), see android/README.md."""
+    with 57% of values off by more than 1 (85.8 dB with sme=off), see android/README.md. The
+    export is test_export_fullsize.py's own (conftest.py `full_size_export`)."""
+    full_size_int8 = full_size_export("cpu", "int8")[0]
     ref = python_render(photos["astronaut"], "-m", full_size_int8, "--backend", "litert", "--threads", "1",
                         out=tmp_path / "py")
     ours = tmp_path / "astronaut.png"

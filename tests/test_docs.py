@@ -29,10 +29,10 @@ PAGE_COMMAND = {"docs/training.md": "train-bokeh", "docs/export.md": "export-tfl
                 "docs/bench-runtime.md": "bench-runtime", "docs/web.md": "bokeh-web",
                 "android/README.md": NATIVE_CLI}
 # Flags of other tools that the docs quote (pip, apt, dpkg, torchrun, benchmark_model, cmake,
-# ctest, python).
+# ctest, python, pytest-xdist).
 EXTERNAL = {"--no-deps", "--no-install-recommends", "--nproc_per_node", "--use_gpu", "--build", "--help",
             "--count", "--size", "--seed", "--prefix", "--enable-unsafe-webgpu", "--add-architecture",
-            "--test-dir", "--dist"}
+            "--test-dir", "--dist", "--no-loadscope-reorder"}
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9_-]*")
 GENERATED = ROOT / "docs" / "benchmarks.md"
 

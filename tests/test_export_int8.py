@@ -149,12 +149,13 @@ def test_int8_on_a_track_without_learned_weights_exits_2_with_one_line(tmp_path,
     assert not (tmp_path / "out").exists()
 
 
-def test_gpu_track_int8_for_the_cpu_fallback_passes_the_photo_gate_with_a_float_renderer(tmp_path):
+def test_gpu_track_int8_for_the_cpu_fallback_passes_the_photo_gate_with_a_float_renderer(tiny_gpu_int8):
     """A phone whose GPU is refused runs the gpu track on its CPU: int8 convolutions in the
-    defocus net, the renderer's blurs in float32, gated on the real photos like the cpu track."""
-    report = export_track(ExportPlan.build("gpu", (128, 192), backbone=BackboneConfig.tiny(), precision="int8"),
-                          tmp_path)
-    model = TfliteModel(tmp_path / "bokeh_gpu_128x192_int8.tflite")
+    defocus net, the renderer's blurs in float32, gated on the real photos like the cpu track.
+    The export is the run's shared one (conftest.py `tiny_gpu_int8`; test_arm64.py runs it)."""
+    tflite, report = tiny_gpu_int8
+    assert tflite.name == "bokeh_gpu_128x192_int8.tflite"
+    model = TfliteModel(tflite)
     assert report["precision"] == "int8" and report["quantization"]["quantized_ops"].get("CONV_2D", 0) > 0
     assert all(model.dtype(op.inputs[1]) == "float32" for op in model.ops if op.name == "DEPTHWISE_CONV_2D")
     worst = report["parity"]["real_photos"]["worst"]

@@ -27,6 +27,7 @@ from bokehlite.model import BackboneConfig, BokehNet, stage_config
 from bokehlite.runtime import BackendError, gpu_adapter as adapters
 from bokehlite.runtime.backends import open_model
 from bokehlite.runtime.cli import main as render_main
+from native_support import stderr_on_a_terminal
 
 HOW_TO = "apt-get install chromium-common libvulkan1"
 MOCK_ICD = Path("/usr/lib/chromium/libVkICD_mock_icd.so")
@@ -198,27 +199,13 @@ def test_a_model_the_accelerator_fails_on_is_one_line_and_exit_2_without_litert_
 def test_on_a_terminal_bokeh_render_says_first_that_it_compiles_for_the_accelerator(tiny_export, tmp_path, adapter):
     """Compiling on SwiftShader takes minutes at full size (issue 35): a terminal hears why it
     waits before it waits; a script's stderr (the test above) still has its one line."""
-    import pty
     photo = tmp_path / "grey.png"
     cv2.imwrite(str(photo), np.full((96, 144, 3), 90, np.uint8))
     model = tiny_export("gpu")[0]
-    master, terminal = pty.openpty()
-    proc = subprocess.run([sys.executable, "-m", "bokehlite.runtime.cli", str(photo), "-m", str(model), "-o",
-                           str(tmp_path / "out"), "--backend", "litert-gpu"], stdout=subprocess.DEVNULL,
-                          stderr=terminal, timeout=600)
-    os.close(terminal)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:          # the terminal's other end is closed: all read
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(master)
-    assert proc.returncode == 0, seen.decode(errors="replace")
-    first = seen.decode().replace("\r", "").strip().splitlines()[0]
+    code, seen = stderr_on_a_terminal([sys.executable, "-m", "bokehlite.runtime.cli", photo, "-m", model, "-o",
+                                       tmp_path / "out", "--backend", "litert-gpu"])
+    assert code == 0, seen
+    first = seen.strip().splitlines()[0]
     assert first == (f"bokeh-render: compiling {model} for LiteRT's GPU accelerator (on a software GPU "
                      "such as SwiftShader, minutes for a full-size model)")
 

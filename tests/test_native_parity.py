@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from native_support import (NATIVE, OFF_GATE, PORTRAIT_SIZE, PSNR_GATE, agreement, asan_env, assert_clean, gpu_env,
-                            java, litert_dir, native, one_line, python_render, python_run, read)
+                            java, litert_dir, native, one_line, python_render, python_run, read,
+                            stderr_on_a_terminal)
 
 FP16_GATE = 40.0
 FIGURES: dict[str, dict] = {}
@@ -174,6 +175,21 @@ def test_gpu_track_on_the_gpu_accelerator_matches_bokeh_render_litert_gpu(build,
         report = json.loads(proc.stdout)
         assert report["accelerator"] == "gpu" and report["fully_accelerated"] is True
         gate(f"gpu/gpu/{name}", ours, ref / f"{name}.png")
+
+
+@pytest.mark.parametrize("accelerator, where", [("gpu", ""), ("auto", " where its export verified it")])
+def test_on_a_terminal_bokeh_native_says_first_that_it_compiles_for_the_accelerator(build, models, photos,
+                                                                                    gpu_adapter, tmp_path,
+                                                                                    accelerator, where):
+    """bokeh-render's note (test_gpu_accelerator.py), word for word: minutes on SwiftShader at
+    full size (issue 35) are not spent in silence; a script's stderr has no such line (the
+    tests above read it whole)."""
+    code, seen = stderr_on_a_terminal([build / "bokeh-native", "-m", models["gpu"], "--accelerator", accelerator,
+                                       photos["astronaut"], tmp_path / "out.png"], env=gpu_env(gpu_adapter))
+    assert code == 0, seen
+    assert seen.strip().splitlines()[0] == (f"bokeh-native: compiling {models['gpu']} for LiteRT's GPU "
+                                            f"accelerator{where} (on a software GPU such as SwiftShader, "
+                                            "minutes for a full-size model)")
 
 
 def test_portrait_on_the_gpu_accelerator_matches_bokeh_render_litert_gpu(build, portrait, photos, gpu_adapter,

@@ -29,12 +29,15 @@ def motorcycle(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def render_512x768(tmp_path_factory):
-    """A render-track export at about the photo's size (741x500), as an app would pick."""
+    """A render-track export at about the photo's size (741x500), as an app would pick. In
+    float32: what is tested is the depth mode on a real photo, which the CPU runs the same
+    from either precision, and a float32 export skips the two GPU runs (25 s) a float16 one
+    makes (the float16 render track on real photos: test_native_parity.py, test_arm64.py)."""
     from bokehlite.export.pipeline import export_track
     from bokehlite.export.plan import ExportPlan
     out = tmp_path_factory.mktemp("render_512x768")
-    export_track(ExportPlan.build("render", (512, 768), parity_images=1), out)
-    return out / "bokeh_render_512x768.tflite"
+    export_track(ExportPlan.build("render", (512, 768), precision="float32", parity_images=1), out)
+    return out / "bokeh_render_512x768_float32.tflite"
 
 
 def gradient_energy(img: np.ndarray) -> float:

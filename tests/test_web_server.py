@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from web_support import WEB, serve
+from web_support import WEB
 
 ISOLATION = {"cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp"}
 TFL3 = b"\x18\x00\x00\x00TFL3" + b"\x00" * 64

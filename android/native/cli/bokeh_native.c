@@ -328,6 +328,14 @@ int main(int argc, char **argv) {
     const char *icd = getenv("VK_ICD_FILENAMES") ? getenv("VK_ICD_FILENAMES") : getenv("VK_DRIVER_FILES");
     opt.software_gpu = icd && strstr(icd, "swiftshader") != NULL;
 
+    /* Compiling for a GPU takes minutes on a software one: a terminal hears why it waits before
+     * it waits (bokeh-render's note); a script's stderr keeps its one line per problem. */
+    if (opt.accelerator != BOKEH_ACCELERATOR_CPU && isatty(fileno(messages))) {
+        const char *where = opt.accelerator == BOKEH_ACCELERATOR_AUTO ? " where its export verified it" : "";
+        fprintf(messages, PROG ": compiling %s%s for LiteRT's GPU accelerator%s (on a software GPU such as "
+                "SwiftShader, minutes for a full-size model)\n", model ? "" : "the portrait pipeline in ",
+                model ? model : portrait, where);
+    }
     bokeh_pipeline *p = NULL;
     bokeh_status s = bokeh_open(model ? model : portrait, &opt, &p);
     if (s != BOKEH_OK) {
