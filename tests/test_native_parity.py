@@ -182,8 +182,8 @@ def test_on_a_terminal_bokeh_native_says_first_that_it_compiles_for_the_accelera
                                                                                     gpu_adapter, tmp_path,
                                                                                     accelerator, where):
     """bokeh-render's note (test_gpu_accelerator.py), word for word: minutes on SwiftShader at
-    full size (issue 35) are not spent in silence; a script's stderr has no such line (the
-    tests above read it whole)."""
+    full size (issue 35) are not spent in silence. A script's stderr, a pipe, gets no note:
+    test_native_contract.py's refusal of the cpu track on the GPU reads it as one line."""
     code, seen = stderr_on_a_terminal([build / "bokeh-native", "-m", models["gpu"], "--accelerator", accelerator,
                                        photos["astronaut"], tmp_path / "out.png"], env=gpu_env(gpu_adapter))
     assert code == 0, seen

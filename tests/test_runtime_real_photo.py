@@ -31,7 +31,7 @@ def motorcycle(tmp_path_factory):
 def render_512x768(tmp_path_factory):
     """A render-track export at about the photo's size (741x500), as an app would pick. In
     float32: what is tested is the depth mode on a real photo, which the CPU runs the same
-    from either precision, and a float32 export skips the two GPU runs (25 s) a float16 one
+    from either precision, and a float32 export skips the two GPU runs (23 s) a float16 one
     makes (the float16 render track on real photos: test_native_parity.py, test_arm64.py)."""
     from bokehlite.export.pipeline import export_track
     from bokehlite.export.plan import ExportPlan
