@@ -93,23 +93,14 @@ class LiteRtGpuBackend(Backend):
         text = "".join(log)
         if failure is not None:
             raise _compile_error(model_path, failure, text)
-        errors = accelerator_errors(text)
-        if errors:
+        try:
+            key = _usable_signature(compiled, model_path, text, signature)
+        except ModelError:
             release(compiled, [])
-            raise ModelError(f"{model_path}: LiteRT's GPU accelerator reported an error while compiling "
-                             f"it: {errors[0]}")
-        if not compiled.is_fully_accelerated():
-            release(compiled, [])
-            raise ModelError(f"{model_path}: LiteRT's GPU accelerator does not take every op of it")
-        signatures = compiled.get_signature_list()
-        key = signature if signature is not None else (next(iter(signatures)) if len(signatures) == 1 else None)
-        if key not in signatures:
-            found = ", ".join(signatures) or "none"
-            wanted = f"'{signature}' signature" if signature else "single signature"
-            release(compiled, [])
-            raise ModelError(f"{model_path}: no {wanted} (found: {found}); re-export it with export-tflite")
-        inputs = tensor_specs(compiled.get_input_tensor_details(key), signatures[key]["inputs"])
-        outputs = tensor_specs(compiled.get_output_tensor_details(key), signatures[key]["outputs"])
+            raise
+        names = compiled.get_signature_list()[key]
+        inputs = tensor_specs(compiled.get_input_tensor_details(key), names["inputs"])
+        outputs = tensor_specs(compiled.get_output_tensor_details(key), names["outputs"])
         run, buffers = _runner(compiled, key, inputs, outputs, model_path, log, adapter.software)
         runner = ModelRunner(backend=self.name, threads=threads, options={"xnnpack": False},
                              inputs=inputs, outputs=outputs, _runner=run, _interpreter=compiled, _log=log,
@@ -117,6 +108,24 @@ class LiteRtGpuBackend(Backend):
                                    "compile_seconds": round(seconds, 3)})
         weakref.finalize(runner, release, compiled, buffers)     # also at exit
         return runner
+
+
+def _usable_signature(compiled, model_path: str, text: str, signature: str | None) -> str:
+    """The signature to run of a model that compiled for the GPU; ModelError when the
+    accelerator logged an error, does not take every op, or the signature is not there."""
+    errors = accelerator_errors(text)
+    if errors:
+        raise ModelError(f"{model_path}: LiteRT's GPU accelerator reported an error while compiling "
+                         f"it: {errors[0]}")
+    if not compiled.is_fully_accelerated():
+        raise ModelError(f"{model_path}: LiteRT's GPU accelerator does not take every op of it")
+    signatures = compiled.get_signature_list()
+    key = signature if signature is not None else (next(iter(signatures)) if len(signatures) == 1 else None)
+    if key not in signatures:
+        found = ", ".join(signatures) or "none"
+        wanted = f"'{signature}' signature" if signature else "single signature"
+        raise ModelError(f"{model_path}: no {wanted} (found: {found}); re-export it with export-tflite")
+    return key
 
 
 def _runner(compiled, key: str, inputs: dict[str, TensorSpec], outputs: dict[str, TensorSpec],
