@@ -35,6 +35,14 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
+def pytest_terminal_summary(terminalreporter, config):
+    """Say, last, that the paper-size checks were left out and how to run them: pyproject's
+    addopts deselect them, and a count of deselected tests does not say which."""
+    if "not slow" in (config.option.markexpr or "") and not hasattr(config, "workerinput"):
+        terminalreporter.write_line("The paper-size checks (marked slow) did not run: "
+                                    "`.venv/bin/python -m pytest -m slow` runs them; CI runs both.")
+
+
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory):
     """tiny_export(track) -> (tflite path, report): a real export of a tiny-backbone model
