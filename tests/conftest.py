@@ -35,11 +35,35 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
+SLOW_LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_deselected(items):
+    if items:
+        config = items[0].config
+        config.stash[SLOW_LEFT_OUT] = (config.stash.get(SLOW_LEFT_OUT, 0)
+                                       + sum(1 for item in items if item.get_closest_marker("slow")))
+
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workerinput"):           # an xdist process: tell the controller
+        session.config.workeroutput["slow_left_out"] = session.config.stash.get(SLOW_LEFT_OUT, 0)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist's controller collects nothing itself; each process collected every file."""
+    config = node.config
+    config.stash[SLOW_LEFT_OUT] = max(config.stash.get(SLOW_LEFT_OUT, 0),
+                                      getattr(node, "workeroutput", {}).get("slow_left_out", 0))
+
+
 def pytest_terminal_summary(terminalreporter, config):
-    """Say, last, that the paper-size checks were left out and how to run them: pyproject's
-    addopts deselect them, and a count of deselected tests does not say which."""
-    if "not slow" in (config.option.markexpr or "") and not hasattr(config, "workerinput"):
-        terminalreporter.write_line("The paper-size checks (marked slow) did not run: "
+    """Say, last, which checks pyproject's addopts left out and how to run them: a count of
+    deselected tests (which xdist does not even print) does not say which."""
+    left_out = config.stash.get(SLOW_LEFT_OUT, 0)
+    if left_out and not hasattr(config, "workerinput"):
+        terminalreporter.write_line(f"{left_out} paper-size check(s) (marked slow) did not run: "
                                     "`.venv/bin/python -m pytest -m slow` runs them; CI runs both.")
 
 
