@@ -18,6 +18,7 @@ from .inputs import describe
 from .ort_int8 import BACKEND as ORT_INT8, CONFIG as ORT_INT8_CONFIG
 from .paper import HARDWARE_NOTE, NO_PAPER_ROW, OUR_PAPER_TEAM, PAPER_TABLES, TABLE9_PYTORCH_GPU_S
 from .targets import NOT_STATED, TARGETS, load_verdict
+from .web import adapter_name
 
 
 @dataclass
@@ -513,7 +514,7 @@ def web_section(results: dict) -> Section | None:
         if r.get("fallback"):
             notes.append(f"{r['runtime']} fell back: {r['fallback']}")
         if r.get("ran_on") == "webgpu" and r.get("adapter"):
-            notes.append(f"WebGPU adapter: {r['adapter']}.")
+            notes.append(f"WebGPU adapter: {adapter_name(r['adapter'])}.")
     if web.get("target"):
         t = web["target"]
         notes.append(f"Target: the page on wasm within {t['target']:g}x of bokeh-render at 1024x1536 "

@@ -37,6 +37,15 @@ class WebBenchError(RuntimeError):
     """The page could not be timed: no browser, or the page failed (one line)."""
 
 
+def adapter_name(adapter: dict | str) -> str:
+    """The page's WebGPU adapter (its GPUAdapterInfo, which the JSON keeps whole) as one phrase,
+    as the export's WebGPU check names it: "google swiftshader"."""
+    if not isinstance(adapter, dict):
+        return str(adapter)
+    fields = (adapter.get(key) for key in ("vendor", "architecture", "device", "description"))
+    return " ".join(str(value) for value in fields if value) or "unnamed"
+
+
 def ramp(height: int, width: int) -> np.ndarray:
     """web/bench.mjs's ramp: disparity x / (width - 1), the same on every row."""
     row = np.arange(width, dtype=np.float32) / np.float32(max(width - 1, 1))
@@ -157,7 +166,8 @@ def to_text(rows: list[dict]) -> str:
     title = "the web page beside bokeh-render (median of the renders after the first)"
     lines = [title, "=" * len(title), fmt(header), fmt(["-" * w for w in widths]), *map(fmt, body)]
     lines += [f"* {r['runtime']} fell back: {r['fallback']}" for r in rows if r.get("fallback")]
-    lines += [f"* WebGPU adapter: {r['adapter']}" for r in rows if r.get("ran_on") == "webgpu" and r.get("adapter")]
+    lines += [f"* WebGPU adapter: {adapter_name(r['adapter'])}" for r in rows
+              if r.get("ran_on") == "webgpu" and r.get("adapter")]
     t = target(rows)
     if t is not None:
         lines.append(f"* target: the page on wasm within {t['target']:g}x of bokeh-render at "

@@ -39,6 +39,10 @@ def test_the_page_and_bokeh_render_are_timed_on_one_model_with_what_ran_where(ti
         assert row["vs_bokeh_render"] == pytest.approx(row["total_ms"] / python["total_ms"])
     text = to_text(rows)
     assert "page (wasm)" in text and "page (webgpu)" in text and model.name in text
+    # The adapter by name, as the export's WebGPU check names it ("google swiftshader"), not
+    # as the page's GPUAdapterInfo that the JSON keeps.
+    named = [line for line in text.splitlines() if line.startswith("* WebGPU adapter: ")]
+    assert len(named) == 1 and "{" not in named[0] and webgpu["adapter"]["vendor"] in named[0], named
     assert "target" not in text            # 128x192: the 1024x1536 target is not measured here
 
 
@@ -52,6 +56,8 @@ def test_the_report_shows_the_rows_and_a_loaded_machine_states_no_ratio(timed):
     results = {"tracks": {}, "web": {"rows": copy.deepcopy(rows), "target": None}}
     section = web_section(results)
     assert [r[2] for r in section.rows] == ["bokeh-render", "page (wasm)", "page (webgpu)"]
+    adapter = [note for note in section.notes if note.startswith("WebGPU adapter: ")]
+    assert len(adapter) == 1 and "{" not in adapter[0] and rows[2]["adapter"]["vendor"] in adapter[0], adapter
     assert section.rows[1][-1] == f"{rows[1]['vs_bokeh_render']:.2f}"
     # One core's worth of other work on 2 cores is over the load rule (0.5 a core): no ratio.
     results["machine"] = {"load_avg_before": 2.0, "load_avg_after": 2.0, "cores": 2}
