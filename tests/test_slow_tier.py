@@ -2,6 +2,7 @@
 says at its end how many it left out and how to run them, and .ci/run runs them after it."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,14 +19,14 @@ def collect(*args: str) -> str:
 
 def test_the_test_command_names_the_paper_size_checks_it_left_out():
     out = collect()
-    assert "38/39 tests collected (1 deselected)" in out
+    assert re.search(r"\d+/\d+ tests collected \(1 deselected\)", out), out[-1000:]
     assert ("1 paper-size check(s) (marked slow) did not run: `.venv/bin/python -m pytest -m slow` runs them"
             in out), out[-1000:]
 
 
 def test_asked_for_the_paper_size_checks_it_runs_them_and_says_nothing():
     out = collect("-m", "slow")
-    assert "1/39 tests collected (38 deselected)" in out
+    assert re.search(r"\b1/\d+ tests collected", out), out[-1000:]
     assert "did not run" not in out
 
 
