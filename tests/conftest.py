@@ -69,19 +69,19 @@ def pytest_terminal_summary(terminalreporter, config):
 
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory):
-    """tiny_export(track) -> (tflite path, report): a real export of a tiny-backbone model
-    (the render track has no backbone and ignores it), through ONNX, onnx2tf and the parity
-    gates, cached for the session."""
+    """tiny_export(track, precision=None) -> (tflite path, report): a real export of a
+    tiny-backbone model (the render track has no backbone and ignores it), through ONNX,
+    onnx2tf and the parity gates (precision None: the track's own), made once per run."""
     from bokehlite.contract import artifact_stem
     from bokehlite.export.pipeline import export_track
     from bokehlite.export.plan import ExportPlan
     from bokehlite.model import BackboneConfig
 
-    def get(track: str):
+    def get(track: str, precision: str | None = None):
         size = TINY_SIZES[track]
-        folder, report = made_once(tmp_path_factory, f"tiny-{track}", lambda out: export_track(
-            ExportPlan.build(track, size, backbone=BackboneConfig.tiny()), out))
-        return folder / f"{artifact_stem(track, size)}.tflite", report
+        folder, report = made_once(tmp_path_factory, f"tiny-{track}-{precision}", lambda out: export_track(
+            ExportPlan.build(track, size, backbone=BackboneConfig.tiny(), precision=precision), out))
+        return folder / f"{artifact_stem(track, size, report['precision'])}.tflite", report
 
     return get
 
@@ -161,31 +161,16 @@ def write_pngs(folder: Path, images: dict[str, np.ndarray]) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def tiny_gpu_int8(tmp_path_factory) -> tuple[Path, dict]:
+def tiny_gpu_int8(tiny_export) -> tuple[Path, dict]:
     """(tflite, report): the gpu track's int8 export for the CPU fallback (export-tflite --track
-    gpu --precision int8), tiny, made once per run (test_export_int8.py and test_arm64.py)."""
-    from bokehlite.contract import artifact_stem
-    from bokehlite.export.pipeline import export_track
-    from bokehlite.export.plan import ExportPlan
-    from bokehlite.model import BackboneConfig
-    size = TINY_SIZES["gpu"]
-    folder, report = made_once(tmp_path_factory, "tiny-gpu-int8", lambda out: export_track(
-        ExportPlan.build("gpu", size, backbone=BackboneConfig.tiny(), precision="int8"), out))
-    return folder / f"{artifact_stem('gpu', size, 'int8')}.tflite", report
+    gpu --precision int8), tiny (test_export_int8.py and test_arm64.py)."""
+    return tiny_export("gpu", "int8")
 
 
 @pytest.fixture(scope="session")
-def tiny_int8(tmp_path_factory) -> tuple[Path, dict]:
+def tiny_int8(tiny_export) -> tuple[Path, dict]:
     """(tflite path, report) of the tiny cpu track's int8 export (dynamic range)."""
-    from bokehlite.contract import artifact_stem
-    from bokehlite.export.pipeline import export_track
-    from bokehlite.export.plan import ExportPlan
-    from bokehlite.model import BackboneConfig
-
-    size = TINY_SIZES["cpu"]
-    folder, report = made_once(tmp_path_factory, "tiny-int8", lambda out: export_track(
-        ExportPlan.build("cpu", size, backbone=BackboneConfig.tiny(), precision="int8"), out))
-    return folder / f"{artifact_stem('cpu', size, 'int8')}.tflite", report
+    return tiny_export("cpu", "int8")
 
 
 @pytest.fixture(scope="session")

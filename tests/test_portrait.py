@@ -39,15 +39,10 @@ def render(*args):
 def pipeline(tmp_path_factory) -> Path:
     """export-tflite --track portrait, with --require-gpu where there is a GPU adapter: then the
     model must be verified on the accelerator or the export fails (one export for both)."""
-    from bokehlite.runtime import BackendError
-    from bokehlite.runtime.gpu_adapter import find_adapter
-    try:
-        find_adapter()
-        require_gpu = ["--require-gpu"]
-    except BackendError:
-        require_gpu = []
+    from bokehlite.export.accelerator import adapter_or_reason
+    adapter, _ = adapter_or_reason()
     out = tmp_path_factory.mktemp("portrait")
-    proc = export(*require_gpu, "-o", str(out))
+    proc = export(*(["--require-gpu"] if adapter else []), "-o", str(out))
     assert proc.returncode == 0, f"export-tflite --track portrait failed: {proc.stderr[-1500:]}"
     return out
 
